@@ -1,0 +1,23 @@
+# Set-up and entry points. `make demo` and `make test` install what is
+# missing into .venv first (tools/setup_env.sh), so each works on a fresh
+# machine and takes seconds once installed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= work_dirs/demo
+
+.PHONY: install demo demo-data test test-fast clean
+
+install:
+	VENV=$(VENV) bash tools/setup_env.sh
+
+demo-data: install
+	$(PY) tools/misc/generate_demo_data.py data/demo --task det
+
+demo: demo-data
+	$(PY) tools/train_al.py configs/demo/saal_tiny_faster_rcnn_shapes.py --work-dir $(DEMO_DIR)
+
+test: install
+	$(PY) -m pytest tests -x -q -p no:cacheprovider
+
+clean:
+	rm -rf work_dirs data/demo

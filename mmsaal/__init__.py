@@ -1,0 +1,21 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""mmsaal: Sharpness-Aware Active Learning for OpenMMLab.
+
+Importing the package registers its modules (hooks, samplers, pool
+samplers, wrappers), as ``custom_imports=dict(imports=['mmsaal'])`` does in
+a config, and lets torch load mmengine checkpoints with
+``weights_only=True``.
+"""
+from .sharpness import ascent_step, perturbed_loss
+from .utils import allow_mmengine_checkpoints
+from .version import __version__, version_info
+
+allow_mmengine_checkpoints()
+
+from . import datasets, engine, models, pool_samplers  # noqa: E402,F401
+from .apis import setup_active_learning  # noqa: E402
+
+__all__ = [
+    '__version__', 'version_info', 'perturbed_loss', 'ascent_step',
+    'allow_mmengine_checkpoints', 'setup_active_learning'
+]

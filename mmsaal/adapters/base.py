@@ -1,0 +1,99 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""What every task adapter shares: which parameters move, cached features,
+per-instance random draws."""
+import contextlib
+import zlib
+from typing import Iterator, List, Sequence, Tuple, Union
+
+import torch
+
+PerturbScope = Union[str, Sequence[str]]
+SCOPES = ('head', 'neck+head', 'all')
+FROZEN_PREFIXES = {'head': ('backbone.', 'neck.'), 'neck+head': ('backbone.', )}
+
+
+def perturbed_parameters(model: torch.nn.Module,
+                         scope: PerturbScope) -> List[Tuple[str, torch.nn.Parameter]]:
+    """The named parameters that SAAL perturbs.
+
+    Args:
+        model (nn.Module): A detector or segmentor.
+        scope (str | Sequence[str]): ``'head'`` (everything but the backbone
+            and neck), ``'neck+head'`` (everything but the backbone),
+            ``'all'``, or a list of parameter-name prefixes.
+
+    Returns:
+        list[tuple[str, Parameter]]: Trainable parameters in scope.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if isinstance(scope, str):
+        if scope not in SCOPES:
+            raise ValueError(f'perturb_scope must be one of {SCOPES} or a '
+                             f'list of parameter-name prefixes, got {scope!r}')
+        frozen = FROZEN_PREFIXES.get(scope, ())
+        chosen = [(n, p) for n, p in named if not n.startswith(frozen)]
+    else:
+        prefixes = tuple(scope)
+        chosen = [(n, p) for n, p in named if n.startswith(prefixes)]
+    if not chosen:
+        raise ValueError(f'perturb_scope={scope!r} selects no trainable '
+                         f'parameter of {type(model).__name__}')
+    return chosen
+
+
+def cached_stage(model: torch.nn.Module, names: Sequence[str]) -> str:
+    """Which stage's output can be computed once, without autograd.
+
+    Returns ``'extract_feat'`` when neither backbone nor neck moves,
+    ``'backbone'`` when only the backbone is fixed, else ``'none'``.
+    """
+    moves_backbone = any(n.startswith('backbone.') for n in names)
+    moves_neck = any(n.startswith('neck.') for n in names)
+    if not moves_backbone and not moves_neck:
+        return 'extract_feat'
+    if not moves_backbone and hasattr(model, 'backbone'):
+        return 'backbone'
+    return 'none'
+
+
+@contextlib.contextmanager
+def replaced_forward(module: torch.nn.Module, attr: str,
+                     output) -> Iterator[None]:
+    """Make ``module.<attr>(...)`` return ``output`` inside the block, so
+    mmdet's and mmseg's own ``loss()`` / ``predict()`` run on cached
+    features."""
+    setattr(module, attr, lambda *args, **kwargs: output)
+    try:
+        yield
+    finally:
+        delattr(module, attr)
+
+
+def instance_seed(seed: int, key: str) -> int:
+    """A stable seed per instance (same on every run, rank and batch)."""
+    return (seed * 1_000_003 + zlib.crc32(key.encode('utf-8'))) % (2**31)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Fixed torch draws inside the block, global RNG untouched outside."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def sum_losses(losses: dict, terms: Sequence[str] = None) -> torch.Tensor:
+    """Sum a loss dict as mmengine's ``parse_losses`` does (keys holding
+    ``'loss'``), or only ``terms`` when given."""
+    total = 0
+    for key, value in losses.items():
+        if (terms is None and 'loss' not in key) or (terms is not None
+                                                     and key not in terms):
+            continue
+        if isinstance(value, (list, tuple)):
+            value = sum(v.mean() for v in value)
+        total = total + value
+    if not torch.is_tensor(total):
+        raise ValueError(f'no loss term selected from {sorted(losses)} '
+                         f'(loss_terms={terms})')
+    return total

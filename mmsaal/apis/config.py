@@ -1,0 +1,67 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""Turn a config's ``active_learning`` field into the hook and sampler."""
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+
+HOOK_TYPE = 'mmsaal.ActiveLearningHook'
+SAMPLER_TYPE = 'mmsaal.LabeledSetSampler'
+PLAIN_SAMPLERS = ('DefaultSampler', 'mmengine.DefaultSampler')
+
+
+def setup_active_learning(cfg: Config) -> Config:
+    """Apply ``cfg.active_learning`` (as mmdet applies ``auto_scale_lr``).
+
+    ``active_learning`` holds the fields of ``ActiveLearningHook``; being a
+    top-level dict, it inherits and merges field by field through
+    ``_base_`` and ``--cfg-options active_learning.budget=0.05``. This
+    function, called by ``tools/train_al.py``:
+
+    - appends ``ActiveLearningHook(**active_learning)`` to ``custom_hooks``;
+    - makes the train sampler a ``LabeledSetSampler`` (keeping ``shuffle``
+      and ``seed`` of a ``DefaultSampler``);
+    - sets ``train_cfg.max_epochs = (num_rounds + 1) * epochs_per_round``.
+
+    Args:
+        cfg (Config): The experiment config, changed in place.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    settings = cfg.get('active_learning')
+    if settings is None:
+        return cfg
+    hooks = list(cfg.get('custom_hooks') or [])
+    if any(str(h.get('type', '')).endswith('ActiveLearningHook')
+           for h in hooks):
+        raise ValueError(
+            'the config sets both `active_learning` and an '
+            'ActiveLearningHook in `custom_hooks`: keep one of them.')
+    cfg.custom_hooks = hooks + [ConfigDict(type=HOOK_TYPE, **settings)]
+
+    sampler = cfg.train_dataloader.get('sampler') or ConfigDict()
+    if sampler.get('type') in PLAIN_SAMPLERS:
+        cfg.train_dataloader.sampler = ConfigDict(
+            type=SAMPLER_TYPE,
+            **{k: v for k, v in sampler.items() if k != 'type'})
+    elif sampler.get('type') not in (SAMPLER_TYPE, 'LabeledSetSampler'):
+        raise ValueError(
+            f'active learning trains on the labeled items through '
+            f"train_dataloader.sampler=dict(type='{SAMPLER_TYPE}'); the "
+            f'config uses {sampler.get("type")!r}, which cannot be replaced '
+            f'(iteration-based training is not supported yet).')
+
+    train_cfg = cfg.get('train_cfg') or ConfigDict()
+    if 'Iter' in str(train_cfg.get('type', '')) or train_cfg.get(
+            'by_epoch') is False:
+        raise ValueError('active learning runs epoch-based training: set '
+                         "train_cfg.type='EpochBasedTrainLoop'")
+    max_epochs = (settings.get('num_rounds', 5) + 1) * settings.get(
+        'epochs_per_round', 1)
+    if train_cfg.get('max_epochs') != max_epochs:
+        print_log(
+            f'train_cfg.max_epochs set to {max_epochs} = (num_rounds + 1) * '
+            f'epochs_per_round (was {train_cfg.get("max_epochs")}).',
+            logger='current')
+    train_cfg.max_epochs = max_epochs
+    cfg.train_cfg = train_cfg
+    return cfg

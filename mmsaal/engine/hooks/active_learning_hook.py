@@ -1,0 +1,425 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+import copy
+import os.path as osp
+import time
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmengine.dist import barrier, broadcast_object_list, is_main_process
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+
+from mmsaal.datasets.samplers import LabeledSetSampler, unwrap_repeats
+from mmsaal.engine.pool_dataset import build_pool_dataset, item_names
+from mmsaal.engine.scoring import score_candidates, unwrap_model
+from mmsaal.pool import PoolState, RoundStore, draw_initial_set
+from mmsaal.pool import read_initial_file
+from mmsaal.registry import HOOKS, POOL_SAMPLERS
+
+DATA_BATCH = Optional[Union[dict, tuple, list]]
+
+
+@HOOKS.register_module()
+class ActiveLearningHook(Hook):
+    """Run pool-based active learning inside an epoch-based training.
+
+    Training goes in rounds of ``epochs_per_round`` epochs. Round 0 trains on
+    the initial labeled set; at the start of every later round the hook
+    scores the unlabeled pool with ``pool_sampler``, labels ``budget`` items
+    (in simulation their ground truth is revealed) and training goes on with
+    the larger set. The state of the pool is written after every round to
+    ``{work_dir}/{state_dir}/round_XX/`` (atomically); ``--resume`` restarts
+    from the latest round and checkpoint without losing or duplicating a
+    label.
+
+    The train dataloader must use ``sampler=dict(type='mmsaal.LabeledSetSampler')``
+    and ``train_cfg.max_epochs`` must be ``(num_rounds + 1) *
+    epochs_per_round``.
+
+    Args:
+        pool_sampler (dict): Config of the acquisition strategy, from the
+            ``POOL_SAMPLERS`` registry. Defaults to ``dict(type='RandomSampler')``.
+        initial_labeled (int | float): Size of the initial labeled set, a
+            count (int) or a fraction of the pool (float). Defaults to 0.05.
+        initial_labeled_file (str, optional): A JSON list or text file of
+            pool positions or image paths to use as the initial set instead.
+            Defaults to None.
+        budget (int | float): Items labeled per round, a count (int) or a
+            fraction of the pool (float). Defaults to 0.025.
+        num_rounds (int): Number of acquisition rounds after round 0.
+            Defaults to 5.
+        epochs_per_round (int): Training epochs per round. Defaults to 1.
+        pool_subset (int | float, optional): Score only a random subset of
+            the unlabeled items each round (count or fraction of the
+            unlabeled items), as SAAL's reference does to bound the cost.
+            Defaults to None (score them all).
+        reset_each_round (bool): Start every round from the weights,
+            optimizer state and LR schedule that training started with,
+            instead of fine-tuning the last round's model. Defaults to False.
+        seed (int): Seed of the initial draw, the subsets and the random
+            picks. Defaults to 0.
+        pool_dataloader (dict): ``batch_size`` and ``num_workers`` of the
+            scoring passes. Defaults to ``dict(batch_size=2, num_workers=0)``.
+        pool_pipeline (list[dict], optional): Pipeline of the pool items
+            while scoring. Defaults to None: the test dataloader's pipeline
+            without its annotation loading (scoring never sees labels).
+        state_dir (str): Folder under ``work_dir`` for the round files.
+            Defaults to ``'rounds'``.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 pool_sampler: Optional[dict] = None,
+                 initial_labeled: Union[int, float] = 0.05,
+                 initial_labeled_file: Optional[str] = None,
+                 budget: Union[int, float] = 0.025,
+                 num_rounds: int = 5,
+                 epochs_per_round: int = 1,
+                 pool_subset: Optional[Union[int, float]] = None,
+                 reset_each_round: bool = False,
+                 seed: int = 0,
+                 pool_dataloader: Optional[dict] = None,
+                 pool_pipeline: Optional[List[dict]] = None,
+                 state_dir: str = 'rounds') -> None:
+        self.pool_sampler = build_pool_sampler(
+            pool_sampler or dict(type='RandomSampler'))
+        _check_amount('initial_labeled', initial_labeled)
+        _check_amount('budget', budget)
+        if pool_subset is not None:
+            _check_amount('pool_subset', pool_subset)
+        if not isinstance(num_rounds, int) or num_rounds < 0:
+            raise ValueError(f'ActiveLearningHook.num_rounds must be an int '
+                             f'>= 0, got {num_rounds!r}')
+        if not isinstance(epochs_per_round, int) or epochs_per_round < 1:
+            raise ValueError(f'ActiveLearningHook.epochs_per_round must be '
+                             f'an int >= 1, got {epochs_per_round!r}')
+        self.initial_labeled = initial_labeled
+        self.initial_labeled_file = initial_labeled_file
+        self.budget = budget
+        self.num_rounds = num_rounds
+        self.epochs_per_round = epochs_per_round
+        self.pool_subset = pool_subset
+        self.reset_each_round = reset_each_round
+        self.seed = seed
+        self.pool_dataloader = dict(batch_size=2, num_workers=0)
+        self.pool_dataloader.update(pool_dataloader or {})
+        self.pool_pipeline = pool_pipeline
+        self.state_dir = state_dir
+        self.state: Optional[PoolState] = None
+        self._pool_dataset = None
+        self._initial_state: Optional[dict] = None
+        self._round_seconds: Dict[int, float] = {}
+
+    # ----------------------------------------------------------------- hooks
+    def before_run(self, runner) -> None:
+        """Find the pool and load (or start) its state."""
+        self.sampler = find_labeled_set_sampler(runner.train_dataloader)
+        self.store = RoundStore(osp.join(runner.work_dir, self.state_dir))
+        self.train_pool, _ = unwrap_repeats(runner.train_dataloader.dataset)
+        self.state = PoolState(item_names(self.train_pool), seed=self.seed)
+        self._check_amounts()
+        if self.store.rounds():
+            if not runner._resume:
+                raise RuntimeError(
+                    f'{self.store.root} already holds the rounds of an '
+                    f'active-learning run. Continue it with --resume, or '
+                    f'start a new one with another --work-dir.')
+            latest = self.store.load_latest(self.state)
+            print_log(
+                f'Active learning resumed at round {latest}: '
+                f'{self.state.num_labeled} of {self.state.pool_size} items '
+                f'labeled.', logger='current')
+        else:
+            self._label_initial_set()
+        self._update_train_set(runner)
+
+    def before_train(self, runner) -> None:
+        expected = (self.num_rounds + 1) * self.epochs_per_round
+        if runner.max_epochs != expected:
+            raise ValueError(
+                f'train_cfg.max_epochs is {runner.max_epochs} but '
+                f'ActiveLearningHook runs (num_rounds + 1) * epochs_per_round '
+                f'= ({self.num_rounds} + 1) * {self.epochs_per_round} = '
+                f'{expected} epochs: set train_cfg.max_epochs={expected}.')
+        if self.reset_each_round:
+            self._initial_state = self._load_or_save_initial_state(runner)
+
+    def before_train_epoch(self, runner) -> None:
+        """Query at the start of each round after the first."""
+        epoch = runner.epoch
+        if epoch == 0 or epoch % self.epochs_per_round:
+            return
+        round_idx = epoch // self.epochs_per_round
+        if round_idx > self.num_rounds or round_idx <= self.state.round:
+            return  # done already (resumed after it was written)
+        self.query(runner, round_idx)
+        if self.reset_each_round:
+            self._reset_training(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        ends_round = (runner.epoch + 1) % self.epochs_per_round == 0
+        if (ends_round and runner.epoch + 1 < runner.max_epochs
+                and len(self.state.unlabeled_indices()) == 0):
+            print_log(
+                f'The pool is empty: all {self.state.pool_size} items are '
+                f'labeled after round {self.state.round}. Active learning '
+                f'ends here.', logger='current')
+            runner.train_loop.stop_training = True
+
+    def after_val_epoch(self,
+                        runner,
+                        metrics: Optional[Dict[str, float]] = None) -> None:
+        """Record the validation metrics of the current round's model."""
+        if not metrics or not is_main_process():
+            return
+        record = dict(
+            round=self.state.round,
+            epoch=runner.epoch,
+            num_labeled=self.state.num_labeled,
+            labeled_fraction=self.state.num_labeled / self.state.pool_size,
+            metrics={k: _to_builtin(v)
+                     for k, v in metrics.items()})
+        self.store.write_metrics(self.state.round, record)
+
+    def after_train(self, runner) -> None:
+        if is_main_process():
+            print_log('\n' + self.summary_table(), logger='current')
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['active_learning'] = self.state.state_dict()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        saved = checkpoint.get('active_learning')
+        if saved is not None and saved['round'] > self.state.round:
+            raise RuntimeError(
+                f'the checkpoint was saved at round {saved["round"]} but '
+                f'{self.store.root} ends at round {self.state.round}: round '
+                f'folders were deleted. Restore them, or resume from an '
+                f'earlier checkpoint with --resume PATH.')
+
+    # ----------------------------------------------------------------- rounds
+    def query(self, runner, round_idx: int) -> np.ndarray:
+        """Score the pool, label a budget of items as ``round_idx``."""
+        unlabeled = self.state.unlabeled_indices()
+        budget = min(_count(self.budget, self.state.pool_size),
+                     len(unlabeled))
+        rng = self.state.round_rng(round_idx)
+        candidates = unlabeled
+        if self.pool_subset is not None:
+            size = max(_count(self.pool_subset, len(unlabeled)), budget)
+            if size < len(unlabeled):
+                candidates = np.sort(
+                    rng.choice(unlabeled, size=size, replace=False))
+        start = time.perf_counter()
+        scores = None
+        if self.pool_sampler.needs_model:
+            scores = self._score(runner, candidates)
+        picked = [None]
+        if is_main_process():
+            picked[0] = np.asarray(
+                self.pool_sampler.select(scores, len(candidates), budget,
+                                         rng), dtype=np.int64)
+        broadcast_object_list(picked)
+        selected = candidates[picked[0]]
+        seconds = time.perf_counter() - start
+        self.state.add_round(selected)
+        if is_main_process():
+            self.store.save_round(
+                self.state,
+                scores=None if scores is None else dict(
+                    zip(candidates.tolist(), scores.tolist())),
+                info=dict(
+                    strategy=repr(self.pool_sampler),
+                    epoch=runner.epoch,
+                    num_candidates=int(len(candidates)),
+                    scoring_seconds=round(seconds, 3)))
+        barrier()
+        self._update_train_set(runner)
+        print_log(
+            f'Active learning round {round_idx}: queried {len(selected)} of '
+            f'{len(candidates)} candidates in {seconds:.1f}s; '
+            f'{self.state.num_labeled}/{self.state.pool_size} labeled '
+            f'({100 * self.state.num_labeled / self.state.pool_size:.1f}%).',
+            logger='current')
+        return selected
+
+    def _score(self, runner, candidates: np.ndarray) -> np.ndarray:
+        model = unwrap_model(runner.model)
+        was_training = model.training
+        model.eval()
+        try:
+            return score_candidates(
+                lambda batch: self.pool_sampler.score_batch(model, batch),
+                self.pool_dataset(runner), candidates,
+                **self.pool_dataloader)
+        finally:
+            model.train(was_training)
+
+    def pool_dataset(self, runner):
+        """The pool items under the scoring pipeline, same order as training.
+        """
+        if self._pool_dataset is None:
+            dataset = build_pool_dataset(runner.cfg, self.pool_pipeline)
+            if item_names(dataset) != self.state.item_names:
+                raise RuntimeError(
+                    'the pool dataset built for scoring does not list the '
+                    'same items as the train dataset; check that '
+                    'train_dataloader.dataset builds the same way with the '
+                    'test pipeline')
+            self._pool_dataset = dataset
+        return self._pool_dataset
+
+    def summary_table(self) -> str:
+        """A text table of the rounds: labeled count and metrics."""
+        header = ['round', 'labeled', 'fraction', 'metrics']
+        rows = []
+        for row in self.state.summary():
+            record = self.store.read_metrics(row['round'])
+            metrics = ', '.join(f'{k}: {v:.4f}'
+                                for k, v in record.get('metrics', {}).items()
+                                if isinstance(v, float))
+            rows.append([
+                str(row['round']),
+                str(row['labeled']),
+                f'{row["labeled"] / self.state.pool_size:.3f}', metrics
+            ])
+        widths = [
+            max(len(r[i]) for r in rows + [header]) for i in range(4)
+        ]
+        lines = [' | '.join(h.ljust(w) for h, w in zip(header, widths))]
+        lines.append('-+-'.join('-' * w for w in widths))
+        lines += [
+            ' | '.join(c.ljust(w) for c, w in zip(r, widths)) for r in rows
+        ]
+        return 'Active learning summary\n' + '\n'.join(lines)
+
+    # --------------------------------------------------------------- helpers
+    def _check_amounts(self) -> None:
+        pool_size = self.state.pool_size
+        for field, amount in (('initial_labeled', self.initial_labeled),
+                              ('budget', self.budget)):
+            if isinstance(amount, int) and amount > pool_size:
+                raise ValueError(
+                    f'ActiveLearningHook.{field}={amount} is larger than '
+                    f'the pool ({pool_size} items): lower it, or give a '
+                    f'fraction such as {field}=0.05.')
+        if self.initial_labeled_file is None and _count(
+                self.initial_labeled, pool_size) == 0:
+            raise ValueError(
+                f'ActiveLearningHook.initial_labeled={self.initial_labeled} '
+                f'labels no item of a pool of {pool_size}: raise it.')
+        if _count(self.budget, pool_size) == 0 and self.num_rounds:
+            raise ValueError(
+                f'ActiveLearningHook.budget={self.budget} labels no item '
+                f'per round of a pool of {pool_size}: raise it.')
+
+    def _label_initial_set(self) -> None:
+        pool_size = self.state.pool_size
+        if self.initial_labeled_file is not None:
+            initial = read_initial_file(self.initial_labeled_file,
+                                        self.state.item_names)
+        else:
+            initial = draw_initial_set(
+                pool_size, _count(self.initial_labeled, pool_size),
+                self.state.round_rng(0))
+        self.state.add_round(initial)
+        if is_main_process():
+            self.store.save_round(self.state, info=dict(strategy='initial'))
+        barrier()
+        print_log(
+            f'Active learning starts with {self.state.num_labeled} of '
+            f'{pool_size} items labeled.', logger='current')
+
+    def _update_train_set(self, runner) -> None:
+        self.sampler.set_labeled(self.state.labeled_indices())
+        loop = runner.train_loop
+        # Keeps the ETA and iteration-based schedules honest as the set grows.
+        loop._max_iters = loop.max_epochs * len(loop.dataloader)
+
+    def _load_or_save_initial_state(self, runner) -> dict:
+        path = osp.join(self.store.root, 'initial_state.pth')
+        if runner.epoch == 0 and not osp.exists(path):
+            state = dict(
+                model=unwrap_model(runner.model).state_dict(),
+                optimizer=runner.optim_wrapper.state_dict(),
+                param_schedulers=[
+                    s.state_dict() for s in _schedulers(runner)
+                ])
+            if is_main_process():
+                tmp = path + '.tmp'
+                torch.save(state, tmp)
+                torch.serialization.os.replace(tmp, path)
+            barrier()
+            return copy.deepcopy(state)
+        if not osp.exists(path):
+            raise RuntimeError(
+                f'reset_each_round needs {path}, saved when the run started; '
+                f'it is missing. Resume without reset_each_round or restart.')
+        return torch.load(path, map_location='cpu', weights_only=True)
+
+    def _reset_training(self, runner) -> None:
+        unwrap_model(runner.model).load_state_dict(
+            self._initial_state['model'])
+        runner.optim_wrapper.load_state_dict(
+            copy.deepcopy(self._initial_state['optimizer']))
+        for scheduler, state in zip(
+                _schedulers(runner), self._initial_state['param_schedulers']):
+            scheduler.load_state_dict(copy.deepcopy(state))
+        print_log('Weights, optimizer and LR schedule reset for the new round.',
+                  logger='current')
+
+
+def build_pool_sampler(cfg: dict):
+    """Build a pool sampler, naming the registered ones when it is unknown."""
+    cfg = dict(cfg)
+    name = cfg.get('type')
+    if isinstance(name, str) and name.startswith('mmsaal.'):
+        cfg['type'] = name = name[len('mmsaal.'):]
+    if isinstance(name, str) and POOL_SAMPLERS.get(name) is None:
+        known = ', '.join(sorted(POOL_SAMPLERS.module_dict))
+        raise KeyError(
+            f'ActiveLearningHook.pool_sampler: unknown type {name!r}. '
+            f'Registered pool samplers: {known}.')
+    return POOL_SAMPLERS.build(cfg)
+
+
+def find_labeled_set_sampler(dataloader) -> LabeledSetSampler:
+    """The ``LabeledSetSampler`` of the train dataloader, or a clear error."""
+    batch_sampler = getattr(dataloader, 'batch_sampler', None)
+    for sampler in (getattr(batch_sampler, 'sampler', None),
+                    getattr(dataloader, 'sampler', None)):
+        if isinstance(sampler, LabeledSetSampler):
+            return sampler
+    raise TypeError(
+        'ActiveLearningHook needs train_dataloader.sampler='
+        "dict(type='mmsaal.LabeledSetSampler', shuffle=True) so that "
+        'training iterates the labeled items only; got '
+        f'{type(getattr(batch_sampler, "sampler", dataloader.sampler)).__name__}.')
+
+
+def _count(amount: Union[int, float], total: int) -> int:
+    return amount if isinstance(amount, int) else int(round(amount * total))
+
+
+def _check_amount(field: str, amount) -> None:
+    ok = (isinstance(amount, int) and not isinstance(amount, bool)
+          and amount > 0) or (isinstance(amount, float) and 0 < amount <= 1)
+    if not ok:
+        raise ValueError(
+            f'ActiveLearningHook.{field} must be a count > 0 (int) or a '
+            f'fraction in (0, 1] (float), got {amount!r}.')
+
+
+def _schedulers(runner) -> Sequence:
+    schedulers = runner.param_schedulers or []
+    if isinstance(schedulers, dict):
+        return [s for group in schedulers.values() for s in group]
+    return schedulers
+
+
+def _to_builtin(value):
+    if isinstance(value, (np.generic, torch.Tensor)):
+        return value.item()
+    return value

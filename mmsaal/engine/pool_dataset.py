@@ -1,0 +1,74 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""The pool as scoring sees it: the train items under the test pipeline."""
+import copy
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.config import Config
+from mmengine.registry import DATASETS
+
+
+def item_names(dataset) -> List[str]:
+    """A name per item: its image path relative to the items' common folder.
+    """
+    paths = [
+        dataset.get_data_info(i).get('img_path') or str(i)
+        for i in range(len(dataset))
+    ]
+    if len(paths) > 1 and all(osp.sep in p for p in paths):
+        common = osp.commonpath(paths)
+        return [osp.relpath(p, common) for p in paths]
+    return [osp.basename(p) for p in paths]
+
+
+def scoring_pipeline(cfg: Config) -> List[dict]:
+    """The test (or val) dataloader's pipeline without annotation loading:
+    scoring must never see a label."""
+    loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
+    if not loader:
+        raise KeyError('the config has no test_dataloader or val_dataloader '
+                       'to take the scoring pipeline from; set '
+                       'ActiveLearningHook.pool_pipeline')
+    return [
+        step for step in _find_pipeline(loader['dataset'])
+        if 'LoadAnnotations' not in step['type']
+    ]
+
+
+def build_pool_dataset(cfg: Config, pipeline: Optional[List[dict]] = None):
+    """Build the train dataset (without ``RepeatDataset``) with ``pipeline``.
+
+    Args:
+        cfg (Config): The experiment config (under its default scope).
+        pipeline (list[dict], optional): Defaults to
+            :func:`scoring_pipeline`.
+
+    Returns:
+        The dataset, in the same item order as training.
+    """
+    dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    while 'RepeatDataset' in str(dataset_cfg.get('type', '')):
+        dataset_cfg = dataset_cfg['dataset']
+    _set_pipeline(dataset_cfg, pipeline or scoring_pipeline(cfg))
+    return DATASETS.build(dataset_cfg)
+
+
+def _find_pipeline(cfg: dict) -> List[dict]:
+    if 'pipeline' in cfg:
+        return cfg['pipeline']
+    for key in ('dataset', 'datasets'):
+        inner = cfg.get(key)
+        if isinstance(inner, (list, tuple)):
+            inner = inner[0]
+        if inner is not None:
+            return _find_pipeline(inner)
+    raise KeyError("no pipeline in the test dataloader's dataset config")
+
+
+def _set_pipeline(cfg: dict, pipeline: List[dict]) -> None:
+    inner = cfg.get('datasets', cfg.get('dataset'))
+    if inner is None:
+        cfg['pipeline'] = copy.deepcopy(pipeline)
+        return
+    for sub in (inner if isinstance(inner, (list, tuple)) else [inner]):
+        _set_pipeline(sub, pipeline)

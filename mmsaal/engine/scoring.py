@@ -1,0 +1,80 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""Score pool candidates with a model, sharded over ranks."""
+from typing import Callable, List, Sequence
+
+import numpy as np
+import torch
+from mmengine.dataset import pseudo_collate
+from mmengine.dist import all_gather_object, get_dist_info, is_main_process
+from mmengine.utils import ProgressBar
+from torch.utils.data import DataLoader
+
+
+def make_batches(candidates: Sequence[int],
+                 batch_size: int) -> List[List[int]]:
+    """Split candidates into consecutive batches.
+
+    Batches are made before sharding, so every item is scored in the same
+    batch (same padding) whatever the world size: the scores, and hence the
+    selection, equal the single-process ones.
+    """
+    candidates = [int(i) for i in candidates]
+    return [
+        candidates[start:start + batch_size]
+        for start in range(0, len(candidates), batch_size)
+    ]
+
+
+def score_candidates(score_batch: Callable[[dict], Sequence[float]],
+                     dataset,
+                     candidates: Sequence[int],
+                     batch_size: int = 1,
+                     num_workers: int = 0,
+                     collate_fn: Callable = pseudo_collate) -> np.ndarray:
+    """Score every candidate once; all ranks return the same array.
+
+    Args:
+        score_batch (Callable[[dict], Sequence[float]]): Scores one collated
+            batch, one float per item.
+        dataset: The pool dataset (test pipeline), indexed by pool position.
+        candidates (Sequence[int]): Pool positions to score.
+        batch_size (int): Items per batch. Defaults to 1.
+        num_workers (int): Data loading workers. Defaults to 0.
+        collate_fn (Callable): Defaults to mmengine's ``pseudo_collate``.
+
+    Returns:
+        np.ndarray: ``scores[j]`` belongs to ``candidates[j]``.
+    """
+    rank, world_size = get_dist_info()
+    batches = make_batches(candidates, batch_size)
+    mine = list(range(rank, len(batches), world_size))
+    loader = DataLoader(
+        dataset,
+        batch_sampler=[batches[b] for b in mine],
+        num_workers=num_workers,
+        collate_fn=collate_fn)
+    progress = ProgressBar(sum(len(batches[b]) for b in mine)) \
+        if is_main_process() and len(candidates) else None
+    local = {}
+    for batch_id, data_batch in zip(mine, loader):
+        scores = [float(s) for s in score_batch(data_batch)]
+        if len(scores) != len(batches[batch_id]):
+            raise RuntimeError(
+                f'the pool sampler returned {len(scores)} scores for a '
+                f'batch of {len(batches[batch_id])} items')
+        local[batch_id] = scores
+        if progress is not None:
+            progress.update(len(scores))
+    if progress is not None:
+        progress.file.write('\n')
+    gathered = {}
+    for part in (all_gather_object(local) if world_size > 1 else [local]):
+        gathered.update(part)
+    return np.asarray(
+        [s for b in range(len(batches)) for s in gathered[b]],
+        dtype=np.float64)
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DDP (or other) wrapper."""
+    return model.module if hasattr(model, 'module') else model

@@ -1,0 +1,8 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+from .state import UNLABELED, PoolState, draw_initial_set, fingerprint
+from .store import RoundStore, dump_json_atomic, read_initial_file
+
+__all__ = [
+    'UNLABELED', 'PoolState', 'RoundStore', 'draw_initial_set',
+    'dump_json_atomic', 'fingerprint', 'read_initial_file'
+]

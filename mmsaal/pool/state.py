@@ -1,0 +1,138 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""Which pool items are labeled, and since which round."""
+import hashlib
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+UNLABELED = -1
+
+
+def fingerprint(item_names: Sequence[str]) -> str:
+    """A short digest of the pool's item names, in order.
+
+    It ties a saved state to the dataset it indexes, so a resume on another
+    dataset (other length, files or order) is refused.
+    """
+    digest = hashlib.sha1()
+    for name in item_names:
+        digest.update(name.encode('utf-8'))
+        digest.update(b'\0')
+    return digest.hexdigest()[:16]
+
+
+class PoolState:
+    """The labeled / unlabeled split of a pool of ``pool_size`` items.
+
+    ``labeled_round[i]`` is the round at which item ``i`` was labeled
+    (0 for the initial set) or ``-1`` while it is unlabeled, as baal's
+    ``labelled_map``. Labeled and unlabeled are disjoint and complete by
+    construction, and an item is never labeled twice.
+
+    Args:
+        item_names (Sequence[str]): A name per pool item (its image path,
+            relative to the data root), in dataset order.
+        seed (int): The seed of the experiment's draws. Defaults to 0.
+    """
+
+    def __init__(self, item_names: Sequence[str], seed: int = 0) -> None:
+        self.item_names = list(item_names)
+        self.seed = int(seed)
+        self.labeled_round = np.full(
+            len(self.item_names), UNLABELED, dtype=np.int64)
+        self.round = -1
+
+    @property
+    def pool_size(self) -> int:
+        return len(self.item_names)
+
+    @property
+    def num_labeled(self) -> int:
+        return int((self.labeled_round != UNLABELED).sum())
+
+    def labeled_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.labeled_round != UNLABELED)
+
+    def unlabeled_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.labeled_round == UNLABELED)
+
+    def queried_in(self, round_idx: int) -> np.ndarray:
+        return np.flatnonzero(self.labeled_round == round_idx)
+
+    def round_rng(self, round_idx: int) -> np.random.Generator:
+        """The generator of a round's draws: the same on every rank and on
+        every resume of that round."""
+        return np.random.default_rng([self.seed, round_idx])
+
+    def add_round(self, indices: Iterable[int]) -> int:
+        """Label ``indices`` as the next round.
+
+        Args:
+            indices (Iterable[int]): Pool positions, all unlabeled.
+
+        Returns:
+            int: The new round's number.
+        """
+        indices = np.asarray(list(indices), dtype=np.int64)
+        if len(np.unique(indices)) != len(indices):
+            raise ValueError('a round cannot label the same item twice')
+        if len(indices) and (indices.min() < 0
+                             or indices.max() >= self.pool_size):
+            raise IndexError(f'pool positions must lie in '
+                             f'[0, {self.pool_size}), got {indices}')
+        already = indices[self.labeled_round[indices] != UNLABELED]
+        if len(already):
+            raise ValueError(f'items {already[:10].tolist()} are already '
+                             f'labeled; a query must come from the pool')
+        self.round += 1
+        self.labeled_round[indices] = self.round
+        return self.round
+
+    def state_dict(self) -> Dict:
+        """Plain-python state (JSON- and ``weights_only``-safe)."""
+        return dict(
+            round=self.round,
+            seed=self.seed,
+            pool_size=self.pool_size,
+            fingerprint=fingerprint(self.item_names),
+            labeled_round=self.labeled_round.tolist())
+
+    def load_state_dict(self, state: Dict) -> None:
+        """Restore :meth:`state_dict`, checking it indexes this pool."""
+        if state['pool_size'] != self.pool_size:
+            raise ValueError(
+                f'the saved pool state has {state["pool_size"]} items but '
+                f'the dataset has {self.pool_size}: it was made for another '
+                f'dataset. Point --work-dir to a new folder, or restore the '
+                f'dataset the run started with.')
+        if state['fingerprint'] != fingerprint(self.item_names):
+            raise ValueError(
+                'the saved pool state indexes other files than the dataset '
+                '(its fingerprint differs): the dataset changed since the '
+                'run started. Restore it, or point --work-dir to a new '
+                'folder.')
+        labeled_round = np.asarray(state['labeled_round'], dtype=np.int64)
+        if labeled_round.shape != (self.pool_size, ) or (
+                labeled_round.max(initial=UNLABELED) != state['round']):
+            raise ValueError('the saved pool state is inconsistent: '
+                             '`labeled_round` does not match `round`')
+        self.seed = int(state['seed'])
+        self.round = int(state['round'])
+        self.labeled_round = labeled_round
+
+    def summary(self) -> List[Dict]:
+        """One row per round: how many items it labeled and the total."""
+        rows, total = [], 0
+        for round_idx in range(self.round + 1):
+            added = int((self.labeled_round == round_idx).sum())
+            total += added
+            rows.append(dict(round=round_idx, added=added, labeled=total))
+        return rows
+
+
+def draw_initial_set(pool_size: int, size: int,
+                     rng: np.random.Generator,
+                     candidates: Optional[np.ndarray] = None) -> np.ndarray:
+    """Draw ``size`` distinct pool positions uniformly at random."""
+    candidates = np.arange(pool_size) if candidates is None else candidates
+    return np.sort(rng.choice(candidates, size=size, replace=False))

@@ -1,0 +1,215 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""The pool state on disk: one folder per round, written atomically.
+
+A round folder ``round_XX`` is assembled under a temporary name and renamed
+into place in one step, so after a crash at any point the folder either
+holds the whole round or does not exist. The latest round folder is the
+labeled set; nothing ever rewrites a finished round.
+"""
+import json
+import os
+import os.path as osp
+import re
+import shutil
+from typing import Dict, List, Optional, Sequence
+
+from .state import PoolState
+
+ROUND_DIR = re.compile(r'^round_(\d+)$')
+TMP_PREFIX = '.incomplete_'
+
+
+def dump_json_atomic(obj, path: str) -> None:
+    """Write ``obj`` as JSON to ``path`` through a temporary file + rename."""
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(obj, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_json(path: str, what: str):
+    """Read a JSON file of the pool state with an error that says what to do
+    when it is damaged."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise RuntimeError(
+            f'cannot read {what} {path!r} ({err}). The file is missing or '
+            f'corrupt: restore it from a backup, or delete its round folder '
+            f'to go back to the round before (the labels that round added '
+            f'are then queried again).') from err
+
+
+class RoundStore:
+    """The ``rounds/`` folder of an experiment.
+
+    Args:
+        root (str): The folder, usually ``{work_dir}/rounds``.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def round_dir(self, round_idx: int) -> str:
+        return osp.join(self.root, f'round_{round_idx:02d}')
+
+    def rounds(self) -> List[int]:
+        """The finished rounds on disk, in order."""
+        if not osp.isdir(self.root):
+            return []
+        found = (ROUND_DIR.match(name) for name in os.listdir(self.root))
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def latest_round(self) -> int:
+        rounds = self.rounds()
+        return rounds[-1] if rounds else -1
+
+    def save_round(self,
+                   state: PoolState,
+                   scores: Optional[Dict[int, float]] = None,
+                   info: Optional[Dict] = None) -> str:
+        """Persist ``state`` as its latest round.
+
+        Args:
+            state (PoolState): The state right after the round was added.
+            scores (dict[int, float], optional): The acquisition score of
+                every candidate scored this round, by pool position.
+            info (dict, optional): Facts about the round (strategy, time
+                spent scoring, ...), kept in ``queried.json``.
+
+        Returns:
+            str: The round folder.
+        """
+        final = self.round_dir(state.round)
+        if osp.exists(final):
+            raise FileExistsError(
+                f'{final} exists: a finished round is never rewritten')
+        os.makedirs(self.root, exist_ok=True)
+        self._remove_incomplete()
+        tmp = osp.join(self.root, f'{TMP_PREFIX}{state.round:02d}')
+        os.makedirs(tmp)
+        scores = scores or {}
+        names = state.item_names
+
+        def item(index: int) -> Dict:
+            row = dict(index=int(index), name=names[index])
+            if index in scores:
+                row['score'] = float(scores[index])
+            return row
+
+        dump_json_atomic(state.state_dict(), osp.join(tmp, 'state.json'))
+        dump_json_atomic(
+            dict(
+                round=state.round,
+                num_labeled=state.num_labeled,
+                pool_size=state.pool_size,
+                items=[
+                    dict(
+                        index=int(i),
+                        name=names[i],
+                        round=int(state.labeled_round[i]))
+                    for i in state.labeled_indices()
+                ]), osp.join(tmp, 'labeled.json'))
+        dump_json_atomic(
+            dict(
+                round=state.round,
+                **(info or {}),
+                items=[item(i) for i in state.queried_in(state.round)]),
+            osp.join(tmp, 'queried.json'))
+        dump_json_atomic(
+            dict(
+                round=state.round,
+                items=[item(i) for i in sorted(scores)]),
+            osp.join(tmp, 'scores.json'))
+        os.rename(tmp, final)
+        _fsync_dir(self.root)
+        return final
+
+    def load_latest(self, state: PoolState) -> int:
+        """Load the latest finished round into ``state``.
+
+        Returns:
+            int: The round loaded, or -1 when there is none.
+        """
+        latest = self.latest_round()
+        if latest >= 0:
+            path = osp.join(self.round_dir(latest), 'state.json')
+            state.load_state_dict(load_json(path, 'the pool state'))
+            if state.round != latest:
+                raise RuntimeError(
+                    f'{path} holds round {state.round}, not {latest}: the '
+                    f'round folders were renamed or mixed up by hand.')
+        return latest
+
+    def write_metrics(self, round_idx: int, metrics: Dict) -> None:
+        """Record the validation metrics of the model trained on a round."""
+        dump_json_atomic(metrics,
+                         osp.join(self.round_dir(round_idx), 'metrics.json'))
+
+    def read_metrics(self, round_idx: int) -> Dict:
+        path = osp.join(self.round_dir(round_idx), 'metrics.json')
+        return load_json(path, 'metrics') if osp.exists(path) else {}
+
+    def _remove_incomplete(self) -> None:
+        for name in os.listdir(self.root):
+            if name.startswith(TMP_PREFIX):
+                shutil.rmtree(osp.join(self.root, name))
+
+
+def read_initial_file(path: str, item_names: Sequence[str]) -> List[int]:
+    """Read a user's initial labeled set.
+
+    Args:
+        path (str): A JSON list, or a text file with one entry a line; each
+            entry is a pool position (int) or an item name (its image path
+            relative to the data root, or the file's stem).
+        item_names (Sequence[str]): The pool's item names.
+
+    Returns:
+        list[int]: Distinct pool positions.
+    """
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    try:
+        entries = json.loads(text)
+    except ValueError:
+        entries = [line.strip() for line in text.splitlines() if line.strip()]
+    if isinstance(entries, dict):
+        entries = [row['index'] for row in entries.get('items', [])]
+    by_name = {}
+    for i, name in enumerate(item_names):
+        by_name[name] = i
+        by_name.setdefault(osp.splitext(osp.basename(name))[0], i)
+    positions = []
+    for entry in entries:
+        if isinstance(entry, int) or (isinstance(entry, str)
+                                      and entry.isdigit()
+                                      and entry not in by_name):
+            index = int(entry)
+            if not 0 <= index < len(item_names):
+                raise ValueError(
+                    f'initial_labeled_file {path!r}: position {index} is '
+                    f'outside the pool of {len(item_names)} items')
+        elif entry in by_name:
+            index = by_name[entry]
+        else:
+            raise ValueError(
+                f'initial_labeled_file {path!r}: {entry!r} names no item of '
+                f'the pool (use pool positions or image paths as in '
+                f'labeled.json)')
+        positions.append(index)
+    if len(set(positions)) != len(positions):
+        raise ValueError(f'initial_labeled_file {path!r} lists an item '
+                         f'twice; each item must appear once')
+    return positions
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

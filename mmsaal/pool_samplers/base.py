@@ -1,0 +1,61 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from mmsaal.selection import kmeans_pp_seeding, top_k
+
+
+class BasePoolSampler:
+    """An acquisition strategy: scores pool items and picks the query.
+
+    Subclasses implement :meth:`score_batch`; the hook runs it over the
+    candidates (batched, sharded over ranks), then calls :meth:`select`
+    once. A higher score means "label this first".
+
+    Args:
+        diversity (bool): Pick by k-means++ seeding over the scores instead
+            of top-k (SAAL's ``*_Diversity`` modes). Defaults to False.
+    """
+
+    #: Whether scoring runs the model over the candidates.
+    needs_model = True
+
+    def __init__(self, diversity: bool = False) -> None:
+        self.diversity = diversity
+
+    def score_batch(self, model: torch.nn.Module,
+                    data_batch: dict) -> Sequence[float]:
+        """Score one collated batch of pool items.
+
+        Args:
+            model (nn.Module): The unwrapped model, in eval mode.
+            data_batch (dict): As the pool dataloader yields it.
+
+        Returns:
+            Sequence[float]: One score per item of the batch.
+        """
+        raise NotImplementedError
+
+    def select(self, scores: Optional[np.ndarray], num_candidates: int,
+               budget: int, rng: np.random.Generator) -> np.ndarray:
+        """Pick ``budget`` candidates.
+
+        Args:
+            scores (np.ndarray, optional): One score per candidate, or None
+                when :attr:`needs_model` is False.
+            num_candidates (int): How many candidates there are.
+            budget (int): How many to pick.
+            rng (np.random.Generator): The round's generator.
+
+        Returns:
+            np.ndarray: Positions into the candidates.
+        """
+        if self.diversity:
+            return kmeans_pp_seeding(scores, budget, rng)
+        return top_k(scores, budget)
+
+    def __repr__(self) -> str:
+        fields = ', '.join(f'{k}={v!r}' for k, v in vars(self).items())
+        return f'{type(self).__name__}({fields})'

@@ -1,0 +1,39 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""Registries of mmsaal.
+
+Each node is a child of the root registry in mmengine, under the scope
+``mmsaal``, so ``type='mmsaal.ActiveLearningHook'`` resolves from any mmdet
+or mmseg config. ``POOL_SAMPLERS`` (acquisition strategies) is a root
+registry of its own: nothing upstream builds from it.
+"""
+from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import Registry
+
+DATASETS = Registry(
+    'dataset', parent=MMENGINE_DATASETS, locations=['mmsaal.datasets'])
+DATA_SAMPLERS = Registry(
+    'data sampler',
+    parent=MMENGINE_DATA_SAMPLERS,
+    locations=['mmsaal.datasets.samplers'])
+TRANSFORMS = Registry(
+    'transform',
+    parent=MMENGINE_TRANSFORMS,
+    locations=['mmsaal.datasets.transforms'])
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, locations=['mmsaal.engine.hooks'])
+MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmsaal.models'])
+MODEL_WRAPPERS = Registry(
+    'model_wrapper',
+    parent=MMENGINE_MODEL_WRAPPERS,
+    locations=['mmsaal.models.wrappers'])
+METRICS = Registry(
+    'metric', parent=MMENGINE_METRICS, locations=['mmsaal.evaluation'])
+
+# Acquisition strategies: they score the unlabeled pool and pick the query.
+POOL_SAMPLERS = Registry('pool sampler', locations=['mmsaal.pool_samplers'])

@@ -1,0 +1,99 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""The SAAL perturbed loss, model-agnostic (no OpenMMLab imports).
+
+See ``shared/SAAL.md``: for one instance with loss ``L(w)``, take the
+gradient ``g = dL/dw`` of that instance alone, move the weights one ascent
+step ``eps`` and evaluate the loss again with the same pseudo-label::
+
+    adaptive (ASAM): eps = rho * w^2 * g / (||w * g||_2 + 1e-12)
+    sam:             eps = rho * g       / (||g||_2     + 1e-12)
+
+The norm is global over every perturbed tensor.
+"""
+from typing import Callable, List, Sequence, Tuple
+
+import torch
+
+PERTURBATION_MODES = ('adaptive', 'sam')
+NORM_EPSILON = 1e-12
+
+
+def ascent_step(params: Sequence[torch.Tensor],
+                grads: Sequence[torch.Tensor],
+                rho: float = 0.05,
+                mode: str = 'adaptive') -> List[torch.Tensor]:
+    """Compute the weight perturbation of one SAM/ASAM ascent step.
+
+    Args:
+        params (Sequence[Tensor]): The weights ``w`` to perturb.
+        grads (Sequence[Tensor]): ``dL/dw`` for each tensor in ``params``.
+        rho (float): Radius of the step. Defaults to 0.05.
+        mode (str): ``'adaptive'`` (ASAM) or ``'sam'``. Defaults to
+            ``'adaptive'``.
+
+    Returns:
+        list[Tensor]: ``eps``, one tensor per parameter.
+    """
+    if mode not in PERTURBATION_MODES:
+        raise ValueError(f'perturbation mode must be one of '
+                         f'{PERTURBATION_MODES}, got {mode!r}')
+    if mode == 'adaptive':
+        scaled = torch._foreach_mul(grads, [p.abs() for p in params])
+        norm = torch.linalg.vector_norm(
+            torch.stack(torch._foreach_norm(scaled)))
+        # T^2 g with T = |w| is (|w| g) * |w|
+        eps = torch._foreach_mul(scaled, [p.abs() for p in params])
+    else:
+        norm = torch.linalg.vector_norm(
+            torch.stack(torch._foreach_norm(grads)))
+        eps = [g.clone() for g in grads]
+    torch._foreach_mul_(eps, rho / (norm + NORM_EPSILON))
+    return eps
+
+
+def perturbed_loss(closure: Callable[[], torch.Tensor],
+                   params: Sequence[torch.Tensor],
+                   rho: float = 0.05,
+                   mode: str = 'adaptive'
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Loss of one instance before and after a one-step weight perturbation.
+
+    The parameters are perturbed in place and restored bit for bit from a
+    copy of the perturbed tensors only (no copy of the model). No ``.grad``
+    is written: the gradient comes from :func:`torch.autograd.grad`.
+
+    Args:
+        closure (Callable[[], Tensor]): Returns the scalar loss of ONE
+            instance under the current weights. It is called twice and must
+            use the same pseudo-label and random draws both times.
+        params (Sequence[Tensor]): The tensors to perturb (leaf parameters
+            that require grad).
+        rho (float): Radius of the ascent step. Defaults to 0.05.
+        mode (str): ``'adaptive'`` (ASAM, the reference default) or
+            ``'sam'``. Defaults to ``'adaptive'``.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``(loss_before, loss_after)`` as detached 0-d
+        tensors.
+    """
+    params = list(params)
+    if not params:
+        raise ValueError('perturbed_loss needs at least one parameter')
+    with torch.enable_grad():
+        loss_before = closure()
+        grads = torch.autograd.grad(
+            loss_before, params, allow_unused=True)
+    # A parameter the loss does not reach gets no step.
+    grads = [
+        torch.zeros_like(p) if g is None else g
+        for p, g in zip(params, grads)
+    ]
+    with torch.no_grad():
+        eps = ascent_step(params, grads, rho=rho, mode=mode)
+        original = [p.detach().clone() for p in params]
+        try:
+            torch._foreach_add_(params, eps)
+            loss_after = closure()
+        finally:
+            torch._foreach_copy_(params, original)
+    return loss_before.detach(), loss_after.detach()

@@ -1,0 +1,73 @@
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
+                       'saal_tiny_faster_rcnn_shapes.py')
+
+
+@pytest.fixture(scope='session')
+def voc_shapes(tmp_path_factory):
+    """A small synthetic VOC-layout set, written once per test session."""
+    from mmsaal.datasets.synthetic import generate_voc_shapes
+    root = tmp_path_factory.mktemp('voc_shapes')
+    generate_voc_shapes(str(root), num_trainval=40, num_test=12,
+                        image_size=96, seed=0)
+    return str(root / 'VOCdevkit') + '/'
+
+
+def data_options(data_root: str) -> list:
+    """--cfg-options that point the demo config to ``data_root``."""
+    return [
+        f'{loader}.dataset.data_root={data_root}'
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader')
+    ]
+
+
+def quick_options(data_root: str, rounds: int = 2, epochs: int = 1,
+                  initial: int = 10, budget: int = 5,
+                  sampler: str = 'RandomSampler') -> list:
+    """A short schedule of the demo config on the test data."""
+    return data_options(data_root) + [
+        f'active_learning.num_rounds={rounds}',
+        f'active_learning.epochs_per_round={epochs}',
+        f'active_learning.initial_labeled={initial}',
+        f'active_learning.budget={budget}',
+        f'active_learning.pool_sampler.type={sampler}',
+        f'train_cfg.val_interval={epochs}',
+        'train_dataloader.batch_size=4',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False',
+        'default_hooks.logger.interval=5',
+    ]
+
+
+def train_al_command(work_dir: str, options: list, config: str = DEMO_CONFIG,
+                     extra: list = ()) -> list:
+    return [sys.executable, osp.join(REPO, 'tools', 'train_al.py'), config,
+            '--work-dir', work_dir, *extra, '--cfg-options', *options]
+
+
+def run_train_al(work_dir: str, options: list, config: str = DEMO_CONFIG,
+                 extra: list = (), check: bool = True, env: dict = None,
+                 timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the real ``tools/train_al.py`` in a subprocess."""
+    full_env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
+    result = subprocess.run(
+        train_al_command(work_dir, options, config, extra),
+        cwd=REPO, env=full_env, capture_output=True, text=True,
+        timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f'train_al.py failed ({result.returncode}):\n'
+            f'{result.stdout[-4000:]}\n{result.stderr[-6000:]}')
+    return result

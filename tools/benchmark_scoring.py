@@ -1,0 +1,147 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""Time and memory of SAAL scoring against plain inference, in one process.
+
+Scores the same N pool images, one at a time, with
+(1) plain inference (``model.test_step``): the floor;
+(2) SAAL, ``perturb_scope='head'`` (backbone + neck features cached);
+(3) SAAL, ``perturb_scope='all'``;
+(4) the naive procedure (deep copy per image, full forward / backward /
+    forward), as SAAL's classification code does;
+and prints each as a ratio to (1), the peak memory of each (resident set,
+each method in a forked child so peaks do not mix), and the largest relative
+difference between the scores of (3) and (4).
+
+Example::
+
+    python tools/benchmark_scoring.py configs/demo/saal_tiny_faster_rcnn_shapes.py --num-images 20
+"""
+import argparse
+import multiprocessing as mp
+import os
+import threading
+import time
+
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import MODELS, init_default_scope
+from mmengine.runner import load_checkpoint
+
+import mmsaal  # noqa: F401
+from mmsaal.engine.pool_dataset import build_pool_dataset
+from mmsaal.pool_samplers import SAALSampler
+from mmsaal.testing import naive_detection_scores
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('--checkpoint', help='weights to score with')
+    parser.add_argument('--num-images', type=int, default=20)
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        default=['inference', 'saal_head', 'saal_all', 'naive'])
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def rss_bytes() -> int:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+class PeakRSS:
+    """Samples the resident set every millisecond while active."""
+
+    def __enter__(self):
+        self.peak = rss_bytes()
+        self._running = True
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while self._running:
+            self.peak = max(self.peak, rss_bytes())
+            time.sleep(0.001)
+
+    def __exit__(self, *exc):
+        self._running = False
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+
+
+def run_method(name, model, batches):
+    """Seconds per image, peak RSS and the scores of one method."""
+    if name == 'inference':
+        def step(batch):
+            with torch.no_grad():
+                model.test_step(batch)
+            return [0.0] * len(batch['inputs'])
+    elif name.startswith('saal_'):
+        sampler = SAALSampler(perturb_scope=name[len('saal_'):])
+        def step(batch):
+            return sampler.score_batch(model, batch)
+    elif name == 'naive':
+        def step(batch):
+            return [after for _, after in naive_detection_scores(model, batch)]
+    else:
+        raise ValueError(f'unknown method {name}')
+    step(batches[0])  # warm-up (allocator, lazy inits)
+    scores = []
+    with PeakRSS() as memory:
+        start = time.perf_counter()
+        for batch in batches:
+            scores.extend(step(batch))
+        seconds = time.perf_counter() - start
+    return dict(seconds=seconds / len(batches), peak=memory.peak,
+                scores=scores)
+
+
+def _child(name, model, batches, queue):
+    queue.put(run_method(name, model, batches))
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    if args.checkpoint:
+        load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model.eval()
+    dataset = build_pool_dataset(cfg)
+    count = min(args.num_images, len(dataset))
+    batches = [pseudo_collate([dataset[i]]) for i in range(count)]
+    context = mp.get_context('fork')
+    results = {}
+    for name in args.methods:
+        queue = context.Queue()
+        child = context.Process(target=_child,
+                                args=(name, model, batches, queue))
+        child.start()
+        results[name] = queue.get()
+        child.join()
+    base = results.get('inference', next(iter(results.values())))
+    print(f'\n{count} images, {torch.get_num_threads()} threads, '
+          f'{os.path.basename(args.config)}')
+    print(f'{"method":<12}{"s/img":>9}{"x infer":>9}{"peak MB":>10}'
+          f'{"x infer":>9}')
+    for name, r in results.items():
+        print(f'{name:<12}{r["seconds"]:>9.3f}'
+              f'{r["seconds"] / base["seconds"]:>9.2f}'
+              f'{r["peak"] / 2**20:>10.0f}{r["peak"] / base["peak"]:>9.2f}')
+    if 'saal_all' in results and 'naive' in results:
+        ours = np.asarray(results['saal_all']['scores'])
+        ref = np.asarray(results['naive']['scores'])
+        diff = np.max(np.abs(ours - ref) / np.maximum(np.abs(ref), 1e-12))
+        print(f'max relative difference saal_all vs naive: {diff:.2e}')
+
+
+if __name__ == '__main__':
+    main()

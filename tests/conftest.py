@@ -8,6 +8,8 @@ import pytest
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
                        'saal_tiny_faster_rcnn_shapes.py')
+# Test-only modules (e.g. crash_once) import by their own name.
+PYTHONPATH = os.pathsep.join([REPO, osp.join(REPO, 'tests')])
 
 
 @pytest.fixture(scope='session')
@@ -61,7 +63,7 @@ def run_train_al(work_dir: str, options: list, config: str = DEMO_CONFIG,
                  extra: list = (), check: bool = True, env: dict = None,
                  timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the real ``tools/train_al.py`` in a subprocess."""
-    full_env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
+    full_env = dict(os.environ, PYTHONPATH=PYTHONPATH, **(env or {}))
     result = subprocess.run(
         train_al_command(work_dir, options, config, extra),
         cwd=REPO, env=full_env, capture_output=True, text=True,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, quick_options, run_train_al, DEMO_CONFIG
+from conftest import DEMO_CONFIG, PYTHONPATH, REPO, quick_options, run_train_al
 
 
 def rounds_of(work_dir):
@@ -57,7 +57,7 @@ def test_two_process_selection_equals_single_process(
     ]
     result = subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, PYTHONPATH=REPO, PYTHON=sys.executable,
+        env=dict(os.environ, PYTHONPATH=PYTHONPATH, PYTHON=sys.executable,
                  PORT='29517', **env))
     assert result.returncode == 0, result.stderr[-5000:]
     assert 'world_size: 2' in result.stdout + result.stderr

@@ -1,13 +1,15 @@
 """End-to-end: the real tools/train_al.py on generated VOC-layout data."""
 import glob
 import json
+import os
 import os.path as osp
 import signal
 import subprocess
 import time
 
 import pytest
-from conftest import (REPO, quick_options, run_train_al, train_al_command)
+from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, quick_options,
+                      run_train_al, train_al_command)
 
 
 def labeled_sets(work_dir):
@@ -58,15 +60,19 @@ def test_resume_after_crash_while_scoring_gives_the_same_labeled_set(
 
     work_dir = str(tmp_path / 'crashed')
     marker = str(tmp_path / 'crashed.marker')
+    # custom_imports act when the file is parsed: a child config adds ours.
+    config = tmp_path / 'crash_once_config.py'
+    config.write_text(f'_base_ = [{DEMO_CONFIG!r}]\n'
+                      "custom_imports = dict(imports=['mmsaal', "
+                      "'crash_once'])\n")
     crash = options + [
-        "custom_imports.imports=['mmsaal','tests.crash_once']",
         'active_learning.pool_sampler.type=CrashOnceSampler',
         f'active_learning.pool_sampler.marker={marker}',
     ]
-    first = run_train_al(work_dir, crash, check=False)
+    first = run_train_al(work_dir, crash, config=str(config), check=False)
     assert first.returncode == 3, first.stderr[-3000:]
     assert sorted(labeled_sets(work_dir)) == [0]
-    run_train_al(work_dir, crash, extra=['--resume'])
+    run_train_al(work_dir, crash, config=str(config), extra=['--resume'])
     assert labeled_sets(work_dir) == labeled_sets(reference)
 
 
@@ -79,7 +85,7 @@ def test_resume_after_sigkill_during_training_loses_and_duplicates_nothing(
     work_dir = str(tmp_path / 'killed')
     process = subprocess.Popen(
         train_al_command(work_dir, options), cwd=REPO,
-        env=dict(__import__('os').environ, PYTHONPATH=REPO),
+        env=dict(os.environ, PYTHONPATH=PYTHONPATH),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not osp.isdir(osp.join(work_dir, 'rounds', 'round_01')):

@@ -7,8 +7,8 @@ Scores the same N pool images, one at a time, with
 (3) SAAL, ``perturb_scope='all'``;
 (4) the naive procedure (deep copy per image, full forward / backward /
     forward), as SAAL's classification code does;
-and prints each as a ratio to (1), the peak memory of each (resident set,
-each method in a forked child so peaks do not mix), and the largest relative
+and prints each as a ratio to (1), the peak memory of each (resident set of
+a fresh process per method, so peaks do not mix), and the largest relative
 difference between the scores of (3) and (4).
 
 Example::
@@ -100,12 +100,8 @@ def run_method(name, model, batches):
                 scores=scores)
 
 
-def _child(name, model, batches, queue):
-    queue.put(run_method(name, model, batches))
-
-
-def main():
-    args = parse_args()
+def setup(args):
+    """The model (eval mode) and the first ``--num-images`` pool batches."""
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -113,21 +109,34 @@ def main():
     model = MODELS.build(cfg.model)
     model.init_weights()
     if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
+        load_checkpoint(model, args.checkpoint, map_location='cpu',
+                        logger='silent')
     model.eval()
     dataset = build_pool_dataset(cfg)
     count = min(args.num_images, len(dataset))
-    batches = [pseudo_collate([dataset[i]]) for i in range(count)]
-    context = mp.get_context('fork')
+    return model, [pseudo_collate([dataset[i]]) for i in range(count)]
+
+
+def measure(args, name, queue):
+    """Run one method in this (fresh) process and report it."""
+    model, batches = setup(args)
+    queue.put(run_method(name, model, batches))
+
+
+def main():
+    args = parse_args()
+    # A fresh interpreter per method: peaks do not mix, and no fork of a
+    # process whose OpenMP threads already run (that deadlocks).
+    context = mp.get_context('spawn')
     results = {}
     for name in args.methods:
         queue = context.Queue()
-        child = context.Process(target=_child,
-                                args=(name, model, batches, queue))
+        child = context.Process(target=measure, args=(args, name, queue))
         child.start()
         results[name] = queue.get()
         child.join()
     base = results.get('inference', next(iter(results.values())))
+    count = len(base['scores'])
     print(f'\n{count} images, {torch.get_num_threads()} threads, '
           f'{os.path.basename(args.config)}')
     print(f'{"method":<12}{"s/img":>9}{"x infer":>9}{"peak MB":>10}'

@@ -1,0 +1,168 @@
+"""SAAL over real mmdet detectors (tiny variants of mmdet's own configs)."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.hub import get_config
+from mmengine.registry import MODELS, init_default_scope
+
+from conftest import DEMO_CONFIG, data_options
+from mmsaal.engine.pool_dataset import build_pool_dataset
+from mmsaal.pool_samplers import SAALSampler
+from mmsaal.testing import naive_detection_scores
+
+TINY_BACKBONE = dict(
+    type='ResNet', depth=18, base_channels=16, num_stages=4,
+    out_indices=(0, 1, 2, 3), norm_cfg=dict(type='BN'), norm_eval=False,
+    style='pytorch', init_cfg=None)
+TINY_NECK = dict(type='FPN', in_channels=[16, 32, 64, 128], out_channels=32,
+                 start_level=1, add_extra_convs='on_input', num_outs=5)
+
+
+def demo_cfg(data_root):
+    cfg = Config.fromfile(DEMO_CONFIG)
+    cfg.merge_from_dict(
+        dict(option.split('=', 1) for option in data_options(data_root)))
+    return cfg
+
+
+def detector(kind: str, cfg: Config):
+    init_default_scope('mmdet')
+    if kind == 'faster_rcnn':
+        model_cfg = copy.deepcopy(cfg.model)
+    elif kind == 'retinanet':
+        retinanet = get_config('mmdet::_base_/models/retinanet_r50_fpn.py',
+                               pretrained=False)
+        retinanet.merge_from_dict(dict(model=dict(
+            backbone=TINY_BACKBONE, neck=TINY_NECK,
+            bbox_head=dict(num_classes=3, in_channels=32, feat_channels=32,
+                           stacked_convs=1))))
+        model_cfg = retinanet.model
+    else:  # fcos
+        model_cfg = Config(dict(model=dict(
+            type='FCOS',
+            data_preprocessor=cfg.model.data_preprocessor,
+            backbone=TINY_BACKBONE, neck=TINY_NECK,
+            bbox_head=dict(
+                type='FCOSHead', num_classes=3, in_channels=32,
+                feat_channels=32, stacked_convs=1, strides=[8, 16, 32, 64,
+                                                             128],
+                norm_cfg=dict(type='GN', num_groups=8),
+                loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0,
+                              alpha=0.25, loss_weight=1.0),
+                loss_bbox=dict(type='IoULoss', loss_weight=1.0),
+                loss_centerness=dict(type='CrossEntropyLoss',
+                                     use_sigmoid=True, loss_weight=1.0)),
+            train_cfg=dict(assigner=dict(type='MaxIoUAssigner',
+                                         pos_iou_thr=0.5, neg_iou_thr=0.4,
+                                         min_pos_iou=0, ignore_iof_thr=-1),
+                           allowed_border=-1, pos_weight=-1, debug=False),
+            test_cfg=dict(nms_pre=200, min_bbox_size=0, score_thr=0.0,
+                          nms=dict(type='nms', iou_threshold=0.5),
+                          max_per_img=20)))).model
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    model.eval()
+    return model
+
+
+@pytest.fixture(scope='module')
+def batches(voc_shapes):
+    cfg = demo_cfg(voc_shapes)
+    init_default_scope('mmdet')
+    dataset = build_pool_dataset(cfg)
+    return cfg, [pseudo_collate([dataset[i]]) for i in range(3)]
+
+
+# Untrained weights: a threshold of 0 turns their top detections into
+# pseudo boxes, so the loss has foreground terms.
+SCORING = dict(score_thr=0.0, max_pseudo_per_img=5)
+
+
+@pytest.mark.parametrize('kind', ['faster_rcnn', 'retinanet', 'fcos'])
+@pytest.mark.parametrize('mode', ['adaptive', 'sam'])
+def test_all_scope_equals_the_naive_deepcopy_procedure(batches, kind, mode):
+    cfg, data = batches
+    model = detector(kind, cfg)
+    sampler = SAALSampler(perturbation=mode, perturb_scope='all',
+                          score='diff', rho=0.05, **SCORING)
+    adapter = sampler.adapter(model)
+    for batch in data:
+        ours = adapter.losses_before_after(batch, 0.05, mode)
+        reference = naive_detection_scores(model, batch, rho=0.05, mode=mode,
+                                           **SCORING)
+        np.testing.assert_allclose(
+            [[float(a), float(b)] for a, b in ours], reference, rtol=1e-4)
+        assert reference[0][1] != reference[0][0]
+
+
+@pytest.mark.parametrize('kind', ['faster_rcnn', 'retinanet'])
+def test_scoring_leaves_the_model_as_it_was(batches, kind):
+    cfg, data = batches
+    model = detector(kind, cfg)
+    model.train()
+    snapshot = {k: v.clone() for k, v in model.state_dict().items()}
+    sampler = SAALSampler(**SCORING)
+    for scope in ('head', 'neck+head', 'all', ['roi_head.', 'bbox_head.']):
+        sampler.perturb_scope = scope
+        model.eval()
+        scores = sampler.score_batch(model, data[0])
+        model.train()
+        assert np.isfinite(scores).all() and scores[0] > 0
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, snapshot[name]), name
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_head_scope_caches_features_and_shares_the_original_loss(batches):
+    cfg, data = batches
+    model = detector('faster_rcnn', cfg)
+    calls = []
+    original = model.backbone.forward
+    model.backbone.forward = lambda x: calls.append(1) or original(x)
+    head = SAALSampler(perturb_scope='head', **SCORING).adapter(model)
+    everything = SAALSampler(perturb_scope='all', **SCORING).adapter(model)
+    assert head.stage == 'extract_feat'
+    assert all(not n.startswith(('backbone', 'neck'))
+               for n, _ in model.named_parameters()
+               if any(p is _ for p in head.params))
+    (h0, h1), = head.losses_before_after(data[0], 0.05, 'adaptive')
+    assert len(calls) == 1  # once per batch, not once per loss pass
+    (a0, a1), = everything.losses_before_after(data[0], 0.05, 'adaptive')
+    assert float(h0) == pytest.approx(float(a0), rel=1e-5)
+    assert float(h1) != pytest.approx(float(a1), rel=1e-5)
+
+
+def test_an_image_without_pseudo_boxes_is_scored_on_its_background(batches):
+    cfg, data = batches
+    model = detector('faster_rcnn', cfg)
+    sampler = SAALSampler(score_thr=1.01)  # no detection passes
+    adapter = sampler.adapter(model)
+    data_sample = adapter.model.data_preprocessor(data[0], False)
+    (before, after), = adapter.losses_before_after(data[0], 0.05, 'adaptive')
+    assert torch.isfinite(before) and before > 0 and after > before
+    assert data_sample['data_samples'][0].img_path
+
+
+def test_same_seed_same_scores_other_seed_other_draws(batches):
+    cfg, data = batches
+    model = detector('faster_rcnn', cfg)
+    first = SAALSampler(seed=0, **SCORING).score_batch(model, data[1])
+    torch.manual_seed(123)  # global RNG state must not matter
+    again = SAALSampler(seed=0, **SCORING).score_batch(model, data[1])
+    other = SAALSampler(seed=1, **SCORING).score_batch(model, data[1])
+    assert first == again
+    assert first != other  # proposal / RoI sampling draws differ
+
+
+def test_bad_sampler_fields_are_refused():
+    with pytest.raises(ValueError, match='SAALSampler.perturbation'):
+        SAALSampler(perturbation='asam')
+    with pytest.raises(ValueError, match='SAALSampler.score'):
+        SAALSampler(score='mean')
+    with pytest.raises(ValueError, match='rho'):
+        SAALSampler(rho=0)

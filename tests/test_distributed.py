@@ -60,7 +60,7 @@ def test_two_process_selection_equals_single_process(
         env=dict(os.environ, PYTHONPATH=PYTHONPATH, PYTHON=sys.executable,
                  PORT='29517', **env))
     assert result.returncode == 0, result.stderr[-5000:]
-    assert 'world_size: 2' in result.stdout + result.stderr
+    assert 'GPU number: 2' in result.stdout + result.stderr  # world size
     single_rounds = rounds_of(single)
     assert sorted(single_rounds) == [0, 1, 2]
     assert rounds_of(distributed) == single_rounds

@@ -5,6 +5,8 @@ import argparse
 import os
 import os.path as osp
 
+import torch
+import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -96,9 +98,28 @@ def build_cfg(args) -> Config:
     return cfg
 
 
+def init_cpu_dist(cfg: Config) -> None:
+    """Start the process group of a ``--launcher pytorch`` run on a machine
+    without CUDA.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device``, which a CPU
+    build of torch cannot do; the Runner skips it once a group exists.
+    """
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or \
+            torch_dist.is_initialized():
+        return
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
+    if backend != 'gloo':
+        raise RuntimeError(
+            f'env_cfg.dist_cfg.backend={backend!r} needs CUDA, which this '
+            f'machine lacks: use --cfg-options env_cfg.dist_cfg.backend=gloo')
+    torch_dist.init_process_group(backend='gloo')
+
+
 def main():
     args = parse_args()
     cfg = build_cfg(args)
+    init_cpu_dist(cfg)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

@@ -57,7 +57,7 @@ def setup_active_learning(cfg: Config) -> Config:
                          "train_cfg.type='EpochBasedTrainLoop'")
     max_epochs = (settings.get('num_rounds', 5) + 1) * settings.get(
         'epochs_per_round', 1)
-    if train_cfg.get('max_epochs') != max_epochs:
+    if train_cfg.get('max_epochs') not in (None, max_epochs):
         print_log(
             f'train_cfg.max_epochs set to {max_epochs} = (num_rounds + 1) * '
             f'epochs_per_round (was {train_cfg.get("max_epochs")}).',

@@ -33,6 +33,8 @@ from mmsaal.engine.pool_dataset import build_pool_dataset
 from mmsaal.pool_samplers import SAALSampler
 from mmsaal.testing import naive_detection_scores
 
+NAIVE_FIELDS = ('rho', 'score_thr', 'max_pseudo_per_img', 'seed')
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -73,7 +75,17 @@ class PeakRSS:
         self.peak = max(self.peak, rss_bytes())
 
 
-def run_method(name, model, batches):
+def saal_settings(cfg: Config) -> dict:
+    """The config's SAALSampler fields (pseudo-label threshold, ...)."""
+    sampler = dict(cfg.get('active_learning', {}).get('pool_sampler', {}))
+    if sampler.pop('type', None) not in ('SAALSampler', 'mmsaal.SAALSampler'):
+        return {}
+    sampler.pop('perturb_scope', None)
+    sampler['score'] = 'max'  # the naive column reports the perturbed loss
+    return sampler
+
+
+def run_method(name, model, batches, settings):
     """Seconds per image, peak RSS and the scores of one method."""
     if name == 'inference':
         def step(batch):
@@ -81,12 +93,21 @@ def run_method(name, model, batches):
                 model.test_step(batch)
             return [0.0] * len(batch['inputs'])
     elif name.startswith('saal_'):
-        sampler = SAALSampler(perturb_scope=name[len('saal_'):])
+        sampler = SAALSampler(perturb_scope=name[len('saal_'):], **settings)
         def step(batch):
             return sampler.score_batch(model, batch)
     elif name == 'naive':
         def step(batch):
-            return [after for _, after in naive_detection_scores(model, batch)]
+            return [
+                after for _, after in naive_detection_scores(
+                    model,
+                    batch,
+                    mode=settings.get('perturbation', 'adaptive'),
+                    **{
+                        k: v
+                        for k, v in settings.items() if k in NAIVE_FIELDS
+                    })
+            ]
     else:
         raise ValueError(f'unknown method {name}')
     step(batches[0])  # warm-up (allocator, lazy inits)
@@ -114,13 +135,14 @@ def setup(args):
     model.eval()
     dataset = build_pool_dataset(cfg)
     count = min(args.num_images, len(dataset))
-    return model, [pseudo_collate([dataset[i]]) for i in range(count)]
+    batches = [pseudo_collate([dataset[i]]) for i in range(count)]
+    return model, batches, saal_settings(cfg)
 
 
 def measure(args, name, queue):
     """Run one method in this (fresh) process and report it."""
-    model, batches = setup(args)
-    queue.put(run_method(name, model, batches))
+    model, batches, settings = setup(args)
+    queue.put(run_method(name, model, batches, settings))
 
 
 def main():

@@ -1,5 +1,6 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 import copy
+import os
 import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence, Union
@@ -348,9 +349,10 @@ class ActiveLearningHook(Hook):
                     s.state_dict() for s in _schedulers(runner)
                 ])
             if is_main_process():
+                os.makedirs(self.store.root, exist_ok=True)
                 tmp = path + '.tmp'
                 torch.save(state, tmp)
-                torch.serialization.os.replace(tmp, path)
+                os.replace(tmp, path)
             barrier()
             return copy.deepcopy(state)
         if not osp.exists(path):

@@ -1,8 +1,10 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """SAAL over MMDetection detectors: pseudo boxes and per-image losses."""
+import contextlib
 from typing import List, Optional, Sequence
 
 import torch
+from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
@@ -62,6 +64,14 @@ class DetectionSAAL:
         self.max_pseudo_per_img = max_pseudo_per_img
         self.loss_terms = loss_terms
         self.seed = seed
+        self.first_stage = self._first_moving_stage()
+        # A first stage none of whose weights move serves the perturbed
+        # pass as well (e.g. the RPN when only the RoI head is perturbed).
+        perturbed = {id(p) for p in self.params}
+        self.first_stage_moves = self.first_stage is not None and (
+            self.stage == 'none' or any(
+                id(p) in perturbed
+                for p in self.first_stage[0].parameters()))
 
     def _cache(self, inputs: torch.Tensor):
         if self.stage == 'extract_feat':
@@ -70,28 +80,62 @@ class DetectionSAAL:
             return self.model.backbone(inputs)
         return None
 
-    def _stage_output(self, cache, index: Optional[int]):
-        if cache is None or index is None:
-            return cache
-        return type(cache)(level[index:index + 1] for level in cache)
+    def _first_moving_stage(self):
+        """``(module, attribute)`` of the first stage the perturbation moves.
 
-    def _run(self, cache, index: Optional[int], fn, *args, **kwargs):
-        """Call ``fn`` with the cached stage (sliced to one image) in place.
+        Its output under the original weights serves the prediction and the
+        unperturbed loss alike, so it is computed once per image (with
+        autograd); only the perturbed pass runs it again.
         """
-        if self.stage == 'none':
-            return fn(*args, **kwargs)
-        owner = self.model if self.stage == 'extract_feat' \
-            else self.model.backbone
-        attr = 'extract_feat' if self.stage == 'extract_feat' else 'forward'
-        with replaced_forward(owner, attr, self._stage_output(cache, index)):
-            return fn(*args, **kwargs)
+        if self.stage == 'extract_feat':
+            head = self.model.rpn_head if getattr(self.model, 'with_rpn',
+                                                  False) else getattr(
+                                                      self.model, 'bbox_head',
+                                                      None)
+            return (head, 'forward') if isinstance(head,
+                                                   BaseDenseHead) else None
+        if self.stage == 'backbone':
+            return (self.model.neck, 'forward') if getattr(
+                self.model, 'with_neck', False) else None
+        return self.model, 'extract_feat'
 
-    def loss(self, inputs: torch.Tensor, cache, index: int,
-             sample: DetDataSample) -> torch.Tensor:
+    @contextlib.contextmanager
+    def _stages(self, cache, index: int, first_output=None):
+        """Serve the cached stage (sliced to image ``index``) and, when
+        given, the first moving stage's output from memory."""
+        with contextlib.ExitStack() as stack:
+            if self.stage != 'none':
+                owner = self.model if self.stage == 'extract_feat' \
+                    else self.model.backbone
+                attr = 'extract_feat' if self.stage == 'extract_feat' \
+                    else 'forward'
+                sliced = type(cache)(level[index:index + 1]
+                                     for level in cache)
+                stack.enter_context(replaced_forward(owner, attr, sliced))
+            if first_output is not None:
+                stack.enter_context(
+                    replaced_forward(*self.first_stage, first_output))
+            yield
+
+    def _first_output(self, image: torch.Tensor, cache, index: int):
+        """The first moving stage's output for one image, with autograd."""
+        if self.first_stage is None:
+            return None
+        module, attr = self.first_stage
+        with torch.set_grad_enabled(self.first_stage_moves), \
+                self._stages(cache, index):
+            if self.stage == 'extract_feat':
+                return module(self.model.extract_feat(image))
+            if self.stage == 'backbone':
+                return module(self.model.backbone(image))
+            return self.model.extract_feat(image)
+
+    def loss(self, image: torch.Tensor, cache, index: int,
+             sample: DetDataSample, first_output=None) -> torch.Tensor:
         """The summed training loss of image ``index`` against ``sample``."""
-        with seeded(instance_seed(self.seed, sample.img_path)):
-            losses = self._run(cache, index, self.model.loss,
-                               inputs[index:index + 1], [sample])
+        with seeded(instance_seed(self.seed, sample.img_path)), \
+                self._stages(cache, index, first_output):
+            losses = self.model.loss(image, [sample])
         return sum_losses(losses, self.loss_terms)
 
     def losses_before_after(self, data_batch: dict, rho: float,
@@ -101,17 +145,25 @@ class DetectionSAAL:
         inputs, samples = data['inputs'], data['data_samples']
         with torch.no_grad():
             cache = self._cache(inputs)
-            predictions = self._run(cache, None, self.model.predict, inputs,
-                                    samples, rescale=False)
         results = []
-        for index, (sample, prediction) in enumerate(zip(samples,
-                                                         predictions)):
+        for index, sample in enumerate(samples):
+            image = inputs[index:index + 1]
+            first_output = self._first_output(image, cache, index)
+            with torch.no_grad(), self._stages(cache, index, first_output):
+                prediction = self.model.predict(
+                    image, [sample], rescale=False)[0]
             pseudo = pseudo_sample(sample, prediction, self.score_thr,
                                    self.max_pseudo_per_img)
+            # The first call (original weights) reuses ``first_output``;
+            # the perturbed call recomputes everything that moved.
+            reuse = [first_output]
+
+            def closure():
+                output = reuse[0]
+                if self.first_stage_moves:
+                    reuse[0] = None
+                return self.loss(image, cache, index, pseudo, output)
+
             results.append(
-                perturbed_loss(
-                    lambda: self.loss(inputs, cache, index, pseudo),
-                    self.params,
-                    rho=rho,
-                    mode=mode))
+                perturbed_loss(closure, self.params, rho=rho, mode=mode))
         return results

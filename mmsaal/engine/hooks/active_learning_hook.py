@@ -13,6 +13,7 @@ from mmengine.logging import print_log
 
 from mmsaal.datasets.samplers import LabeledSetSampler, unwrap_repeats
 from mmsaal.engine.pool_dataset import build_pool_dataset, item_names
+from mmsaal.engine.report import round_rows, write_report
 from mmsaal.engine.scoring import score_candidates, unwrap_model
 from mmsaal.pool import PoolState, RoundStore, draw_initial_set
 from mmsaal.pool import read_initial_file
@@ -39,8 +40,9 @@ class ActiveLearningHook(Hook):
     epochs_per_round``.
 
     Args:
-        pool_sampler (dict): Config of the acquisition strategy, from the
-            ``POOL_SAMPLERS`` registry. Defaults to ``dict(type='RandomSampler')``.
+        pool_sampler (dict | str): Config of the acquisition strategy, from
+            the ``POOL_SAMPLERS`` registry, or only its name (its defaults).
+            Defaults to ``dict(type='RandomSampler')``.
         initial_labeled (int | float): Size of the initial labeled set, a
             count (int) or a fraction of the pool (float). Defaults to 0.05.
         initial_labeled_file (str, optional): A JSON list or text file of
@@ -72,7 +74,7 @@ class ActiveLearningHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self,
-                 pool_sampler: Optional[dict] = None,
+                 pool_sampler: Optional[Union[dict, str]] = None,
                  initial_labeled: Union[int, float] = 0.05,
                  initial_labeled_file: Optional[str] = None,
                  budget: Union[int, float] = 0.025,
@@ -111,7 +113,8 @@ class ActiveLearningHook(Hook):
         self.state: Optional[PoolState] = None
         self._pool_dataset = None
         self._initial_state: Optional[dict] = None
-        self._round_seconds: Dict[int, float] = {}
+        self._train_started: Optional[float] = None
+        self._train_seconds = 0.0
 
     # ----------------------------------------------------------------- hooks
     def before_run(self, runner) -> None:
@@ -150,6 +153,7 @@ class ActiveLearningHook(Hook):
     def before_train_epoch(self, runner) -> None:
         """Query at the start of each round after the first."""
         epoch = runner.epoch
+        self._train_started = time.perf_counter()
         if epoch == 0 or epoch % self.epochs_per_round:
             return
         round_idx = epoch // self.epochs_per_round
@@ -158,8 +162,12 @@ class ActiveLearningHook(Hook):
         self.query(runner, round_idx)
         if self.reset_each_round:
             self._reset_training(runner)
+        self._train_seconds = 0.0
+        self._train_started = time.perf_counter()
 
     def after_train_epoch(self, runner) -> None:
+        if self._train_started is not None:
+            self._train_seconds += time.perf_counter() - self._train_started
         ends_round = (runner.epoch + 1) % self.epochs_per_round == 0
         if (ends_round and runner.epoch + 1 < runner.max_epochs
                 and len(self.state.unlabeled_indices()) == 0):
@@ -180,13 +188,33 @@ class ActiveLearningHook(Hook):
             epoch=runner.epoch,
             num_labeled=self.state.num_labeled,
             labeled_fraction=self.state.num_labeled / self.state.pool_size,
+            train_seconds=round(self._train_seconds, 3),
             metrics={k: _to_builtin(v)
                      for k, v in metrics.items()})
         self.store.write_metrics(self.state.round, record)
+        scalars = {
+            'active_learning/labeled': self.state.num_labeled,
+            'active_learning/labeled_fraction': record['labeled_fraction'],
+        }
+        scalars.update({
+            f'active_learning/{k}': v
+            for k, v in record['metrics'].items()
+            if isinstance(v, (int, float))
+        })
+        runner.visualizer.add_scalars(scalars, step=self.state.round)
+        self.write_report(runner)
+
+    def write_report(self, runner) -> str:
+        """Write ``report.{md,json,csv}`` in the work dir."""
+        rows = round_rows(self.store, self.state, self.train_pool)
+        return write_report(runner.work_dir, rows,
+                            title=f'Active learning: {runner.experiment_name}')
 
     def after_train(self, runner) -> None:
         if is_main_process():
-            print_log('\n' + self.summary_table(), logger='current')
+            path = self.write_report(runner)
+            print_log('\n' + self.summary_table() + f'\nReport: {path}',
+                      logger='current')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['active_learning'] = self.state.state_dict()
@@ -236,6 +264,7 @@ class ActiveLearningHook(Hook):
                     epoch=runner.epoch,
                     num_candidates=int(len(candidates)),
                     scoring_seconds=round(seconds, 3)))
+            self.write_report(runner)
         barrier()
         self._update_train_set(runner)
         print_log(
@@ -373,9 +402,14 @@ class ActiveLearningHook(Hook):
                   logger='current')
 
 
-def build_pool_sampler(cfg: dict):
-    """Build a pool sampler, naming the registered ones when it is unknown."""
-    cfg = dict(cfg)
+def build_pool_sampler(cfg: Union[dict, str]):
+    """Build a pool sampler, naming the registered ones when it is unknown.
+
+    A bare name stands for its defaults, so one command-line option swaps
+    strategies whatever fields the config's sampler had:
+    ``--cfg-options active_learning.pool_sampler=RandomSampler``.
+    """
+    cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
     name = cfg.get('type')
     if isinstance(name, str) and name.startswith('mmsaal.'):
         cfg['type'] = name = name[len('mmsaal.'):]

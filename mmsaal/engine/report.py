@@ -1,0 +1,126 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""The round report a person reads between rounds: ``report.md``, with the
+same rows in ``report.json`` and ``report.csv``."""
+import csv
+import io
+import os
+import os.path as osp
+from collections import Counter
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from mmsaal.pool import PoolState, RoundStore, dump_json_atomic
+from mmsaal.pool.store import load_json
+
+COLUMNS = ('round', 'labeled', 'fraction', 'added', 'metric',
+           'train_seconds', 'scoring_seconds', 'score_mean', 'score_std',
+           'score_min', 'score_max', 'queried_classes')
+
+
+def class_histogram(dataset, indices: Sequence[int]) -> Dict[str, int]:
+    """Object (or image) counts per class over ``indices``.
+
+    Reads the annotations the dataset already parsed (``instances`` with
+    ``bbox_label``), so it costs no image read. Empty when the dataset has
+    no instance annotations (e.g. segmentation).
+    """
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes', ())
+    counts: Counter = Counter()
+    for index in indices:
+        for instance in dataset.get_data_info(int(index)).get(
+                'instances', []):
+            label = instance.get('bbox_label')
+            if label is not None:
+                name = classes[label] if label < len(classes) else str(label)
+                counts[name] += 1
+    return dict(sorted(counts.items()))
+
+
+def round_rows(store: RoundStore, state: PoolState,
+               dataset=None) -> List[Dict]:
+    """One row per finished round, from the files of ``store``."""
+    rows = []
+    for summary in state.summary():
+        round_idx = summary['round']
+        folder = store.round_dir(round_idx)
+        queried = load_json(osp.join(folder, 'queried.json'), 'queried')
+        scores = [
+            item['score'] for item in load_json(
+                osp.join(folder, 'scores.json'), 'scores')['items']
+        ]
+        record = store.read_metrics(round_idx)
+        metrics = record.get('metrics', {})
+        main = next((k for k in metrics if k.endswith(('mAP', 'mIoU'))),
+                    next(iter(metrics), None))
+        row = dict(
+            round=round_idx,
+            labeled=summary['labeled'],
+            fraction=round(summary['labeled'] / state.pool_size, 4),
+            added=summary['added'],
+            metric=None if main is None else metrics[main],
+            metric_name=main,
+            metrics=metrics,
+            train_seconds=record.get('train_seconds'),
+            scoring_seconds=queried.get('scoring_seconds'),
+            strategy=queried.get('strategy'))
+        if scores:
+            row.update(
+                score_mean=float(np.mean(scores)),
+                score_std=float(np.std(scores)),
+                score_min=float(np.min(scores)),
+                score_max=float(np.max(scores)))
+        if dataset is not None:
+            row['queried_classes'] = class_histogram(
+                dataset, [item['index'] for item in queried['items']])
+        rows.append(row)
+    return rows
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ''
+    if isinstance(value, float):
+        return f'{value:.4g}'
+    if isinstance(value, dict):
+        return ' '.join(f'{k}:{v}' for k, v in value.items())
+    return str(value)
+
+
+def write_report(work_dir: str, rows: List[Dict],
+                 title: Optional[str] = None) -> str:
+    """Write ``report.md``, ``report.json`` and ``report.csv`` (atomically).
+
+    Returns:
+        str: The path of ``report.md``.
+    """
+    dump_json_atomic(rows, osp.join(work_dir, 'report.json'))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in COLUMNS])
+    _write_text(osp.join(work_dir, 'report.csv'), buffer.getvalue())
+    metric = next((r['metric_name'] for r in rows if r.get('metric_name')),
+                  'metric')
+    lines = [
+        f'# {title or "Active learning report"}', '',
+        f'Strategy: `{rows[-1].get("strategy") if rows else ""}`', '',
+        '| ' + ' | '.join(c if c != 'metric' else metric
+                          for c in COLUMNS) + ' |',
+        '|' + '---|' * len(COLUMNS)
+    ]
+    lines += [
+        '| ' + ' | '.join(_cell(row.get(c)) for c in COLUMNS) + ' |'
+        for row in rows
+    ]
+    path = osp.join(work_dir, 'report.md')
+    _write_text(path, '\n'.join(lines) + '\n')
+    return path
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,98 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""Compare acquisition strategies: run each over several seeds with
+``tools/train_al.py``, then print the area under the learning curve per
+strategy (mean ± std over seeds) and write the curves' plot and CSV.
+
+Runs that already finished are read back, unfinished ones are resumed, so
+the command can be run again after an interruption.
+
+Example::
+
+    python tools/benchmark_al.py configs/demo/saal_tiny_faster_rcnn_shapes.py \\
+        --strategies saal random entropy --seeds 0 1 2
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+from mmsaal.analysis import load_curve, plot_curves, write_curves_csv
+from mmsaal.analysis.curves import format_summary, summarize_curves
+
+ALIASES = dict(
+    saal='SAALSampler',
+    random='RandomSampler',
+    entropy='EntropySampler',
+    least_confidence='LeastConfidenceSampler')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument(
+        '--strategies',
+        nargs='+',
+        default=['saal', 'random', 'entropy'],
+        help=f'aliases {sorted(ALIASES)} or pool sampler names')
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument(
+        '--work-dir',
+        help='root of the runs; defaults to work_dirs/benchmark_al_<config>')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        help='passed to every train_al.py run')
+    return parser.parse_args()
+
+
+def finished(work_dir: str) -> bool:
+    """Whether a train_al.py run of this benchmark completed."""
+    return osp.exists(osp.join(work_dir, 'benchmark_done'))
+
+
+def run(config: str, work_dir: str, sampler: str, seed: int,
+        options: list) -> None:
+    command = [
+        sys.executable,
+        osp.join(osp.dirname(osp.abspath(__file__)), 'train_al.py'), config,
+        '--work-dir', work_dir, '--cfg-options',
+        f'active_learning.pool_sampler={sampler}',
+        f'active_learning.seed={seed}', f'randomness.seed={seed}', *options
+    ]
+    if osp.isdir(osp.join(work_dir, 'rounds')):
+        command.insert(command.index('--cfg-options'), '--resume')
+    print(f'[benchmark_al] {sampler} seed {seed} -> {work_dir}', flush=True)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    with open(osp.join(work_dir, 'benchmark_done'), 'w') as f:
+        json.dump(dict(sampler=sampler, seed=seed), f)
+
+
+def main():
+    args = parse_args()
+    root = args.work_dir or osp.join(
+        'work_dirs',
+        'benchmark_al_' + osp.splitext(osp.basename(args.config))[0])
+    os.makedirs(root, exist_ok=True)
+    curves = []
+    for strategy in args.strategies:
+        sampler = ALIASES.get(strategy, strategy)
+        for seed in args.seeds:
+            work_dir = osp.join(root, f'{strategy}_seed{seed}')
+            if not finished(work_dir):
+                run(args.config, work_dir, sampler, seed, args.cfg_options)
+            curves.append(load_curve(work_dir))
+    plot = osp.join(root, 'curves.png')
+    plot_curves(curves, plot)
+    write_curves_csv(curves, osp.join(root, 'curves.csv'))
+    summary = summarize_curves(curves)
+    with open(osp.join(root, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+    print(format_summary(summary, curves[0]['metric_name']))
+    print(f'plot: {plot}')
+
+
+if __name__ == '__main__':
+    main()

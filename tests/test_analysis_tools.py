@@ -1,0 +1,93 @@
+"""Round reports, learning-curve plots and the strategy benchmark, on runs
+of the real tools over generated data."""
+import csv
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from conftest import DEMO_CONFIG, PYTHONPATH, REPO, quick_options
+
+from mmsaal.analysis import area_under_curve
+
+
+def tool(*args, check=True):
+    result = subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+        env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'}, timeout=600)
+    if check and result.returncode:
+        raise AssertionError(result.stdout[-3000:] + result.stderr[-5000:])
+    return result
+
+
+@pytest.fixture(scope='module')
+def benchmark(voc_shapes, tmp_path_factory):
+    """benchmark_al.py over two strategies, one seed, a short schedule."""
+    root = str(tmp_path_factory.mktemp('benchmark'))
+    options = [o for o in quick_options(voc_shapes, rounds=1)
+               if not o.startswith('active_learning.pool_sampler')]
+    result = tool('tools/benchmark_al.py', DEMO_CONFIG, '--strategies',
+                  'random', 'least_confidence', '--seeds', '0',
+                  '--work-dir', root, '--cfg-options', *options)
+    return root, result.stdout
+
+
+def test_benchmark_prints_the_area_under_the_curve_per_strategy(benchmark):
+    root, stdout = benchmark
+    assert 'RandomSampler' in stdout and 'LeastConfidenceSampler' in stdout
+    assert 'AULC pascal_voc/mAP' in stdout
+    summary = json.load(open(osp.join(root, 'summary.json')))
+    assert {row['strategy'] for row in summary} == {
+        'RandomSampler', 'LeastConfidenceSampler'}
+    assert osp.getsize(osp.join(root, 'curves.png')) > 1000
+    # Running it again reads the finished runs back instead of training.
+    again = tool('tools/benchmark_al.py', DEMO_CONFIG, '--strategies',
+                 'random', '--seeds', '0', '--work-dir', root)
+    assert '[benchmark_al]' not in again.stdout
+
+
+def test_report_lists_every_round_with_counts_times_and_classes(benchmark):
+    root, _ = benchmark
+    work_dir = osp.join(root, 'least_confidence_seed0')
+    rows = json.load(open(osp.join(work_dir, 'report.json')))
+    assert [r['labeled'] for r in rows] == [10, 15]
+    assert all(r['metric'] is not None for r in rows)
+    assert rows[1]['scoring_seconds'] > 0 and rows[1]['train_seconds'] > 0
+    assert sum(rows[1]['queried_classes'].values()) >= 5  # >= 1 object each
+    assert rows[1]['score_max'] >= rows[1]['score_mean'] >= rows[1][
+        'score_min']
+    table = open(osp.join(work_dir, 'report.md')).read()
+    assert '| round | labeled | fraction | added | pascal_voc/mAP |' in table
+    assert len(list(csv.reader(open(osp.join(work_dir,
+                                              'report.csv'))))) == 3
+    scalars_file = next(
+        osp.join(folder, 'scalars.json')
+        for folder, _, files in os.walk(work_dir) if 'scalars.json' in files)
+    scalars = [json.loads(line) for line in open(scalars_file)]
+    assert any('active_learning/labeled' in s for s in scalars)
+
+
+def test_plot_tool_writes_png_and_csv(benchmark, tmp_path):
+    root, _ = benchmark
+    out = str(tmp_path / 'curves.png')
+    result = tool('tools/analysis_tools/plot_al_curves.py',
+                  osp.join(root, 'random_seed0'),
+                  osp.join(root, 'least_confidence_seed0'), '--out', out)
+    assert 'RandomSampler' in result.stdout
+    rows = list(csv.DictReader(open(str(tmp_path / 'curves.csv'))))
+    assert len(rows) == 4 and {r['round'] for r in rows} == {'0', '1'}
+
+
+def test_plot_tool_names_a_work_dir_without_rounds(tmp_path):
+    result = tool('tools/analysis_tools/plot_al_curves.py', str(tmp_path),
+                  check=False)
+    assert result.returncode != 0
+    assert 'has no report.json' in result.stderr
+
+
+def test_area_under_curve_is_the_mean_metric_over_the_budget():
+    assert area_under_curve([0.1, 0.2, 0.3], [0.5, 0.5, 0.5]) == \
+        pytest.approx(0.5)
+    assert area_under_curve([0.0, 1.0], [0.0, 1.0]) == pytest.approx(0.5)

@@ -1,0 +1,45 @@
+"""Every shipped config parses, inherits mmdet's, and builds its model and
+active-learning hook (no weights are loaded, nothing is downloaded)."""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import HOOKS, MODELS, init_default_scope
+
+from conftest import REPO
+from mmsaal.apis import setup_active_learning
+
+CONFIGS = sorted(
+    glob.glob(osp.join(REPO, 'configs', '*.py')) +
+    glob.glob(osp.join(REPO, 'configs', 'demo', '*.py')) +
+    glob.glob(osp.join(REPO, 'configs', 'benchmark', '*.py')))
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
+def test_config_builds(path):
+    cfg = setup_active_learning(Config.fromfile(path))
+    al = cfg.active_learning
+    assert cfg.train_dataloader.sampler.type == 'mmsaal.LabeledSetSampler'
+    assert cfg.train_cfg.max_epochs == (al.num_rounds + 1) * \
+        al.epochs_per_round
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    hook = HOOKS.build(cfg.custom_hooks[-1])
+    assert type(hook.pool_sampler).__name__ == 'SAALSampler'
+    model = MODELS.build(cfg.model)
+    assert hook.pool_sampler.adapter(model).params
+
+
+def test_voc_configs_follow_the_literature_protocol():
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'saal_faster_rcnn_voc.py'))
+    assert cfg.active_learning.initial_labeled == 0.05
+    assert cfg.active_learning.budget == 0.025
+    assert cfg.active_learning.num_rounds == 5
+    assert cfg.model.roi_head.bbox_head.num_classes == 20
+
+
+def test_active_learning_and_a_hand_made_hook_are_not_both_allowed():
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'saal_faster_rcnn_voc.py'))
+    cfg.custom_hooks = [dict(type='mmsaal.ActiveLearningHook')]
+    with pytest.raises(ValueError, match='keep one of them'):
+        setup_active_learning(cfg)

@@ -91,3 +91,22 @@ def test_area_under_curve_is_the_mean_metric_over_the_budget():
     assert area_under_curve([0.1, 0.2, 0.3], [0.5, 0.5, 0.5]) == \
         pytest.approx(0.5)
     assert area_under_curve([0.0, 1.0], [0.0, 1.0]) == pytest.approx(0.5)
+
+
+def test_browse_queries_draws_the_round_with_the_model_that_scored_it(
+        benchmark, tmp_path):
+    root, _ = benchmark
+    work_dir = osp.join(root, 'least_confidence_seed0')
+    out = str(tmp_path / 'sheet.png')
+    result = tool('tools/analysis_tools/browse_queries.py', work_dir,
+                  '--round', '1', '--out', out)
+    assert 'was not kept' not in result.stdout
+    assert '5 images queried in round 1' in result.stdout
+    import cv2
+    sheet = cv2.imread(out)
+    assert sheet.shape[0] >= 256 and sheet.shape[1] == 4 * 256
+    missing = tool('tools/analysis_tools/browse_queries.py', work_dir,
+                   '--round', '7', check=False)
+    assert missing.returncode != 0
+    assert 'round 7 does not exist' in missing.stderr
+    assert 'its rounds are [0, 1]' in missing.stderr

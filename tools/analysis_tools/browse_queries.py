@@ -1,0 +1,132 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""A contact sheet of the images one round queried: each drawn with the
+model's detections (the pseudo boxes SAAL scored against) and its score.
+
+Example::
+
+    python tools/analysis_tools/browse_queries.py work_dirs/demo --round 2
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+
+import cv2
+import mmcv
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import MODELS, VISUALIZERS, init_default_scope
+from mmengine.runner import load_checkpoint
+from mmengine.utils import track_iter_progress
+
+import mmsaal  # noqa: F401
+from mmsaal.engine.pool_dataset import build_pool_dataset
+from mmsaal.pool import RoundStore
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir')
+    parser.add_argument('--round', type=int, required=True)
+    parser.add_argument('--config', help='defaults to the one in WORK_DIR')
+    parser.add_argument(
+        '--checkpoint',
+        help='defaults to the checkpoint that scored the round, else the '
+        'latest one')
+    parser.add_argument('--max-images', type=int, default=16)
+    parser.add_argument('--score-thr', type=float, default=0.3)
+    parser.add_argument('--tile', type=int, default=256)
+    parser.add_argument('--out', help='defaults to WORK_DIR/queries_round_N.png')
+    return parser.parse_args()
+
+
+def queried_items(work_dir: str, round_idx: int) -> dict:
+    store = RoundStore(osp.join(work_dir, 'rounds'))
+    rounds = store.rounds()
+    if not rounds:
+        raise SystemExit(f'{work_dir} holds no active-learning rounds')
+    if round_idx not in rounds:
+        raise SystemExit(f'round {round_idx} does not exist in {work_dir}; '
+                         f'its rounds are {rounds}')
+    with open(osp.join(store.round_dir(round_idx), 'queried.json')) as f:
+        return json.load(f)
+
+
+def find_config(work_dir: str) -> str:
+    configs = glob.glob(osp.join(work_dir, '*.py'))
+    if len(configs) != 1:
+        raise SystemExit(f'cannot tell the config of {work_dir} (found '
+                         f'{len(configs)} .py files): pass --config')
+    return configs[0]
+
+
+def find_checkpoint(work_dir: str, queried: dict) -> str:
+    scored_with = osp.join(work_dir, f'epoch_{queried.get("epoch")}.pth')
+    if osp.exists(scored_with):
+        return scored_with
+    latest = osp.join(work_dir, 'last_checkpoint')
+    if not osp.exists(latest):
+        raise SystemExit(f'{work_dir} has no checkpoint: pass --checkpoint')
+    path = open(latest).read().strip()
+    print(f'{osp.basename(scored_with)} (the model that scored this round) '
+          f'was not kept; drawing with {path}')
+    return path
+
+
+def tile(image: np.ndarray, size: int, caption: str) -> np.ndarray:
+    scale = size / max(image.shape[:2])
+    image = cv2.resize(image, None, fx=scale, fy=scale)
+    canvas = np.full((size + 22, size, 3), 255, dtype=np.uint8)
+    canvas[:image.shape[0], :image.shape[1]] = image
+    cv2.putText(canvas, caption, (4, size + 16), cv2.FONT_HERSHEY_SIMPLEX,
+                0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas
+
+
+def main():
+    args = parse_args()
+    queried = queried_items(args.work_dir, args.round)
+    cfg = Config.fromfile(args.config or find_config(args.work_dir))
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(cfg.model)
+    load_checkpoint(
+        model,
+        args.checkpoint or find_checkpoint(args.work_dir, queried),
+        map_location='cpu',
+        logger='silent')
+    model.eval()
+    dataset = build_pool_dataset(cfg)
+    visualizer = VISUALIZERS.build(
+        dict(type='DetLocalVisualizer', name='browse_queries'))
+    visualizer.dataset_meta = dataset.metainfo
+    items = sorted(queried['items'], key=lambda r: -r.get('score', 0))
+    tiles = []
+    for item in track_iter_progress(items[:args.max_images]):
+        data = pseudo_collate([dataset[item['index']]])
+        with torch.no_grad():
+            prediction = model.test_step(data)[0]
+        image = mmcv.imread(prediction.img_path, channel_order='rgb')
+        visualizer.add_datasample(
+            'query', image, data_sample=prediction, draw_gt=False,
+            show=False, pred_score_thr=args.score_thr)
+        score = f' {item["score"]:.3f}' if 'score' in item else ''
+        tiles.append(
+            tile(visualizer.get_image(), args.tile,
+                 f'#{item["index"]}{score}'))
+    columns = min(4, len(tiles))
+    blank = np.full_like(tiles[0], 255)
+    tiles += [blank] * (-len(tiles) % columns)
+    rows = [np.hstack(tiles[i:i + columns])
+            for i in range(0, len(tiles), columns)]
+    out = args.out or osp.join(args.work_dir,
+                               f'queries_round_{args.round:02d}.png')
+    mmcv.imwrite(np.vstack(rows)[..., ::-1], out)
+    print(f'{len(items)} images queried in round {args.round} '
+          f'({queried.get("strategy", "")}); the first {len(tiles)} by '
+          f'score drawn to {out}')
+
+
+if __name__ == '__main__':
+    main()

@@ -19,8 +19,6 @@ from mmsaal.pool import PoolState, RoundStore, draw_initial_set
 from mmsaal.pool import read_initial_file
 from mmsaal.registry import HOOKS, POOL_SAMPLERS
 
-DATA_BATCH = Optional[Union[dict, tuple, list]]
-
 
 @HOOKS.register_module()
 class ActiveLearningHook(Hook):

@@ -22,7 +22,7 @@ def fake_runner(tmp_path, epoch=0):
                          by_epoch=False, begin=0, end=10)
     return SimpleNamespace(model=model, optim_wrapper=optim_wrapper,
                            param_schedulers=[scheduler], epoch=epoch,
-                           work_dir=str(tmp_path))
+                           work_dir=str(tmp_path), experiment_name='unit')
 
 
 def train_a_bit(runner):
@@ -99,10 +99,12 @@ def test_query_labels_the_top_scores_and_writes_the_round(tmp_path):
     hook.state = PoolState([f'{i}.jpg' for i in range(10)], seed=1)
     hook.state.add_round([0, 1])
     hook.store = RoundStore(str(tmp_path / 'rounds'))
+    hook.store.save_round(hook.state)  # as before_run does
     hook.sampler = SimpleNamespace(set_labeled=lambda idx: None)
     hook._pool_dataset = [float(i) for i in range(10)]
     selected = hook.query(runner, 1)
     subset = hook.state.round_rng(1).choice(
         np.arange(2, 10), size=4, replace=False)
     assert sorted(selected.tolist()) == sorted(subset.tolist())[-2:]
-    assert hook.store.rounds() == [1]
+    assert hook.store.rounds() == [0, 1]
+    assert '| 1 | 4 | 0.4 | 2 |' in open(tmp_path / 'report.md').read()

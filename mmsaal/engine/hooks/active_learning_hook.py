@@ -109,6 +109,7 @@ class ActiveLearningHook(Hook):
         self.pool_pipeline = pool_pipeline
         self.state_dir = state_dir
         self.state: Optional[PoolState] = None
+        self.train_pool = None
         self._pool_dataset = None
         self._initial_state: Optional[dict] = None
         self._train_started: Optional[float] = None

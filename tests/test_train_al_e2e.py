@@ -65,7 +65,8 @@ def test_resume_after_crash_while_scoring_gives_the_same_labeled_set(
     config.write_text(f'_base_ = [{DEMO_CONFIG!r}]\n'
                       "custom_imports = dict(imports=['mmsaal', "
                       "'crash_once'])\n")
-    crash = options + [
+    crash = [o for o in options
+             if not o.startswith('active_learning.pool_sampler')] + [
         'active_learning.pool_sampler.type=CrashOnceSampler',
         f'active_learning.pool_sampler.marker={marker}',
     ]

@@ -120,7 +120,7 @@ def test_a_finished_work_dir_is_not_overwritten_without_resume(
      'ActiveLearningHook.budget must be a count > 0'),
     ('active_learning.initial_labeled', '41',
      'ActiveLearningHook.initial_labeled=41 is larger than the pool'),
-    ('active_learning.pool_sampler.type', 'NoSuchSampler',
+    ('active_learning.pool_sampler', 'NoSuchSampler',
      "ActiveLearningHook.pool_sampler: unknown type 'NoSuchSampler'"),
     ('train_dataloader.sampler.type', 'InfiniteSampler',
      "train_dataloader.sampler=dict(type='mmsaal.LabeledSetSampler')"),

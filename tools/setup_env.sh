@@ -52,6 +52,8 @@ mapfile -t wanted < <(grep -hv '^\s*#' requirements/runtime.txt requirements/tes
 todo=$(missing "${wanted[@]}")
 [ -z "$todo" ] || "${PIP[@]}" $todo
 
-if ! "$PY" -c "import mmsaal" 2>/dev/null; then
+# Checked from outside the checkout: from inside it, the working directory
+# alone makes mmsaal importable and would hide a missing install.
+if ! (cd / && "$PY" -c "import sys, mmsaal; sys.exit(mmsaal.__file__ != '$PWD/mmsaal/__init__.py')") 2>/dev/null; then
   "${PIP[@]}" --no-deps -e .
 fi

@@ -3,14 +3,14 @@
 same rows in ``report.json`` and ``report.csv``."""
 import csv
 import io
-import os
 import os.path as osp
 from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from mmsaal.pool import PoolState, RoundStore, dump_json_atomic
+from mmsaal.pool import (PoolState, RoundStore, dump_json_atomic,
+                         write_text_atomic)
 from mmsaal.pool.store import load_json
 
 COLUMNS = ('round', 'labeled', 'fraction', 'added', 'metric',
@@ -100,7 +100,7 @@ def write_report(work_dir: str, rows: List[Dict],
     writer.writerow(COLUMNS)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in COLUMNS])
-    _write_text(osp.join(work_dir, 'report.csv'), buffer.getvalue())
+    write_text_atomic(buffer.getvalue(), osp.join(work_dir, 'report.csv'))
     metric = next((r['metric_name'] for r in rows if r.get('metric_name')),
                   'metric')
     lines = [
@@ -115,12 +115,5 @@ def write_report(work_dir: str, rows: List[Dict],
         for row in rows
     ]
     path = osp.join(work_dir, 'report.md')
-    _write_text(path, '\n'.join(lines) + '\n')
+    write_text_atomic('\n'.join(lines) + '\n', path)
     return path
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -19,14 +19,20 @@ ROUND_DIR = re.compile(r'^round_(\d+)$')
 TMP_PREFIX = '.incomplete_'
 
 
-def dump_json_atomic(obj, path: str) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temporary file + rename."""
+def write_text_atomic(text: str, path: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file + rename, so a
+    reader sees the old file or the new one, never a part."""
     tmp = f'{path}.tmp{os.getpid()}'
     with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=1)
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def dump_json_atomic(obj, path: str) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    write_text_atomic(json.dumps(obj, indent=1), path)
 
 
 def load_json(path: str, what: str):

@@ -203,17 +203,24 @@ class ActiveLearningHook(Hook):
         runner.visualizer.add_scalars(scalars, step=self.state.round)
         self.write_report(runner)
 
-    def write_report(self, runner) -> str:
-        """Write ``report.{md,json,csv}`` in the work dir."""
+    def write_report(self, runner) -> List[Dict]:
+        """Write ``report.{md,json,csv}`` in the work dir.
+
+        Returns:
+            list[dict]: The report's rows, one per round.
+        """
         rows = round_rows(self.store, self.state, self.train_pool)
-        return write_report(runner.work_dir, rows,
-                            title=f'Active learning: {runner.experiment_name}')
+        write_report(runner.work_dir, rows,
+                     title=f'Active learning: {runner.experiment_name}')
+        return rows
 
     def after_train(self, runner) -> None:
         if is_main_process():
-            path = self.write_report(runner)
-            print_log('\n' + self.summary_table() + f'\nReport: {path}',
-                      logger='current')
+            rows = self.write_report(runner)
+            print_log(
+                '\n' + self.summary_table(rows) +
+                f'\nReport: {osp.join(runner.work_dir, "report.md")}',
+                logger='current')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['active_learning'] = self.state.state_dict()
@@ -300,27 +307,23 @@ class ActiveLearningHook(Hook):
             self._pool_dataset = dataset
         return self._pool_dataset
 
-    def summary_table(self) -> str:
-        """A text table of the rounds: labeled count and metrics."""
+    @staticmethod
+    def summary_table(rows: List[Dict]) -> str:
+        """A text table of report rows: labeled count and metrics."""
         header = ['round', 'labeled', 'fraction', 'metrics']
-        rows = []
-        for row in self.state.summary():
-            record = self.store.read_metrics(row['round'])
-            metrics = ', '.join(f'{k}: {v:.4f}'
-                                for k, v in record.get('metrics', {}).items()
-                                if isinstance(v, float))
-            rows.append([
-                str(row['round']),
-                str(row['labeled']),
-                f'{row["labeled"] / self.state.pool_size:.3f}', metrics
-            ])
+        cells = [[
+            str(row['round']),
+            str(row['labeled']), f'{row["fraction"]:.3f}', ', '.join(
+                f'{k}: {v:.4f}' for k, v in row['metrics'].items()
+                if isinstance(v, float))
+        ] for row in rows]
         widths = [
-            max(len(r[i]) for r in rows + [header]) for i in range(4)
+            max(len(r[i]) for r in cells + [header]) for i in range(4)
         ]
         lines = [' | '.join(h.ljust(w) for h, w in zip(header, widths))]
         lines.append('-+-'.join('-' * w for w in widths))
         lines += [
-            ' | '.join(c.ljust(w) for c, w in zip(r, widths)) for r in rows
+            ' | '.join(c.ljust(w) for c, w in zip(r, widths)) for r in cells
         ]
         return 'Active learning summary\n' + '\n'.join(lines)
 

@@ -63,9 +63,11 @@ def perturbed_loss(closure: Callable[[], torch.Tensor],
     is written: the gradient comes from :func:`torch.autograd.grad`.
 
     Args:
-        closure (Callable[[], Tensor]): Returns the scalar loss of ONE
-            instance under the current weights. It is called twice and must
-            use the same pseudo-label and random draws both times.
+        closure (Callable[[], Tensor]): Returns the loss of ONE instance
+            under the current weights: a scalar, or the losses of its
+            elements (e.g. the pixels of an image), whose mean is the
+            instance loss the ascent step follows. It is called twice and
+            must use the same pseudo-label and random draws both times.
         params (Sequence[Tensor]): The tensors to perturb (leaf parameters
             that require grad).
         rho (float): Radius of the ascent step. Defaults to 0.05.
@@ -73,8 +75,8 @@ def perturbed_loss(closure: Callable[[], torch.Tensor],
             ``'sam'``. Defaults to ``'adaptive'``.
 
     Returns:
-        tuple[Tensor, Tensor]: ``(loss_before, loss_after)`` as detached 0-d
-        tensors.
+        tuple[Tensor, Tensor]: ``(loss_before, loss_after)``, detached, of
+        the closure's shape.
     """
     params = list(params)
     if not params:
@@ -82,7 +84,7 @@ def perturbed_loss(closure: Callable[[], torch.Tensor],
     with torch.enable_grad():
         loss_before = closure()
         grads = torch.autograd.grad(
-            loss_before, params, allow_unused=True)
+            loss_before.mean(), params, allow_unused=True)
     # A parameter the loss does not reach gets no step.
     grads = [
         torch.zeros_like(p) if g is None else g

@@ -1,5 +1,7 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Turn a config's ``active_learning`` field into the hook and sampler."""
+import os.path as osp
+
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
@@ -19,7 +21,10 @@ def setup_active_learning(cfg: Config) -> Config:
     - appends ``ActiveLearningHook(**active_learning)`` to ``custom_hooks``;
     - makes the train sampler a ``LabeledSetSampler`` (keeping ``shuffle``
       and ``seed`` of a ``DefaultSampler``);
-    - sets ``train_cfg.max_epochs = (num_rounds + 1) * epochs_per_round``.
+    - sets ``train_cfg.max_epochs = (num_rounds + 1) * epochs_per_round``;
+    - points every ``LoadRevealedAnnotations`` of the train pipeline that
+      has no ``revealed_dir`` to ``{work_dir}/{state_dir}/revealed``, where
+      the hook writes the revealed masks.
 
     Args:
         cfg (Config): The experiment config, changed in place.
@@ -64,4 +69,21 @@ def setup_active_learning(cfg: Config) -> Config:
             logger='current')
     train_cfg.max_epochs = max_epochs
     cfg.train_cfg = train_cfg
+    revealed_dir = osp.join(
+        cfg.get('work_dir') or '.', settings.get('state_dir', 'rounds'),
+        'revealed')
+    for step in _pipeline_steps(cfg.train_dataloader.dataset):
+        if str(step.get('type', '')).endswith('LoadRevealedAnnotations') \
+                and step.get('revealed_dir') is None:
+            step['revealed_dir'] = revealed_dir
     return cfg
+
+
+def _pipeline_steps(dataset_cfg):
+    """Every transform config of a (possibly nested) dataset config."""
+    yield from dataset_cfg.get('pipeline') or []
+    for key in ('dataset', 'datasets'):
+        inner = dataset_cfg.get(key)
+        for sub in inner if isinstance(inner, (list, tuple)) else [inner]:
+            if isinstance(sub, dict):
+                yield from _pipeline_steps(sub)

@@ -31,17 +31,22 @@ def scoring_pipeline(cfg: Config) -> List[dict]:
                        'ActiveLearningHook.pool_pipeline')
     return [
         step for step in _find_pipeline(loader['dataset'])
-        if 'LoadAnnotations' not in step['type']
+        if 'Annotations' not in step['type']
     ]
 
 
-def build_pool_dataset(cfg: Config, pipeline: Optional[List[dict]] = None):
+def build_pool_dataset(cfg: Config,
+                       pipeline: Optional[List[dict]] = None,
+                       pool_index: Optional[int] = None):
     """Build the train dataset (without ``RepeatDataset``) with ``pipeline``.
 
     Args:
         cfg (Config): The experiment config (under its default scope).
         pipeline (list[dict], optional): Defaults to
             :func:`scoring_pipeline`.
+        pool_index (int, optional): When the train dataset concatenates
+            several (e.g. a labeled source domain and the target pool), the
+            position of the pool among them. Defaults to None.
 
     Returns:
         The dataset, in the same item order as training.
@@ -49,6 +54,8 @@ def build_pool_dataset(cfg: Config, pipeline: Optional[List[dict]] = None):
     dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
     while 'RepeatDataset' in str(dataset_cfg.get('type', '')):
         dataset_cfg = dataset_cfg['dataset']
+    if pool_index is not None:
+        dataset_cfg = dataset_cfg['datasets'][pool_index]
     _set_pipeline(dataset_cfg, pipeline or scoring_pipeline(cfg))
     return DATASETS.build(dataset_cfg)
 

@@ -13,7 +13,8 @@ from mmsaal.pool import (PoolState, RoundStore, dump_json_atomic,
                          write_text_atomic)
 from mmsaal.pool.store import load_json
 
-COLUMNS = ('round', 'labeled', 'fraction', 'added', 'metric',
+COLUMNS = ('round', 'labeled', 'fraction', 'pixel_fraction', 'added',
+           'metric',
            'train_seconds', 'scoring_seconds', 'score_mean', 'score_std',
            'score_min', 'score_max', 'queried_classes')
 
@@ -64,6 +65,8 @@ def round_rows(store: RoundStore, state: PoolState,
             train_seconds=record.get('train_seconds'),
             scoring_seconds=queried.get('scoring_seconds'),
             strategy=queried.get('strategy'))
+        if 'labeled_pixel_fraction' in queried:
+            row['pixel_fraction'] = queried['labeled_pixel_fraction']
         if scores:
             row.update(
                 score_mean=float(np.mean(scores)),
@@ -95,11 +98,16 @@ def write_report(work_dir: str, rows: List[Dict],
         str: The path of ``report.md``.
     """
     dump_json_atomic(rows, osp.join(work_dir, 'report.json'))
+    # The pixel fraction is for region/pixel queries only.
+    columns = [
+        c for c in COLUMNS
+        if c != 'pixel_fraction' or any(c in row for row in rows)
+    ]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in COLUMNS])
+        writer.writerow([_cell(row.get(c)) for c in columns])
     write_text_atomic(buffer.getvalue(), osp.join(work_dir, 'report.csv'))
     metric = next((r['metric_name'] for r in rows if r.get('metric_name')),
                   'metric')
@@ -107,11 +115,11 @@ def write_report(work_dir: str, rows: List[Dict],
         f'# {title or "Active learning report"}', '',
         f'Strategy: `{rows[-1].get("strategy") if rows else ""}`', '',
         '| ' + ' | '.join(c if c != 'metric' else metric
-                          for c in COLUMNS) + ' |',
-        '|' + '---|' * len(COLUMNS)
+                          for c in columns) + ' |',
+        '|' + '---|' * len(columns)
     ]
     lines += [
-        '| ' + ' | '.join(_cell(row.get(c)) for c in COLUMNS) + ' |'
+        '| ' + ' | '.join(_cell(row.get(c)) for c in columns) + ' |'
         for row in rows
     ]
     path = osp.join(work_dir, 'report.md')

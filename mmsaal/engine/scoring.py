@@ -1,6 +1,6 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Score pool candidates with a model, sharded over ranks."""
-from typing import Callable, List, Sequence
+from typing import Any, Callable, List, Sequence, Union
 
 import numpy as np
 import torch
@@ -25,25 +25,28 @@ def make_batches(candidates: Sequence[int],
     ]
 
 
-def score_candidates(score_batch: Callable[[dict], Sequence[float]],
+def score_candidates(score_batch: Callable[[dict], Sequence[Any]],
                      dataset,
                      candidates: Sequence[int],
                      batch_size: int = 1,
                      num_workers: int = 0,
-                     collate_fn: Callable = pseudo_collate) -> np.ndarray:
+                     collate_fn: Callable = pseudo_collate,
+                     as_floats: bool = True) -> Union[np.ndarray, List]:
     """Score every candidate once; all ranks return the same array.
 
     Args:
-        score_batch (Callable[[dict], Sequence[float]]): Scores one collated
-            batch, one float per item.
+        score_batch (Callable[[dict], Sequence]): Scores one collated
+            batch, one float (or, with ``as_floats=False``, one picklable
+            object such as ranked regions) per item.
         dataset: The pool dataset (test pipeline), indexed by pool position.
         candidates (Sequence[int]): Pool positions to score.
         batch_size (int): Items per batch. Defaults to 1.
         num_workers (int): Data loading workers. Defaults to 0.
         collate_fn (Callable): Defaults to mmengine's ``pseudo_collate``.
+        as_floats (bool): Whether the scores are floats. Defaults to True.
 
     Returns:
-        np.ndarray: ``scores[j]`` belongs to ``candidates[j]``.
+        np.ndarray | list: ``scores[j]`` belongs to ``candidates[j]``.
     """
     rank, world_size = get_dist_info()
     batches = make_batches(candidates, batch_size)
@@ -57,7 +60,9 @@ def score_candidates(score_batch: Callable[[dict], Sequence[float]],
         if is_main_process() and len(candidates) else None
     local = {}
     for batch_id, data_batch in zip(mine, loader):
-        scores = [float(s) for s in score_batch(data_batch)]
+        scores = list(score_batch(data_batch))
+        if as_floats:
+            scores = [float(s) for s in scores]
         if len(scores) != len(batches[batch_id]):
             raise RuntimeError(
                 f'the pool sampler returned {len(scores)} scores for a '
@@ -70,9 +75,8 @@ def score_candidates(score_batch: Callable[[dict], Sequence[float]],
     gathered = {}
     for part in (all_gather_object(local) if world_size > 1 else [local]):
         gathered.update(part)
-    return np.asarray(
-        [s for b in range(len(batches)) for s in gathered[b]],
-        dtype=np.float64)
+    ordered = [s for b in range(len(batches)) for s in gathered[b]]
+    return np.asarray(ordered, dtype=np.float64) if as_floats else ordered
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

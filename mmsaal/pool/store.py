@@ -11,7 +11,7 @@ import os
 import os.path as osp
 import re
 import shutil
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from .state import PoolState
 
@@ -76,7 +76,9 @@ class RoundStore:
     def save_round(self,
                    state: PoolState,
                    scores: Optional[Dict[int, float]] = None,
-                   info: Optional[Dict] = None) -> str:
+                   info: Optional[Dict] = None,
+                   writers: Optional[Dict[str, Callable[[str],
+                                                        None]]] = None) -> str:
         """Persist ``state`` as its latest round.
 
         Args:
@@ -130,6 +132,8 @@ class RoundStore:
                 round=state.round,
                 items=[item(i) for i in sorted(scores)]),
             osp.join(tmp, 'scores.json'))
+        for name, write in (writers or {}).items():
+            write(osp.join(tmp, name))
         os.rename(tmp, final)
         _fsync_dir(self.root)
         return final

@@ -1,5 +1,5 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +37,27 @@ class BasePoolSampler:
             Sequence[float]: One score per item of the batch.
         """
         raise NotImplementedError
+
+    def score_maps(self, model: torch.nn.Module,
+                   data_batch: dict) -> List[torch.Tensor]:
+        """Score every pixel of a batch of images (segmentation pools).
+
+        Region and pixel queries (``ActiveLearningHook.granularity``) rank
+        their units on these maps; a higher value means "label this pixel
+        first".
+
+        Args:
+            model (nn.Module): The unwrapped segmentor, in eval mode.
+            data_batch (dict): As the pool dataloader yields it.
+
+        Returns:
+            list[Tensor]: One ``(H, W)`` map per image, at the image's
+            original (label) size.
+        """
+        raise NotImplementedError(
+            f'{type(self).__name__} scores whole items only: use '
+            f"granularity='image', or a sampler that scores pixels "
+            f'(SAALSampler, EntropySampler, RIPUSampler, RandomSampler)')
 
     def select(self, scores: Optional[np.ndarray], num_candidates: int,
                budget: int, rng: np.random.Generator) -> np.ndarray:

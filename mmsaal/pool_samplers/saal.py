@@ -1,5 +1,5 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -39,6 +39,13 @@ class SAALSampler(BasePoolSampler):
             sum. Defaults to None (every ``loss*`` entry).
         seed (int): Seed of the random draws inside the loss (proposal
             sampling), fixed per image. Defaults to 0.
+        score_resolution (float, optional): Segmentation only: score at this
+            scale of the input and upsample the loss maps. Defaults to None.
+
+    For a segmentor, the loss of an image is its per-pixel decode-head loss
+    against its argmax prediction; ``'head'`` is the decode head; an
+    image-level score is the mean of its map (see
+    :class:`~mmsaal.adapters.segmentation.SegmentationSAAL`).
     """
 
     def __init__(self,
@@ -50,7 +57,8 @@ class SAALSampler(BasePoolSampler):
                  score_thr: float = 0.3,
                  max_pseudo_per_img: int = 100,
                  loss_terms: Optional[Sequence[str]] = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0,
+                 score_resolution: Optional[float] = None) -> None:
         super().__init__(diversity=diversity)
         if perturbation not in PERTURBATION_MODES:
             raise ValueError(f'SAALSampler.perturbation must be one of '
@@ -68,6 +76,7 @@ class SAALSampler(BasePoolSampler):
         self.max_pseudo_per_img = max_pseudo_per_img
         self.loss_terms = loss_terms
         self.seed = seed
+        self.score_resolution = score_resolution
 
     def adapter(self, model: torch.nn.Module):
         """The task adapter that builds per-instance loss closures."""
@@ -77,13 +86,37 @@ class SAALSampler(BasePoolSampler):
             return DetectionSAAL(model, self.perturb_scope, self.score_thr,
                                  self.max_pseudo_per_img, self.loss_terms,
                                  self.seed)
-        raise TypeError(f'SAALSampler has no adapter for '
-                        f'{type(model).__name__} yet')
+        from mmseg.models.segmentors import EncoderDecoder
+        if isinstance(model, EncoderDecoder):
+            from mmsaal.adapters.segmentation import SegmentationSAAL
+            return SegmentationSAAL(model, self.perturb_scope,
+                                    self.score_resolution)
+        raise TypeError(
+            f'SAALSampler scores mmdet detectors (BaseDetector) and mmseg '
+            f'segmentors (EncoderDecoder), not {type(model).__name__}')
+
+    def _combine(self, before: torch.Tensor,
+                 after: torch.Tensor) -> torch.Tensor:
+        return after if self.score == 'max' else after - before
 
     def score_batch(self, model: torch.nn.Module,
                     data_batch: dict) -> Sequence[float]:
-        pairs = self.adapter(model).losses_before_after(
-            data_batch, self.rho, self.perturbation)
-        if self.score == 'max':
-            return [float(after) for _, after in pairs]
-        return [float(after - before) for before, after in pairs]
+        adapter = self.adapter(model)
+        if hasattr(adapter, 'loss_maps'):
+            return [
+                float(score_map.mean())
+                for score_map in self.score_maps(model, data_batch, adapter)
+            ]
+        pairs = adapter.losses_before_after(data_batch, self.rho,
+                                            self.perturbation)
+        return [float(self._combine(*pair)) for pair in pairs]
+
+    def score_maps(self, model: torch.nn.Module, data_batch: dict,
+                   adapter=None) -> List[torch.Tensor]:
+        adapter = adapter or self.adapter(model)
+        if not hasattr(adapter, 'loss_maps'):
+            super().score_maps(model, data_batch)
+        return [
+            self._combine(*pair) for pair in adapter.loss_maps(
+                data_batch, self.rho, self.perturbation)
+        ]

@@ -1,18 +1,34 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-"""Write the bundled synthetic demo data set (real VOC layout)."""
+"""Write a bundled synthetic demo data set.
+
+``--task det``: coloured shapes in the real PASCAL VOC layout.
+``--task seg``: a two-domain street set in the real GTA5 and Cityscapes
+layouts (source labeled, target to be queried).
+"""
 import argparse
 import os.path as osp
 
-from mmsaal.datasets.synthetic import generate_voc_shapes
+from mmsaal.datasets.synthetic import (generate_street_domains,
+                                       generate_voc_shapes)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('root', help='output folder, e.g. data/demo')
-    parser.add_argument('--task', choices=['det'], default='det')
-    parser.add_argument('--num-trainval', type=int, default=200)
-    parser.add_argument('--num-test', type=int, default=60)
-    parser.add_argument('--image-size', type=int, default=128)
+    parser.add_argument('--task', choices=['det', 'seg'], default='det')
+    parser.add_argument(
+        '--num-trainval',
+        type=int,
+        default=None,
+        help='det: trainval images (200); seg: images per domain (48)')
+    parser.add_argument(
+        '--num-test', type=int, default=None,
+        help='det: test images (60); seg: target val images (16)')
+    parser.add_argument(
+        '--image-size',
+        type=int,
+        default=None,
+        help='det: square side (128); seg: height, width = 2 x height (64)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--force', action='store_true', help='rewrite existing data')
@@ -21,15 +37,29 @@ def parse_args():
 
 def main():
     args = parse_args()
-    done = osp.join(args.root, 'VOCdevkit', 'Shapes', 'ImageSets', 'Main',
-                    'test.txt')
+    if args.task == 'det':
+        done = osp.join(args.root, 'VOCdevkit', 'Shapes', 'ImageSets',
+                        'Main', 'test.txt')
+    else:
+        done = osp.join(args.root, 'cityscapes', 'gtFine', 'val')
     if osp.exists(done) and not args.force:
         print(f'{args.root} already holds the demo data (--force rewrites)')
         return
-    voc = generate_voc_shapes(args.root, args.num_trainval, args.num_test,
-                              args.image_size, args.seed)
-    print(f'wrote {args.num_trainval} trainval and {args.num_test} test '
-          f'images to {voc}')
+    if args.task == 'det':
+        voc = generate_voc_shapes(args.root, args.num_trainval or 200,
+                                  args.num_test or 60, args.image_size
+                                  or 128, args.seed)
+        print(f'wrote the shapes set to {voc}')
+        return
+    height = args.image_size or 64
+    counts = generate_street_domains(
+        args.root,
+        num_source=args.num_trainval or 48,
+        num_target_train=args.num_trainval or 48,
+        num_target_val=args.num_test or 16,
+        size=(height, 2 * height),
+        seed=args.seed)
+    print(f'wrote the two-domain street set to {args.root}: {counts}')
 
 
 if __name__ == '__main__':

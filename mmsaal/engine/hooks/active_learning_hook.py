@@ -11,12 +11,15 @@ from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from mmsaal.datasets.samplers import LabeledSetSampler, unwrap_repeats
+from mmsaal.datasets.samplers import LabeledSetSampler
+from mmsaal.engine.pixel_query import (PixelQuery, check_unique_stems,
+                                       image_shapes)
 from mmsaal.engine.pool_dataset import build_pool_dataset, item_names
 from mmsaal.engine.report import round_rows, write_report
 from mmsaal.engine.scoring import score_candidates, unwrap_model
-from mmsaal.pool import PoolState, RoundStore, draw_initial_set
-from mmsaal.pool import read_initial_file
+from mmsaal.pool import (UNLABELED, PoolState, RoundStore, draw_initial_set,
+                         read_initial_file)
+from mmsaal.regions import GRANULARITIES
 from mmsaal.registry import HOOKS, POOL_SAMPLERS
 
 
@@ -67,6 +70,20 @@ class ActiveLearningHook(Hook):
             without its annotation loading (scoring never sees labels).
         state_dir (str): Folder under ``work_dir`` for the round files.
             Defaults to ``'rounds'``.
+        granularity (str): What a query labels: ``'image'`` (whole items),
+            or for segmentation ``'region'`` (square windows) or ``'pixel'``,
+            revealed through ``LoadRevealedAnnotations``. For regions and
+            pixels ``budget`` is a fraction of the pool's pixels per round.
+            Defaults to ``'image'``.
+        region_size (int): Side of a region, in label-map pixels. Defaults
+            to 32.
+        budget_per_image (bool): Regions/pixels: give every image the same
+            share of the budget (RIPU's setting) instead of ranking units
+            over the whole pool. Defaults to True.
+
+    With a ``ConcatDataset`` of labeled parts and a pool
+    (``LabeledSetSampler.pool_index``, domain adaptation), the pool is that
+    part, and ``initial_labeled=0`` starts from the labeled parts alone.
     """
 
     priority = 'NORMAL'
@@ -83,10 +100,14 @@ class ActiveLearningHook(Hook):
                  seed: int = 0,
                  pool_dataloader: Optional[dict] = None,
                  pool_pipeline: Optional[List[dict]] = None,
-                 state_dir: str = 'rounds') -> None:
+                 state_dir: str = 'rounds',
+                 granularity: str = 'image',
+                 region_size: int = 32,
+                 budget_per_image: bool = True) -> None:
         self.pool_sampler = build_pool_sampler(
             pool_sampler or dict(type='RandomSampler'))
-        _check_amount('initial_labeled', initial_labeled)
+        if initial_labeled != 0:
+            _check_amount('initial_labeled', initial_labeled)
         _check_amount('budget', budget)
         if pool_subset is not None:
             _check_amount('pool_subset', pool_subset)
@@ -96,6 +117,22 @@ class ActiveLearningHook(Hook):
         if not isinstance(epochs_per_round, int) or epochs_per_round < 1:
             raise ValueError(f'ActiveLearningHook.epochs_per_round must be '
                              f'an int >= 1, got {epochs_per_round!r}')
+        if granularity not in GRANULARITIES:
+            raise ValueError(f'ActiveLearningHook.granularity must be one '
+                             f'of {GRANULARITIES}, got {granularity!r}')
+        if not isinstance(region_size, int) or region_size < 1:
+            raise ValueError(f'ActiveLearningHook.region_size must be an '
+                             f'int >= 1, got {region_size!r}')
+        if granularity != 'image' and not isinstance(budget, float):
+            raise ValueError(
+                f'ActiveLearningHook.budget={budget!r}: with '
+                f"granularity='{granularity}' the budget is a fraction of the "
+                f'pool\'s pixels per round, e.g. budget=0.01 (a float).')
+        self.granularity = granularity
+        self.region_size = region_size
+        self.budget_per_image = budget_per_image
+        self.pixel_query: Optional[PixelQuery] = None
+        self._shapes: Optional[List] = None
         self.initial_labeled = initial_labeled
         self.initial_labeled_file = initial_labeled_file
         self.budget = budget
@@ -120,9 +157,13 @@ class ActiveLearningHook(Hook):
         """Find the pool and load (or start) its state."""
         self.sampler = find_labeled_set_sampler(runner.train_dataloader)
         self.store = RoundStore(osp.join(runner.work_dir, self.state_dir))
-        self.train_pool, _ = unwrap_repeats(runner.train_dataloader.dataset)
+        self.train_pool = self.sampler.pool
         self.state = PoolState(item_names(self.train_pool), seed=self.seed)
         self._check_amounts()
+        if self.granularity != 'image':
+            check_unique_stems(self._paths())
+            self.pixel_query = PixelQuery(self.granularity, self.region_size,
+                                          self.budget_per_image, self.store)
         if self.store.rounds():
             if not runner._resume:
                 raise RuntimeError(
@@ -130,6 +171,11 @@ class ActiveLearningHook(Hook):
                     f'active-learning run. Continue it with --resume, or '
                     f'start a new one with another --work-dir.')
             latest = self.store.load_latest(self.state)
+            if self.pixel_query is not None:
+                self.pixel_query.restore(self.state, latest)
+                if is_main_process():
+                    self.pixel_query.export_masks(self._paths())
+                barrier()
             print_log(
                 f'Active learning resumed at round {latest}: '
                 f'{self.state.num_labeled} of {self.state.pool_size} items '
@@ -169,7 +215,7 @@ class ActiveLearningHook(Hook):
             self._train_seconds += time.perf_counter() - self._train_started
         ends_round = (runner.epoch + 1) % self.epochs_per_round == 0
         if (ends_round and runner.epoch + 1 < runner.max_epochs
-                and len(self.state.unlabeled_indices()) == 0):
+                and self._pool_is_empty()):
             print_log(
                 f'The pool is empty: all {self.state.pool_size} items are '
                 f'labeled after round {self.state.round}. Active learning '
@@ -188,6 +234,7 @@ class ActiveLearningHook(Hook):
             num_labeled=self.state.num_labeled,
             labeled_fraction=self.state.num_labeled / self.state.pool_size,
             train_seconds=round(self._train_seconds, 3),
+            **self._pixel_fraction(),
             metrics={k: _to_builtin(v)
                      for k, v in metrics.items()})
         self.store.write_metrics(self.state.round, record)
@@ -195,6 +242,9 @@ class ActiveLearningHook(Hook):
             'active_learning/labeled': self.state.num_labeled,
             'active_learning/labeled_fraction': record['labeled_fraction'],
         }
+        if 'labeled_pixel_fraction' in record:
+            scalars['active_learning/labeled_pixel_fraction'] = record[
+                'labeled_pixel_fraction']
         scalars.update({
             f'active_learning/{k}': v
             for k, v in record['metrics'].items()
@@ -236,7 +286,14 @@ class ActiveLearningHook(Hook):
 
     # ----------------------------------------------------------------- rounds
     def query(self, runner, round_idx: int) -> np.ndarray:
-        """Score the pool, label a budget of items as ``round_idx``."""
+        """Score the pool, label a budget of items as ``round_idx``.
+
+        Returns:
+            np.ndarray: The pool positions labeled (for region and pixel
+            queries: the images that got new pixels).
+        """
+        if self.pixel_query is not None:
+            return self._query_pixels(runner, round_idx)
         unlabeled = self.state.unlabeled_indices()
         budget = min(_count(self.budget, self.state.pool_size),
                      len(unlabeled))
@@ -281,23 +338,129 @@ class ActiveLearningHook(Hook):
             logger='current')
         return selected
 
-    def _score(self, runner, candidates: np.ndarray) -> np.ndarray:
+    def _query_pixels(self, runner, round_idx: int) -> np.ndarray:
+        """Score every pixel of the candidates, reveal the best units."""
+        query, shapes = self.pixel_query, self._image_shapes()
+        candidates = np.asarray([
+            i for i in range(self.state.pool_size)
+            if query.has_hidden(i, shapes[i])
+        ], dtype=np.int64)
+        rng = self.state.round_rng(round_idx)
+        if self.pool_subset is not None:
+            size = _count(self.pool_subset, len(candidates))
+            if size < len(candidates):
+                candidates = np.sort(
+                    rng.choice(candidates, size=size, replace=False))
+        total = query.total_units(shapes, self.budget)
+        position = {p: i for i, p in enumerate(self._paths())}
         model = unwrap_model(runner.model)
+
+        def rank_batch(batch):
+            maps = self.pool_sampler.score_maps(model, batch)
+            ranked = []
+            for sample, score_map in zip(batch['data_samples'], maps):
+                index = position[sample.img_path]
+                if tuple(score_map.shape) != shapes[index]:
+                    raise RuntimeError(
+                        f'{type(self.pool_sampler).__name__} scored '
+                        f'{sample.img_path} at {tuple(score_map.shape)}, not '
+                        f'at its size {shapes[index]}')
+                ranked.append(
+                    query.rank(score_map, index,
+                               query.max_units(shapes[index], self.budget,
+                                               total)))
+            return ranked
+
+        start = time.perf_counter()
+        ranked = self._score(runner, candidates, rank_batch, as_floats=False)
+        ranked = dict(zip(candidates.tolist(), ranked))
+        chosen = [None]
+        if is_main_process():
+            chosen[0] = query.select(ranked, total)
+        broadcast_object_list(chosen)
+        chosen = chosen[0]
+        seconds = time.perf_counter() - start
+        revealed = query.reveal(round_idx, chosen, shapes)
+        touched = np.asarray(sorted(chosen), dtype=np.int64)
+        self.state.add_round(
+            touched[self.state.labeled_round[touched] == UNLABELED])
+        if is_main_process():
+            self.store.save_round(
+                self.state,
+                scores={
+                    i: float(ranked[i]['scores'][0])
+                    for i in chosen
+                },
+                info=dict(
+                    strategy=repr(self.pool_sampler),
+                    epoch=runner.epoch,
+                    granularity=self.granularity,
+                    num_candidates=int(len(candidates)),
+                    images_queried=len(chosen),
+                    pixels_revealed=revealed,
+                    **self._pixel_fraction(),
+                    scoring_seconds=round(seconds, 3)),
+                writers=query.writers(round_idx, chosen, ranked,
+                                      self.state.item_names))
+            query.export_masks(self._paths(), list(chosen))
+            self.write_report(runner)
+        barrier()
+        self._update_train_set(runner)
+        print_log(
+            f'Active learning round {round_idx}: revealed {revealed} pixels '
+            f'in {len(chosen)} of {len(candidates)} candidate images in '
+            f'{seconds:.1f}s; '
+            f'{100 * query.labeled_fraction(shapes):.2f}% of the pool\'s '
+            f'pixels labeled.',
+            logger='current')
+        return touched
+
+    def _score(self, runner, candidates: np.ndarray, score_batch=None,
+               as_floats: bool = True):
+        model = unwrap_model(runner.model)
+        score_batch = score_batch or (
+            lambda batch: self.pool_sampler.score_batch(model, batch))
         was_training = model.training
         model.eval()
         try:
             return score_candidates(
-                lambda batch: self.pool_sampler.score_batch(model, batch),
-                self.pool_dataset(runner), candidates,
-                **self.pool_dataloader)
+                score_batch, self.pool_dataset(runner), candidates,
+                as_floats=as_floats, **self.pool_dataloader)
         finally:
             model.train(was_training)
+
+    def _pool_is_empty(self) -> bool:
+        if self.pixel_query is None:
+            return len(self.state.unlabeled_indices()) == 0
+        shapes = self._image_shapes()
+        return not any(
+            self.pixel_query.has_hidden(i, shape)
+            for i, shape in enumerate(shapes))
+
+    def _paths(self) -> List[str]:
+        return [
+            self.train_pool.get_data_info(i)['img_path']
+            for i in range(len(self.train_pool))
+        ]
+
+    def _image_shapes(self) -> List:
+        if self._shapes is None:
+            self._shapes = image_shapes(self._paths())
+        return self._shapes
+
+    def _pixel_fraction(self) -> Dict[str, float]:
+        if self.pixel_query is None:
+            return {}
+        return dict(
+            labeled_pixel_fraction=round(
+                self.pixel_query.labeled_fraction(self._image_shapes()), 6))
 
     def pool_dataset(self, runner):
         """The pool items under the scoring pipeline, same order as training.
         """
         if self._pool_dataset is None:
-            dataset = build_pool_dataset(runner.cfg, self.pool_pipeline)
+            dataset = build_pool_dataset(runner.cfg, self.pool_pipeline,
+                                         self.sampler.pool_index)
             if item_names(dataset) != self.state.item_names:
                 raise RuntimeError(
                     'the pool dataset built for scoring does not list the '
@@ -309,16 +472,22 @@ class ActiveLearningHook(Hook):
 
     @staticmethod
     def summary_table(rows: List[Dict]) -> str:
-        """A text table of report rows: labeled count and metrics."""
-        header = ['round', 'labeled', 'fraction', 'metrics']
-        cells = [[
-            str(row['round']),
-            str(row['labeled']), f'{row["fraction"]:.3f}', ', '.join(
-                f'{k}: {v:.4f}' for k, v in row['metrics'].items()
-                if isinstance(v, float))
-        ] for row in rows]
+        """A text table of report rows: labeled count and metrics (and the
+        fraction of pixels labeled, for region/pixel queries)."""
+        pixels = any('pixel_fraction' in row for row in rows)
+        header = ['round', 'labeled', 'fraction'] + (
+            ['pixel fraction'] if pixels else []) + ['metrics']
+        cells = [[str(row['round']),
+                  str(row['labeled']), f'{row["fraction"]:.3f}'] +
+                 ([f'{row.get("pixel_fraction", 0.0):.4f}'] if pixels else
+                  []) + [
+                      ', '.join(f'{k}: {v:.4f}'
+                                for k, v in row['metrics'].items()
+                                if isinstance(v, float))
+                  ] for row in rows]
         widths = [
-            max(len(r[i]) for r in cells + [header]) for i in range(4)
+            max(len(r[i]) for r in cells + [header])
+            for i in range(len(header))
         ]
         lines = [' | '.join(h.ljust(w) for h, w in zip(header, widths))]
         lines.append('-+-'.join('-' * w for w in widths))
@@ -337,12 +506,16 @@ class ActiveLearningHook(Hook):
                     f'ActiveLearningHook.{field}={amount} is larger than '
                     f'the pool ({pool_size} items): lower it, or give a '
                     f'fraction such as {field}=0.05.')
-        if self.initial_labeled_file is None and _count(
-                self.initial_labeled, pool_size) == 0:
+        if (self.initial_labeled_file is None
+                and _count(self.initial_labeled, pool_size) == 0
+                and self.sampler.pool_index is None):
             raise ValueError(
                 f'ActiveLearningHook.initial_labeled={self.initial_labeled} '
-                f'labels no item of a pool of {pool_size}: raise it.')
-        if _count(self.budget, pool_size) == 0 and self.num_rounds:
+                f'labels no item of a pool of {pool_size}: raise it (only '
+                f'a pool beside labeled data, LabeledSetSampler.pool_index, '
+                f'may start empty).')
+        if (self.granularity == 'image' and self.num_rounds
+                and _count(self.budget, pool_size) == 0):
             raise ValueError(
                 f'ActiveLearningHook.budget={self.budget} labels no item '
                 f'per round of a pool of {pool_size}: raise it.')
@@ -357,8 +530,18 @@ class ActiveLearningHook(Hook):
                 pool_size, _count(self.initial_labeled, pool_size),
                 self.state.round_rng(0))
         self.state.add_round(initial)
+        writers = None
+        if self.pixel_query is not None:
+            self.pixel_query.reveal_whole(0, initial, self._image_shapes())
+            writers = self.pixel_query.writers(0, {}, {},
+                                               self.state.item_names)
         if is_main_process():
-            self.store.save_round(self.state, info=dict(strategy='initial'))
+            self.store.save_round(
+                self.state,
+                info=dict(strategy='initial', **self._pixel_fraction()),
+                writers=writers)
+            if self.pixel_query is not None:
+                self.pixel_query.export_masks(self._paths())
         barrier()
         print_log(
             f'Active learning starts with {self.state.num_labeled} of '

@@ -1,0 +1,64 @@
+# A DeepLabV3+ small enough to train on 2 CPU cores (ResNet-18 layout at a
+# quarter of its width, output stride 8), with plain BN (mmseg's defaults use
+# SyncBN) and no pretrained weights (nothing is downloaded).
+norm_cfg = dict(type='BN', requires_grad=True)
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255,
+    size=(64, 128))
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    pretrained=None,
+    backbone=dict(
+        type='ResNetV1c',
+        depth=18,
+        stem_channels=16,
+        base_channels=16,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        dilations=(1, 1, 2, 4),
+        strides=(1, 2, 1, 1),
+        norm_cfg=norm_cfg,
+        norm_eval=False,
+        style='pytorch',
+        contract_dilation=True),
+    decode_head=dict(
+        type='DepthwiseSeparableASPPHead',
+        in_channels=128,
+        in_index=3,
+        channels=32,
+        dilations=(1, 6, 12, 18),
+        c1_in_channels=16,
+        c1_channels=8,
+        dropout_ratio=0.1,
+        num_classes=19,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True)),
+    auxiliary_head=dict(
+        type='FCNHead',
+        in_channels=64,
+        in_index=2,
+        channels=16,
+        num_convs=1,
+        concat_input=False,
+        dropout_ratio=0.1,
+        num_classes=19,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=0.4,
+            avg_non_ignore=True)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))

@@ -1,0 +1,35 @@
+# Demo: domain-adaptive SAAL, region by region (`make demo-seg`). A tiny
+# DeepLabV3+ trains from scratch on the labeled synthetic "GTA5" source and
+# the revealed regions of the "Cityscapes" target pool, on 2 CPU cores.
+_base_ = [
+    '../_base_/models/tiny_deeplabv3plus.py',
+    '../_base_/datasets/street_domains.py',
+    'mmseg::_base_/default_runtime.py',
+    '../_base_/active_learning.py',
+]
+epochs_per_round = 10
+active_learning = dict(
+    pool_sampler=dict(type='SAALSampler'),
+    granularity='region',
+    region_size=8,
+    budget=0.02,
+    initial_labeled=0,
+    num_rounds=3,
+    epochs_per_round=epochs_per_round,
+    pool_dataloader=dict(batch_size=8, num_workers=0))
+train_cfg = dict(type='EpochBasedTrainLoop', val_interval=epochs_per_round)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=3e-3, weight_decay=1e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=30)
+]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=True),
+    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
+                    max_keep_ckpts=2))
+log_processor = dict(by_epoch=True)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+randomness = dict(seed=0)

@@ -1,0 +1,205 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""Region- and pixel-level queries over a segmentation pool."""
+import os
+import os.path as osp
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+from mmsaal.datasets.transforms import revealed_mask_path
+from mmsaal.pool import PoolState, RevealedPixels, RoundStore
+from mmsaal.pool.store import dump_json_atomic
+from mmsaal.regions import (rank_units, take_pool_wide, unit_area,
+                            units_mask, units_per_image)
+
+Shape = Tuple[int, int]
+
+
+class PixelQuery:
+    """What ``ActiveLearningHook`` does for ``granularity='region'|'pixel'``.
+
+    The budget is a fraction of the pool's pixels per round, spent in units
+    of ``region_size x region_size`` windows (or single pixels). With
+    ``budget_per_image`` every image gets its equal share (RIPU's setting),
+    otherwise the units are ranked over the whole pool. What is revealed
+    lives in a :class:`~mmsaal.pool.RevealedPixels`, persisted as
+    ``round_XX/revealed.npz`` (replayed on resume) with the queried units in
+    ``round_XX/regions.json``, and exported as one PNG mask per image under
+    ``{rounds}/revealed/`` for ``LoadRevealedAnnotations``.
+
+    Args:
+        granularity (str): ``'region'`` or ``'pixel'``.
+        region_size (int): Side of a region in pixels of the label map.
+        budget_per_image (bool): Equal share per image, or pool-wide.
+        store (RoundStore): The round folders.
+    """
+
+    def __init__(self, granularity: str, region_size: int,
+                 budget_per_image: bool, store: RoundStore) -> None:
+        self.granularity = granularity
+        self.region_size = region_size
+        self.budget_per_image = budget_per_image
+        self.store = store
+        self.revealed = RevealedPixels()
+        self.mask_dir = osp.join(store.root, 'revealed')
+
+    @property
+    def area(self) -> int:
+        return unit_area(self.granularity, self.region_size)
+
+    # ------------------------------------------------------------- budget
+    def total_units(self, shapes: Sequence[Shape], fraction: float) -> int:
+        """Units a round labels pool-wide."""
+        return units_per_image(sum(h * w for h, w in shapes), fraction,
+                               self.area)
+
+    def max_units(self, shape: Shape, fraction: float,
+                  total_units: int) -> int:
+        """The most units one image can get this round."""
+        if self.budget_per_image:
+            return units_per_image(shape[0] * shape[1], fraction, self.area)
+        return total_units
+
+    def labeled_fraction(self, shapes: Sequence[Shape]) -> float:
+        return self.revealed.num_revealed() / max(
+            sum(h * w for h, w in shapes), 1)
+
+    def has_hidden(self, index: int, shape: Shape) -> bool:
+        return self.revealed.num_revealed([index]) < shape[0] * shape[1]
+
+    # ---------------------------------------------------------- selection
+    def rank(self, score_map: torch.Tensor, index: int,
+             max_units: int) -> Dict:
+        """An image's best units, greedy, avoiding revealed pixels."""
+        blocked = self.revealed.blocked(index)
+        return rank_units(
+            score_map.float(), self.granularity, self.region_size, max_units,
+            None if blocked is None else torch.from_numpy(blocked))
+
+    def select(self, ranked: Dict[int, Dict],
+               total_units: int) -> Dict[int, np.ndarray]:
+        """The units the round labels: each image's share, or the pool-wide
+        best ``total_units``.
+
+        Returns:
+            dict[int, np.ndarray]: Corners ``(K, 2)`` per pool position.
+        """
+        if self.budget_per_image:
+            taken = {i: len(units['scores']) for i, units in ranked.items()}
+        else:
+            taken = take_pool_wide(ranked, total_units)
+        return {
+            i: ranked[i]['corners'][:n]
+            for i, n in sorted(taken.items()) if n
+        }
+
+    def reveal(self, round_idx: int, chosen: Dict[int, np.ndarray],
+               shapes: Sequence[Shape]) -> int:
+        """Reveal the chosen units; returns the pixels revealed."""
+        return sum(
+            self.revealed.reveal(
+                round_idx, index,
+                units_mask(shapes[index], corners, self.granularity,
+                           self.region_size))
+            for index, corners in chosen.items())
+
+    def reveal_whole(self, round_idx: int, indices: Sequence[int],
+                     shapes: Sequence[Shape]) -> None:
+        """Reveal whole images (an initial labeled set)."""
+        for index in indices:
+            self.revealed.reveal(round_idx, int(index),
+                                 np.ones(shapes[index], dtype=bool))
+
+    # -------------------------------------------------------- persistence
+    def writers(self, round_idx: int, chosen: Dict[int, np.ndarray],
+                ranked: Dict[int, Dict],
+                names: Sequence[str]) -> Dict[str, Callable[[str], None]]:
+        """The round's extra files, for ``RoundStore.save_round``."""
+        side = self.region_size if self.granularity == 'region' else 1
+
+        def regions(path: str) -> None:
+            dump_json_atomic(
+                dict(
+                    round=round_idx,
+                    granularity=self.granularity,
+                    size=side,
+                    items=[
+                        dict(
+                            index=index,
+                            name=names[index],
+                            # [y, x, height, width] in label-map pixels
+                            regions=[[int(y), int(x), side, side]
+                                     for y, x in corners],
+                            scores=[
+                                float(s) for s in
+                                ranked[index]['scores'][:len(corners)]
+                            ]) for index, corners in chosen.items()
+                    ]), path)
+
+        return {
+            'revealed.npz':
+            lambda path: self.revealed.save_round(round_idx, path),
+            'regions.json': regions
+        }
+
+    def restore(self, state: PoolState, latest: int) -> None:
+        """Replay ``revealed.npz`` of rounds ``0..latest``, checking that the
+        images with revealed pixels are exactly the labeled ones."""
+        for round_idx in range(latest + 1):
+            self.revealed.load_round(
+                round_idx,
+                osp.join(self.store.round_dir(round_idx), 'revealed.npz'))
+        touched = sorted(self.revealed.masks)
+        if touched != state.labeled_indices().tolist():
+            raise RuntimeError(
+                f'the revealed masks in {self.store.root} cover other images '
+                f'than the labeled set of round {latest}: the round folders '
+                f'were edited by hand. Restore them.')
+
+    def export_masks(self, paths: Sequence[str],
+                     indices: Optional[Sequence[int]] = None) -> None:
+        """Write the masks of ``indices`` (all when None) as PNGs where
+        ``LoadRevealedAnnotations`` reads them; a full export also removes
+        masks of images no longer revealed (e.g. a deleted round)."""
+        os.makedirs(self.mask_dir, exist_ok=True)
+        masks = self.revealed.masks
+        wanted = sorted(masks) if indices is None else indices
+        for index in wanted:
+            path = revealed_mask_path(self.mask_dir, paths[index])
+            tmp = f'{path[:-4]}.tmp{os.getpid()}.png'
+            if not cv2.imwrite(tmp, masks[index]):
+                raise OSError(f'cannot write {tmp}')
+            os.replace(tmp, path)
+        if indices is None:
+            keep = {
+                osp.basename(revealed_mask_path(self.mask_dir, paths[i]))
+                for i in masks
+            }
+            for name in os.listdir(self.mask_dir):
+                if name not in keep:
+                    os.remove(osp.join(self.mask_dir, name))
+
+
+def check_unique_stems(paths: Sequence[str]) -> None:
+    """Masks are named by image stem: two pool images may not share one."""
+    seen: Dict[str, str] = {}
+    for path in paths:
+        stem = osp.splitext(osp.basename(path))[0]
+        if stem in seen:
+            raise ValueError(
+                f'{seen[stem]} and {path} share the file name {stem!r}; '
+                f'region queries name revealed masks by file name, so pool '
+                f'images need distinct names')
+        seen[stem] = path
+
+
+def image_shapes(paths: Sequence[str]) -> List[Shape]:
+    """``(height, width)`` of each image, from the file headers."""
+    from PIL import Image
+    shapes = []
+    for path in paths:
+        with Image.open(path) as img:
+            shapes.append((img.height, img.width))
+    return shapes

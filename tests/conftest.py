@@ -73,3 +73,44 @@ def run_train_al(work_dir: str, options: list, config: str = DEMO_CONFIG,
             f'train_al.py failed ({result.returncode}):\n'
             f'{result.stdout[-4000:]}\n{result.stderr[-6000:]}')
     return result
+
+
+SEG_DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
+                           'saal_tiny_deeplabv3plus_street_domains.py')
+
+
+@pytest.fixture(scope='session')
+def street_domains(tmp_path_factory):
+    """A small synthetic two-domain set (GTA5 / Cityscapes layouts)."""
+    from mmsaal.datasets.synthetic import generate_street_domains
+    root = tmp_path_factory.mktemp('street_domains')
+    generate_street_domains(str(root), num_source=16, num_target_train=16,
+                            num_target_val=6, size=(48, 96), seed=0)
+    return str(root)
+
+
+def seg_data_options(root: str) -> list:
+    """--cfg-options that point the segmentation demo config to ``root``."""
+    datasets = 'train_dataloader.dataset.datasets'
+    return [
+        f'{datasets}.0.data_root={root}/gta/',
+        f'{datasets}.1.data_root={root}/cityscapes/',
+        f'val_dataloader.dataset.data_root={root}/cityscapes/',
+        f'test_dataloader.dataset.data_root={root}/cityscapes/',
+        'model.data_preprocessor.size=(48,96)',
+    ]
+
+
+def seg_quick_options(root: str, rounds: int = 2, epochs: int = 1,
+                      budget: float = 0.05, sampler: str = 'RandomSampler',
+                      granularity: str = 'region') -> list:
+    """A short domain-adaptive schedule of the segmentation demo config."""
+    return seg_data_options(root) + [
+        f'active_learning.num_rounds={rounds}',
+        f'active_learning.epochs_per_round={epochs}',
+        f'active_learning.budget={budget}',
+        f'active_learning.pool_sampler={sampler}',
+        f'active_learning.granularity={granularity}',
+        f'train_cfg.val_interval={epochs}',
+        'default_hooks.logger.interval=5',
+    ]

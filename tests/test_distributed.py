@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import DEMO_CONFIG, PYTHONPATH, REPO, quick_options, run_train_al
+from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, SEG_DEMO_CONFIG,
+                      quick_options, run_train_al, seg_quick_options)
 
 
 def rounds_of(work_dir):
@@ -68,3 +69,42 @@ def test_two_process_selection_equals_single_process(
     scores = json.load(open(osp.join(single, 'rounds', 'round_01',
                                      'scores.json')))['items']
     assert len({round(s['score'], 6) for s in scores}) > 5
+
+
+def regions_of(work_dir):
+    out = {}
+    for path in sorted(glob.glob(osp.join(work_dir, 'rounds', 'round_*'))):
+        regions = osp.join(path, 'regions.json')
+        out[osp.basename(path)] = json.load(open(regions))['items']
+    return out
+
+
+def test_two_process_region_selection_equals_single_process(
+        street_domains, tmp_path):
+    # Frozen weights and BN statistics: both runs score the same model.
+    options = seg_quick_options(
+        street_domains, rounds=1, sampler='SAALSampler') + [
+            'optim_wrapper.optimizer.lr=0.0',
+            'param_scheduler=[]',
+            'model.backbone.norm_cfg.momentum=0.0',
+            'model.decode_head.norm_cfg.momentum=0.0',
+            'model.auxiliary_head.norm_cfg.momentum=0.0',
+            'train_dataloader.batch_size=2',
+            'active_learning.pool_dataloader.batch_size=3',
+        ]
+    env = dict(OMP_NUM_THREADS='1')
+    single = str(tmp_path / 'single')
+    run_train_al(single, options, config=SEG_DEMO_CONFIG, env=env)
+    distributed = str(tmp_path / 'distributed')
+    command = [
+        'bash', osp.join(REPO, 'tools', 'dist_train_al.sh'), SEG_DEMO_CONFIG,
+        '2', '--work-dir', distributed, '--cfg-options', *options
+    ]
+    result = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=PYTHONPATH, PYTHON=sys.executable,
+                 PORT='29518', **env))
+    assert result.returncode == 0, result.stderr[-5000:]
+    single_regions = regions_of(single)
+    assert len(single_regions['round_01']) == 16
+    assert regions_of(distributed) == single_regions

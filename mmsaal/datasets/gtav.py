@@ -1,5 +1,9 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """GTA5 (Richter et al., ECCV 2016) as a source domain for Cityscapes."""
+import glob
+import os.path as osp
+from typing import List
+
 import numpy as np
 from mmseg.datasets import BaseSegDataset, CityscapesDataset
 
@@ -32,6 +36,32 @@ def label_ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:
     return table[label_ids.astype(np.int64)]
 
 
+TRAIN_ID_SUFFIX = '_labelTrainIds.png'
+
+
+def gta_label_files(gta_root: str) -> List[str]:
+    """GTA5's label-id maps (``labels/*.png``, not the converted ones)."""
+    return sorted(
+        p for p in glob.glob(osp.join(gta_root, 'labels', '*.png'))
+        if not p.endswith(TRAIN_ID_SUFFIX))
+
+
+def convert_gta_label(path: str) -> str:
+    """Write the train-id map of one GTA5 label file next to it.
+
+    Returns:
+        str: The path written (``*_labelTrainIds.png``).
+    """
+    from PIL import Image
+
+    # GTA5 labels are palette images: PIL gives the palette indices, i.e.
+    # the label ids.
+    train_ids = label_ids_to_train_ids(np.asarray(Image.open(path)))
+    out = path[:-len('.png')] + TRAIN_ID_SUFFIX
+    Image.fromarray(train_ids).save(out)
+    return out
+
+
 @DATASETS.register_module()
 class GTAVDataset(BaseSegDataset):
     """GTA5, with Cityscapes' 19 classes.
@@ -51,7 +81,7 @@ class GTAVDataset(BaseSegDataset):
 
     def __init__(self,
                  img_suffix: str = '.png',
-                 seg_map_suffix: str = '_labelTrainIds.png',
+                 seg_map_suffix: str = TRAIN_ID_SUFFIX,
                  **kwargs) -> None:
         super().__init__(
             img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)

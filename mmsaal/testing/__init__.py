@@ -1,4 +1,4 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-from .naive_saal import naive_detection_scores
+from .naive_saal import naive_detection_scores, naive_segmentation_maps
 
-__all__ = ['naive_detection_scores']
+__all__ = ['naive_detection_scores', 'naive_segmentation_maps']

@@ -1,7 +1,7 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """The procedure SAAL's classification code follows, applied to a detector
-as is: a deep copy of the model per image, a full forward and backward, an
-in-place step, a full forward. It is the yardstick of the benchmark and the
+or segmentor as is: a deep copy of the model per image, a full forward and
+backward, an in-place step, a full forward. It is the yardstick of the benchmark and the
 tests, never used for scoring."""
 import copy
 from typing import List, Tuple
@@ -40,17 +40,76 @@ def naive_detection_scores(model: torch.nn.Module,
             for p in params
         ]
         with torch.no_grad():
-            if mode == 'adaptive':
-                norm = torch.sqrt(
-                    sum(((p.abs() * g)**2).sum()
-                        for p, g in zip(params, grads)))
-                for p, g in zip(params, grads):
-                    p.add_(rho * p.abs()**2 * g / (norm + 1e-12))
-            else:
-                norm = torch.sqrt(sum((g**2).sum() for g in grads))
-                for p, g in zip(params, grads):
-                    p.add_(rho * g / (norm + 1e-12))
+            _step(params, grads, rho, mode)
             with seeded(image_seed):
                 after = sum_losses(clone.loss(image, [pseudo]))
         results.append((before.item(), after.item()))
     return results
+
+
+def naive_segmentation_maps(model: torch.nn.Module,
+                            data_batch: dict,
+                            rho: float = 0.05,
+                            mode: str = 'adaptive',
+                            scope_prefixes: Tuple[str, ...] = ('', )
+                            ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """``(L0, L1)`` per-pixel cross-entropy maps of an mmseg segmentor, each
+    image on a deep copy whose parameters named by ``scope_prefixes`` move
+    (all by default), computed without mmsaal's adapter or mmseg's losses.
+    """
+    import torch.nn.functional as F
+    data = model.data_preprocessor(data_batch, False)
+    inputs, samples = data['inputs'], data['data_samples']
+    results = []
+    for index, sample in enumerate(samples):
+        clone = copy.deepcopy(model)
+        image = inputs[index:index + 1]
+        left, right, top, bottom = sample.metainfo.get(
+            'padding_size', (0, 0, 0, 0))
+        height, width = image.shape[2:]
+
+        def pixel_losses(pseudo=None):
+            logits = clone.decode_head.forward(clone.extract_feat(image))
+            logits = F.interpolate(
+                logits, size=(height, width), mode='bilinear',
+                align_corners=clone.decode_head.align_corners)
+            logits = logits[..., top:height - bottom, left:width - right]
+            if pseudo is None:
+                pseudo = logits.argmax(dim=1).detach()
+            return F.cross_entropy(logits, pseudo, reduction='none')[0], \
+                pseudo
+
+        before, pseudo = pixel_losses()
+        before.mean().backward()
+        params = [
+            p for n, p in clone.named_parameters()
+            if p.requires_grad and n.startswith(scope_prefixes)
+            and not n.startswith('auxiliary_head.')
+        ]
+        grads = [
+            p.grad if p.grad is not None else torch.zeros_like(p)
+            for p in params
+        ]
+        with torch.no_grad():
+            _step(params, grads, rho, mode)
+            after, _ = pixel_losses(pseudo)
+        ori_shape = tuple(sample.metainfo['ori_shape'][:2])
+        results.append(tuple(
+            F.interpolate(m.detach()[None, None], size=ori_shape,
+                          mode='bilinear', align_corners=False)[0, 0]
+            if tuple(m.shape) != ori_shape else m.detach()
+            for m in (before, after)))
+    return results
+
+
+def _step(params, grads, rho: float, mode: str) -> None:
+    """``w += eps`` as SAAL.md writes it, one parameter at a time."""
+    if mode == 'adaptive':
+        norm = torch.sqrt(
+            sum(((p.abs() * g)**2).sum() for p, g in zip(params, grads)))
+        for p, g in zip(params, grads):
+            p.add_(rho * p.abs()**2 * g / (norm + 1e-12))
+    else:
+        norm = torch.sqrt(sum((g**2).sum() for g in grads))
+        for p, g in zip(params, grads):
+            p.add_(rho * g / (norm + 1e-12))

@@ -1,9 +1,8 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-from .street_domains import (STREET_LABEL_IDS, convert_gta_labels,
-                             generate_street_domains)
+from .street_domains import STREET_LABEL_IDS, generate_street_domains
 from .voc_shapes import SHAPE_CLASSES, generate_voc_shapes
 
 __all__ = [
     'SHAPE_CLASSES', 'generate_voc_shapes', 'STREET_LABEL_IDS',
-    'convert_gta_labels', 'generate_street_domains'
+    'generate_street_domains'
 ]

@@ -9,14 +9,13 @@ A model trained on the source alone transfers badly to the target, which is
 what domain-adaptive active learning is about. The files are written as the
 real datasets are:
 
-- ``gta/images/00000.png``, ``gta/labels/00000.png`` (label ids; run
-  :func:`convert_gta_labels` for the ``_labelTrainIds.png`` maps);
+- ``gta/images/00000.png``, ``gta/labels/00000.png`` (label ids), converted
+  as ``tools/dataset_converters/gta.py`` does to ``_labelTrainIds.png``;
 - ``cityscapes/leftImg8bit/{train,val}/{city}/{city}_000000_000019_leftImg8bit.png``
   and ``cityscapes/gtFine/{train,val}/{city}/..._gtFine_{labelIds,labelTrainIds}.png``,
 
 so mmsaal's ``GTAVDataset`` and mmseg's ``CityscapesDataset`` read them.
 """
-import glob
 import os
 import os.path as osp
 from typing import Dict, Tuple
@@ -24,7 +23,8 @@ from typing import Dict, Tuple
 import cv2
 import numpy as np
 
-from mmsaal.datasets.gtav import label_ids_to_train_ids
+from mmsaal.datasets.gtav import (convert_gta_label, gta_label_files,
+                                  label_ids_to_train_ids)
 
 #: class -> Cityscapes label id (GTA5 uses the same ids).
 STREET_LABEL_IDS = dict(
@@ -108,27 +108,6 @@ def _write_png(path: str, array: np.ndarray) -> None:
         raise OSError(f'cannot write {path}')
 
 
-def convert_gta_labels(gta_root: str) -> int:
-    """Write ``labels/*_labelTrainIds.png`` next to GTA5's label-id maps.
-
-    Args:
-        gta_root (str): The folder holding ``images/`` and ``labels/``.
-
-    Returns:
-        int: How many label maps were converted.
-    """
-    from PIL import Image
-    paths = sorted(
-        p for p in glob.glob(osp.join(gta_root, 'labels', '*.png'))
-        if not p.endswith('_labelTrainIds.png'))
-    for path in paths:
-        # GTA5 stores label ids as a palette image: PIL gives the indices.
-        label_ids = np.asarray(Image.open(path))
-        _write_png(path[:-len('.png')] + '_labelTrainIds.png',
-                   label_ids_to_train_ids(label_ids))
-    return len(paths)
-
-
 def generate_street_domains(root: str,
                             num_source: int = 48,
                             num_target_train: int = 48,
@@ -156,7 +135,8 @@ def generate_street_domains(root: str,
         _write_png(osp.join(gta, 'images', f'{i:05d}.png'),
                    _render(rng, label, 'source'))
         _write_png(osp.join(gta, 'labels', f'{i:05d}.png'), label)
-    convert_gta_labels(gta)
+    for path in gta_label_files(gta):
+        convert_gta_label(path)
     city = osp.join(root, 'cityscapes')
     for split, count in (('train', num_target_train),
                          ('val', num_target_val)):

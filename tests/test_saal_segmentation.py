@@ -1,0 +1,145 @@
+"""SAAL and the baselines over a real mmseg segmentor (the tiny DeepLabV3+
+of the demo, decode + auxiliary heads)."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import MODELS, init_default_scope
+
+from conftest import SEG_DEMO_CONFIG, seg_data_options
+from mmsaal.engine.pool_dataset import build_pool_dataset
+from mmsaal.pool_samplers import EntropySampler, RIPUSampler, SAALSampler
+from mmsaal.pool_samplers.ripu import region_impurity_uncertainty
+from mmsaal.testing import naive_segmentation_maps
+
+
+@pytest.fixture(scope='module')
+def seg_setup(street_domains):
+    cfg = Config.fromfile(SEG_DEMO_CONFIG)
+    cfg.merge_from_dict(
+        dict(o.split('=', 1) for o in seg_data_options(street_domains)
+             if 'preprocessor' not in o))
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    # A few steps on the source so that predictions are not uniform.
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    source = build_pool_dataset(cfg, cfg.train_dataloader.dataset.datasets[0]
+                                ['pipeline'], pool_index=0)
+    batch = pseudo_collate([source[i] for i in range(4)])
+    model.train()
+    for _ in range(3):
+        losses = model.loss(**model.data_preprocessor(batch, True))
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    model.eval()
+    pool = build_pool_dataset(cfg, pool_index=1)
+    return model, pseudo_collate([pool[i] for i in range(3)])
+
+
+@pytest.mark.parametrize('scope, prefixes', [('head', ('decode_head.', )),
+                                             ('all', ('', ))])
+@pytest.mark.parametrize('mode', ['adaptive', 'sam'])
+def test_loss_maps_equal_the_naive_procedure(seg_setup, scope, prefixes,
+                                             mode):
+    model, batch = seg_setup
+    adapter = SAALSampler(perturb_scope=scope).adapter(model)
+    got = adapter.loss_maps(batch, rho=0.05, mode=mode)
+    expected = naive_segmentation_maps(model, batch, 0.05, mode, prefixes)
+    assert len(got) == 3
+    for (before, after), (ref_before, ref_after) in zip(got, expected):
+        assert before.shape == (48, 96)
+        torch.testing.assert_close(before, ref_before, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(after, ref_after, rtol=1e-4, atol=1e-5)
+        # The step is an ascent: the image's loss grows.
+        assert after.mean() > before.mean()
+
+
+def test_scoring_leaves_the_model_as_it_was(seg_setup):
+    model, batch = seg_setup
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    SAALSampler(perturb_scope='all').score_maps(model, batch)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    assert all(p.grad is None for p in model.parameters())
+    assert not model.training
+
+
+def test_image_scores_are_the_mean_of_the_maps(seg_setup):
+    model, batch = seg_setup
+    for score in ('max', 'diff'):
+        sampler = SAALSampler(score=score)
+        maps = sampler.score_maps(model, batch)
+        image_scores = sampler.score_batch(model, batch)
+        np.testing.assert_allclose(image_scores,
+                                   [float(m.mean()) for m in maps],
+                                   rtol=1e-6)
+    before_after = sampler.adapter(model).loss_maps(batch, 0.05, 'adaptive')
+    diff_maps = SAALSampler(score='diff').score_maps(model, batch)
+    for (before, after), diff in zip(before_after, diff_maps):
+        torch.testing.assert_close(diff, after - before)
+
+
+def test_the_auxiliary_head_never_moves(seg_setup):
+    model, _ = seg_setup
+    adapter = SAALSampler(perturb_scope='head').adapter(model)
+    decode = {id(p) for p in model.decode_head.parameters()}
+    assert {id(p) for p in adapter.params} == decode
+    assert adapter.stage == 'extract_feat'
+    with pytest.raises(ValueError, match='auxiliary'):
+        SAALSampler(perturb_scope=['auxiliary_head.']).adapter(model)
+
+
+def test_a_lower_score_resolution_still_gives_full_size_maps(seg_setup):
+    model, batch = seg_setup
+    full = SAALSampler().score_maps(model, batch)
+    half = SAALSampler(score_resolution=0.5).score_maps(model, batch)
+    for a, b in zip(full, half):
+        assert b.shape == a.shape and torch.isfinite(b).all()
+    with pytest.raises(ValueError, match='score_resolution'):
+        SAALSampler(score_resolution=2.0).adapter(model)
+
+
+def brute_force_ripu(probs, radius):
+    classes, height, width = probs.shape
+    labels = probs.argmax(0)
+    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(0)
+    out = torch.zeros(height, width)
+    for y in range(height):
+        for x in range(width):
+            window = (slice(max(y - radius, 0), y + radius + 1),
+                      slice(max(x - radius, 0), x + radius + 1))
+            counts = torch.bincount(labels[window].flatten(),
+                                    minlength=classes).float()
+            share = counts / counts.sum()
+            impurity = -(share * share.clamp_min(1e-12).log()).sum()
+            out[y, x] = impurity * entropy[window].mean()
+    return out
+
+
+def test_ripu_score_matches_its_definition():
+    probs = torch.rand(4, 7, 9).softmax(0)
+    torch.testing.assert_close(
+        region_impurity_uncertainty(probs, 1), brute_force_ripu(probs, 1),
+        rtol=1e-5, atol=1e-6)
+
+
+def test_baselines_score_pixels_of_the_prediction(seg_setup):
+    model, batch = seg_setup
+    with torch.no_grad():
+        logits = [p.seg_logits.data for p in model.test_step(batch)]
+    entropy = EntropySampler().score_maps(model, batch)
+    for got, logit in zip(entropy, logits):
+        probs = logit.softmax(0)
+        torch.testing.assert_close(
+            got, -(probs * probs.log()).sum(0), rtol=1e-5, atol=1e-6)
+    ripu = RIPUSampler().score_maps(model, batch)
+    assert [m.shape for m in ripu] == [m.shape for m in entropy]
+    np.testing.assert_allclose(RIPUSampler().score_batch(model, batch),
+                               [float(m.mean()) for m in ripu], rtol=1e-6)

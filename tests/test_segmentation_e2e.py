@@ -1,0 +1,125 @@
+"""End-to-end domain-adaptive segmentation: the real tools/train_al.py on
+the generated GTA5/Cityscapes-layout set, target labeled region by region."""
+import glob
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import time
+
+import cv2
+import numpy as np
+from conftest import (PYTHONPATH, REPO, SEG_DEMO_CONFIG, run_train_al,
+                      seg_quick_options, train_al_command)
+
+from mmsaal.pool import RevealedPixels
+
+IMAGE_PIXELS = 48 * 96
+NUM_TARGET = 16
+
+
+def replay(work_dir):
+    """{round: RevealedPixels after that round}, from the round folders."""
+    revealed, states = RevealedPixels(), {}
+    rounds = sorted(glob.glob(osp.join(work_dir, 'rounds', 'round_*')))
+    for round_idx, folder in enumerate(rounds):
+        revealed.load_round(round_idx, osp.join(folder, 'revealed.npz'))
+        states[round_idx] = {i: m.copy() for i, m in revealed.masks.items()}
+    return states
+
+
+def test_region_queries_reveal_exactly_the_budget_per_image(
+        street_domains, tmp_path):
+    work_dir = str(tmp_path / 'run')
+    result = run_train_al(
+        work_dir,
+        seg_quick_options(street_domains, sampler='SAALSampler',
+                          budget=0.05), config=SEG_DEMO_CONFIG)
+    states = replay(work_dir)
+    assert sorted(states) == [0, 1, 2]
+    assert states[0] == {}  # the target starts unlabeled
+    per_round = int(0.05 * IMAGE_PIXELS // 64) * 64  # 8x8 regions
+    for round_idx in (1, 2):
+        masks = states[round_idx]
+        assert sorted(masks) == list(range(NUM_TARGET))
+        for mask in masks.values():
+            assert ((mask > 0) & (mask <= round_idx + 1)).sum() == \
+                per_round * round_idx
+            assert (mask == round_idx + 1).sum() == per_round
+        regions = json.load(open(osp.join(
+            work_dir, 'rounds', f'round_{round_idx:02d}', 'regions.json')))
+        assert len(regions['items']) == NUM_TARGET
+        for item in regions['items']:
+            assert len(item['regions']) == per_round // 64
+            assert item['scores'] == sorted(item['scores'], reverse=True)
+    # The exported masks are what the training pipeline reads.
+    exported = sorted(glob.glob(osp.join(work_dir, 'rounds', 'revealed',
+                                         '*.png')))
+    assert len(exported) == NUM_TARGET
+    assert all(
+        (cv2.imread(p, cv2.IMREAD_UNCHANGED) > 0).sum() == 2 * per_round
+        for p in exported)
+    metrics = json.load(open(osp.join(work_dir, 'rounds', 'round_02',
+                                      'metrics.json')))
+    assert 'mIoU' in metrics['metrics']
+    assert abs(metrics['labeled_pixel_fraction'] -
+               2 * per_round / IMAGE_PIXELS) < 1e-6
+    report = open(osp.join(work_dir, 'report.md')).read()
+    assert 'pixel_fraction' in report
+    assert 'pixel fraction' in result.stdout + result.stderr
+
+
+def test_pool_wide_pixel_queries_spend_the_whole_budget(street_domains,
+                                                        tmp_path):
+    work_dir = str(tmp_path / 'run')
+    run_train_al(
+        work_dir,
+        seg_quick_options(street_domains, rounds=1, sampler='RIPUSampler',
+                          granularity='pixel', budget=0.01) +
+        ['active_learning.budget_per_image=False'], config=SEG_DEMO_CONFIG)
+    masks = replay(work_dir)[1]
+    assert sum(int((m > 0).sum()) for m in masks.values()) == int(
+        0.01 * NUM_TARGET * IMAGE_PIXELS)
+    queried = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
+                                      'queried.json')))
+    assert 'RIPUSampler' in queried['strategy']
+
+
+def test_resume_after_sigkill_keeps_every_revealed_pixel(street_domains,
+                                                         tmp_path):
+    options = seg_quick_options(street_domains, rounds=2, epochs=2)
+    reference = str(tmp_path / 'reference')
+    run_train_al(reference, options, config=SEG_DEMO_CONFIG)
+
+    work_dir = str(tmp_path / 'killed')
+    process = subprocess.Popen(
+        train_al_command(work_dir, options, SEG_DEMO_CONFIG), cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=PYTHONPATH),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not osp.isdir(osp.join(work_dir, 'rounds', 'round_01')):
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = replay(work_dir)
+    assert sorted(killed_at) == [0, 1]
+    run_train_al(work_dir, options, config=SEG_DEMO_CONFIG,
+                 extra=['--resume'])
+    final, expected = replay(work_dir), replay(reference)
+    assert sorted(final) == sorted(expected) == [0, 1, 2]
+    for index, mask in killed_at[1].items():
+        np.testing.assert_array_equal(final[1][index], mask)
+    for index in expected[2]:
+        np.testing.assert_array_equal(final[2][index], expected[2][index])
+
+
+def test_an_image_count_budget_with_region_queries_is_refused(
+        street_domains, tmp_path):
+    result = run_train_al(
+        str(tmp_path / 'run'),
+        seg_quick_options(street_domains) + ['active_learning.budget=5'],
+        config=SEG_DEMO_CONFIG, check=False)
+    assert result.returncode != 0
+    assert "granularity='region' the budget is a fraction" in result.stderr

@@ -4,8 +4,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= work_dirs/demo
+DEMO_SEG_DIR ?= work_dirs/demo_seg
 
-.PHONY: install demo demo-data test test-fast clean
+.PHONY: install demo demo-data demo-seg demo-seg-data test clean
 
 install:
 	VENV=$(VENV) bash tools/setup_env.sh
@@ -16,8 +17,16 @@ demo-data: install
 demo: demo-data
 	$(PY) tools/train_al.py configs/demo/saal_tiny_faster_rcnn_shapes.py --work-dir $(DEMO_DIR)
 
+demo-seg-data: install
+	$(PY) tools/misc/generate_demo_data.py data/demo_seg --task seg
+
+# Domain-adaptive segmentation: SAAL queries target regions of the synthetic
+# "Cityscapes" pool beside a labeled "GTA5" source (about 1 min, 2 CPU cores).
+demo-seg: demo-seg-data
+	$(PY) tools/train_al.py configs/demo/saal_tiny_deeplabv3plus_street_domains.py --work-dir $(DEMO_SEG_DIR)
+
 test: install
 	$(PY) -m pytest tests -x -q -p no:cacheprovider
 
 clean:
-	rm -rf work_dirs data/demo
+	rm -rf work_dirs data/demo data/demo_seg

@@ -110,3 +110,30 @@ def test_browse_queries_draws_the_round_with_the_model_that_scored_it(
     assert missing.returncode != 0
     assert 'round 7 does not exist' in missing.stderr
     assert 'its rounds are [0, 1]' in missing.stderr
+
+
+def test_segmentation_runs_report_curves_and_outlined_regions(
+        street_domains, tmp_path):
+    import cv2
+    import numpy as np
+    from conftest import SEG_DEMO_CONFIG, run_train_al, seg_quick_options
+    from mmsaal.analysis import load_curve
+    work_dir = str(tmp_path / 'seg')
+    run_train_al(work_dir,
+                 seg_quick_options(street_domains, rounds=1,
+                                   sampler='EntropySampler'),
+                 config=SEG_DEMO_CONFIG)
+    curve = load_curve(work_dir)
+    assert curve['metric_name'] == 'mIoU'
+    # The x axis is the share of target pixels labeled, not of images.
+    assert curve['fraction'][0] == 0.0 and 0 < curve['fraction'][1] < 0.1
+    out = str(tmp_path / 'sheet.png')
+    result = tool('tools/analysis_tools/browse_queries.py', work_dir,
+                  '--round', '1', '--out', out, '--max-images', '4')
+    assert '16 images queried in round 1' in result.stdout
+    sheet = cv2.imread(out)[..., ::-1].astype(int)
+    yellow = (np.abs(sheet - [255, 220, 0]).sum(-1) < 60).sum()
+    assert yellow > 4 * 20  # the frames of the queried regions
+    nothing = tool('tools/analysis_tools/browse_queries.py', work_dir,
+                   '--round', '0', check=False)
+    assert nothing.returncode != 0 and 'queried nothing' in nothing.stderr

@@ -10,6 +10,9 @@ Example::
 
     python tools/benchmark_al.py configs/demo/saal_tiny_faster_rcnn_shapes.py \\
         --strategies saal random entropy --seeds 0 1 2
+    python tools/benchmark_al.py \
+        configs/demo/saal_tiny_deeplabv3plus_street_domains.py \
+        --strategies saal random entropy ripu --seeds 0 1 2
 """
 import argparse
 import json
@@ -25,7 +28,8 @@ ALIASES = dict(
     saal='SAALSampler',
     random='RandomSampler',
     entropy='EntropySampler',
-    least_confidence='LeastConfidenceSampler')
+    least_confidence='LeastConfidenceSampler',
+    ripu='RIPUSampler')
 
 
 def parse_args():

@@ -1,7 +1,8 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Time and memory of SAAL scoring against plain inference, in one process.
 
-Scores the same N pool images, one at a time, with
+Scores the same N pool images (of a detector, or of a segmentor: the
+target pool of a domain-adaptive config), one at a time, with
 (1) plain inference (``model.test_step``): the floor;
 (2) SAAL, ``perturb_scope='head'`` (backbone + neck features cached);
 (3) SAAL, ``perturb_scope='all'``;
@@ -14,6 +15,10 @@ difference between the scores of (3) and (4).
 Example::
 
     python tools/benchmark_scoring.py configs/demo/saal_tiny_faster_rcnn_shapes.py --num-images 20
+    python tools/benchmark_scoring.py configs/demo/saal_tiny_deeplabv3plus_street_domains.py
+
+For a segmentor, a score is the image's mean perturbed pixel loss, and
+SAAL's loss maps are what the region and pixel queries rank.
 """
 import argparse
 import multiprocessing as mp
@@ -31,9 +36,27 @@ from mmengine.runner import load_checkpoint
 import mmsaal  # noqa: F401
 from mmsaal.engine.pool_dataset import build_pool_dataset
 from mmsaal.pool_samplers import SAALSampler
-from mmsaal.testing import naive_detection_scores
+from mmsaal.testing import naive_detection_scores, naive_segmentation_maps
 
 NAIVE_FIELDS = ('rho', 'score_thr', 'max_pseudo_per_img', 'seed')
+
+
+def naive_scores(model, batch, settings) -> list:
+    """The perturbed loss of each image by the naive procedure."""
+    mode = settings.get('perturbation', 'adaptive')
+    if hasattr(model, 'decode_head'):
+        return [
+            float(after.mean()) for _, after in naive_segmentation_maps(
+                model, batch, rho=settings.get('rho', 0.05), mode=mode)
+        ]
+    return [
+        after for _, after in naive_detection_scores(
+            model,
+            batch,
+            mode=mode,
+            **{k: v
+               for k, v in settings.items() if k in NAIVE_FIELDS})
+    ]
 
 
 def parse_args():
@@ -98,16 +121,7 @@ def run_method(name, model, batches, settings):
             return sampler.score_batch(model, batch)
     elif name == 'naive':
         def step(batch):
-            return [
-                after for _, after in naive_detection_scores(
-                    model,
-                    batch,
-                    mode=settings.get('perturbation', 'adaptive'),
-                    **{
-                        k: v
-                        for k, v in settings.items() if k in NAIVE_FIELDS
-                    })
-            ]
+            return naive_scores(model, batch, settings)
     else:
         raise ValueError(f'unknown method {name}')
     step(batches[0])  # warm-up (allocator, lazy inits)
@@ -127,13 +141,16 @@ def setup(args):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
+    # Every method's process must build the same weights.
+    torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location='cpu',
                         logger='silent')
     model.eval()
-    dataset = build_pool_dataset(cfg)
+    sampler = cfg.train_dataloader.get('sampler') or {}
+    dataset = build_pool_dataset(cfg, pool_index=sampler.get('pool_index'))
     count = min(args.num_images, len(dataset))
     batches = [pseudo_collate([dataset[i]]) for i in range(count)]
     return model, batches, saal_settings(cfg)

@@ -4,7 +4,7 @@
 _base_ = [
     '../_base_/models/tiny_deeplabv3plus.py',
     '../_base_/datasets/street_domains.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/schedules/seg_al_schedule.py',
     '../_base_/active_learning.py',
 ]
 epochs_per_round = 10
@@ -17,19 +17,14 @@ active_learning = dict(
     num_rounds=3,
     epochs_per_round=epochs_per_round,
     pool_dataloader=dict(batch_size=8, num_workers=0))
-train_cfg = dict(type='EpochBasedTrainLoop', val_interval=epochs_per_round)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+train_cfg = dict(val_interval=epochs_per_round)
+# From scratch on CPU: AdamW converges in far fewer epochs than SGD.
 optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=3e-3, weight_decay=1e-4))
+    optimizer=dict(_delete_=True, type='AdamW', lr=3e-3, weight_decay=1e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=30)
 ]
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=True),
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
-                    max_keep_ckpts=2))
-log_processor = dict(by_epoch=True)
+    logger=dict(interval=10), visualization=dict(type='SegVisualizationHook'))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

@@ -14,8 +14,8 @@ def load_curve(work_dir: str) -> Dict:
 
     Returns:
         dict: ``work_dir``, ``strategy`` (the pool sampler's class),
-        ``seed``, ``metric_name``, and per round ``labeled``, ``fraction``,
-        ``metric``.
+        ``seed``, ``metric_name``, and per round ``labeled``, ``fraction``
+        (of the pool's pixels for region/pixel queries), ``metric``.
     """
     path = osp.join(work_dir, 'report.json')
     if not osp.exists(path):
@@ -37,7 +37,8 @@ def load_curve(work_dir: str) -> Dict:
         seed=seed,
         metric_name=rows[0]['metric_name'],
         labeled=[r['labeled'] for r in rows],
-        fraction=[r['fraction'] for r in rows],
+        # Region/pixel queries: the labeled share is in pixels.
+        fraction=[r.get('pixel_fraction', r['fraction']) for r in rows],
         metric=[r['metric'] for r in rows])
 
 

@@ -56,6 +56,8 @@ def naive_segmentation_maps(model: torch.nn.Module,
     """``(L0, L1)`` per-pixel cross-entropy maps of an mmseg segmentor, each
     image on a deep copy whose parameters named by ``scope_prefixes`` move
     (all by default), computed without mmsaal's adapter or mmseg's losses.
+    As the reference code, the pseudo-label comes from an inference pass of
+    its own, before the loss's forward / backward / forward.
     """
     import torch.nn.functional as F
     data = model.data_preprocessor(data_batch, False)
@@ -79,7 +81,9 @@ def naive_segmentation_maps(model: torch.nn.Module,
             return F.cross_entropy(logits, pseudo, reduction='none')[0], \
                 pseudo
 
-        before, pseudo = pixel_losses()
+        with torch.no_grad():
+            _, pseudo = pixel_losses()
+        before, _ = pixel_losses(pseudo)
         before.mean().backward()
         params = [
             p for n, p in clone.named_parameters()

@@ -1,6 +1,8 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """A contact sheet of the images one round queried: each drawn with the
-model's detections (the pseudo boxes SAAL scored against) and its score.
+model's detections (the pseudo boxes SAAL scored against) or its predicted
+segmentation (the pseudo labels), the queried regions or pixels outlined, and
+its score.
 
 Example::
 
@@ -43,6 +45,8 @@ def parse_args():
 
 
 def queried_items(work_dir: str, round_idx: int) -> dict:
+    """``queried.json`` of the round; for region/pixel queries its items are
+    every image that got pixels, each with its ``regions``."""
     store = RoundStore(osp.join(work_dir, 'rounds'))
     rounds = store.rounds()
     if not rounds:
@@ -50,8 +54,17 @@ def queried_items(work_dir: str, round_idx: int) -> dict:
     if round_idx not in rounds:
         raise SystemExit(f'round {round_idx} does not exist in {work_dir}; '
                          f'its rounds are {rounds}')
-    with open(osp.join(store.round_dir(round_idx), 'queried.json')) as f:
-        return json.load(f)
+    folder = store.round_dir(round_idx)
+    with open(osp.join(folder, 'queried.json')) as f:
+        queried = json.load(f)
+    regions = osp.join(folder, 'regions.json')
+    if osp.exists(regions):
+        with open(regions) as f:
+            queried['items'] = [
+                dict(item, score=item['scores'][0])
+                for item in json.load(f)['items'] if item['scores']
+            ]
+    return queried
 
 
 def find_config(work_dir: str) -> str:
@@ -85,6 +98,19 @@ def tile(image: np.ndarray, size: int, caption: str) -> np.ndarray:
     return canvas
 
 
+def outline_regions(image: np.ndarray, regions: list) -> np.ndarray:
+    """Draw each ``[y, x, height, width]`` region as a yellow frame (a dot
+    for a single pixel)."""
+    image = np.ascontiguousarray(image)
+    for y, x, height, width in regions:
+        if height == 1 and width == 1:
+            cv2.circle(image, (x, y), 1, (255, 220, 0), -1)
+        else:
+            cv2.rectangle(image, (x, y), (x + width - 1, y + height - 1),
+                          (255, 220, 0), 1)
+    return image
+
+
 def main():
     args = parse_args()
     queried = queried_items(args.work_dir, args.round)
@@ -97,9 +123,13 @@ def main():
         map_location='cpu',
         logger='silent')
     model.eval()
-    dataset = build_pool_dataset(cfg)
+    sampler = cfg.train_dataloader.get('sampler') or {}
+    dataset = build_pool_dataset(cfg, pool_index=sampler.get('pool_index'))
+    segmentation = hasattr(model, 'decode_head')
     visualizer = VISUALIZERS.build(
-        dict(type='DetLocalVisualizer', name='browse_queries'))
+        dict(type='SegLocalVisualizer', name='browse_queries', alpha=0.5)
+        if segmentation else dict(
+            type='DetLocalVisualizer', name='browse_queries'))
     visualizer.dataset_meta = dataset.metainfo
     items = sorted(queried['items'], key=lambda r: -r.get('score', 0))
     tiles = []
@@ -108,13 +138,19 @@ def main():
         with torch.no_grad():
             prediction = model.test_step(data)[0]
         image = mmcv.imread(prediction.img_path, channel_order='rgb')
+        options = {} if segmentation else dict(
+            pred_score_thr=args.score_thr)
         visualizer.add_datasample(
             'query', image, data_sample=prediction, draw_gt=False,
-            show=False, pred_score_thr=args.score_thr)
+            show=False, **options)
+        drawn = outline_regions(visualizer.get_image(),
+                                item.get('regions', []))
         score = f' {item["score"]:.3f}' if 'score' in item else ''
-        tiles.append(
-            tile(visualizer.get_image(), args.tile,
-                 f'#{item["index"]}{score}'))
+        tiles.append(tile(drawn, args.tile, f'#{item["index"]}{score}'))
+    if not tiles:
+        raise SystemExit(f'round {args.round} of {args.work_dir} queried '
+                         f'nothing (it is the initial set, or the pool was '
+                         f'empty)')
     columns = min(4, len(tiles))
     blank = np.full_like(tiles[0], 255)
     tiles += [blank] * (-len(tiles) % columns)

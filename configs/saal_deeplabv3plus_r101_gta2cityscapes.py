@@ -1,0 +1,40 @@
+# Domain-adaptive SAAL, region-based, GTA5 -> Cityscapes (RIPU's setting):
+# GTA5 labeled, the Cityscapes train split starts unlabeled and gets 1% of
+# its pixels per round in 32x32 regions (each image its equal share), 5
+# rounds = 5%; DeepLabV3+ R101-D8, mIoU on Cityscapes val.
+_base_ = [
+    'mmseg::_base_/models/deeplabv3plus_r50-d8.py',
+    './_base_/datasets/gta2cityscapes.py',
+    './_base_/schedules/seg_al_schedule.py',
+    './_base_/active_learning.py',
+]
+crop_size = (512, 1024)
+model = dict(
+    pretrained='open-mmlab://resnet101_v1c',
+    backbone=dict(depth=101),
+    data_preprocessor=dict(size=crop_size))
+num_rounds = 5
+epochs_per_round = 1
+active_learning = dict(
+    pool_sampler=dict(type='SAALSampler', perturb_scope='head'),
+    granularity='region',
+    region_size=32,
+    budget=0.01,
+    budget_per_image=True,
+    initial_labeled=0,
+    num_rounds=num_rounds,
+    epochs_per_round=epochs_per_round,
+    pool_dataloader=dict(batch_size=1, num_workers=4))
+train_cfg = dict(val_interval=epochs_per_round)
+# One poly schedule over the whole run: queries arrive during training, as
+# in RIPU, and the model keeps training on what they reveal.
+param_scheduler = [
+    dict(
+        type='PolyLR',
+        eta_min=1e-4,
+        power=0.9,
+        begin=0,
+        end=(num_rounds + 1) * epochs_per_round,
+        by_epoch=True,
+        convert_to_iter_based=True)
+]

@@ -4,15 +4,18 @@ mmsaal's registration and distributed-on-CPU support."""
 import argparse
 import os
 import os.path as osp
+import sys
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsaal  # noqa: F401  (registers modules, allows mmengine checkpoints)
 from mmsaal.apis import setup_active_learning
+from mmsaal.engine.human_oracle import AwaitingLabels
 
 
 def parse_args():
@@ -124,7 +127,12 @@ def main():
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except AwaitingLabels as waiting:
+        # oracle='human': the query is on disk; a person labels it next.
+        print_log(str(waiting), logger='current')
+        sys.exit(0)
 
 
 if __name__ == '__main__':

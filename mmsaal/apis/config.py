@@ -36,12 +36,19 @@ def setup_active_learning(cfg: Config) -> Config:
     if settings is None:
         return cfg
     hooks = list(cfg.get('custom_hooks') or [])
-    if any(str(h.get('type', '')).endswith('ActiveLearningHook')
-           for h in hooks):
+    hook = ConfigDict(type=HOOK_TYPE, **settings)
+    present = [
+        h for h in hooks
+        if str(h.get('type', '')).endswith('ActiveLearningHook')
+    ]
+    # A config mmengine dumped into a work dir holds the hook made here:
+    # running it again must not add a second one.
+    if present and present != [hook]:
         raise ValueError(
             'the config sets both `active_learning` and an '
             'ActiveLearningHook in `custom_hooks`: keep one of them.')
-    cfg.custom_hooks = hooks + [ConfigDict(type=HOOK_TYPE, **settings)]
+    if not present:
+        cfg.custom_hooks = hooks + [hook]
 
     sampler = cfg.train_dataloader.get('sampler') or ConfigDict()
     if sampler.get('type') in PLAIN_SAMPLERS:

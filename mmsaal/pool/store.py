@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from .state import PoolState
 
 ROUND_DIR = re.compile(r'^round_(\d+)$')
+QUERY_DIR = re.compile(r'^query_(\d+)$')
 TMP_PREFIX = '.incomplete_'
 
 
@@ -91,14 +92,6 @@ class RoundStore:
         Returns:
             str: The round folder.
         """
-        final = self.round_dir(state.round)
-        if osp.exists(final):
-            raise FileExistsError(
-                f'{final} exists: a finished round is never rewritten')
-        os.makedirs(self.root, exist_ok=True)
-        self._remove_incomplete()
-        tmp = osp.join(self.root, f'{TMP_PREFIX}{state.round:02d}')
-        os.makedirs(tmp)
         scores = scores or {}
         names = state.item_names
 
@@ -108,35 +101,85 @@ class RoundStore:
                 row['score'] = float(scores[index])
             return row
 
-        dump_json_atomic(state.state_dict(), osp.join(tmp, 'state.json'))
-        dump_json_atomic(
-            dict(
-                round=state.round,
-                num_labeled=state.num_labeled,
-                pool_size=state.pool_size,
-                items=[
-                    dict(
-                        index=int(i),
-                        name=names[i],
-                        round=int(state.labeled_round[i]))
-                    for i in state.labeled_indices()
-                ]), osp.join(tmp, 'labeled.json'))
-        dump_json_atomic(
-            dict(
-                round=state.round,
-                **(info or {}),
-                items=[item(i) for i in state.queried_in(state.round)]),
-            osp.join(tmp, 'queried.json'))
-        dump_json_atomic(
-            dict(
-                round=state.round,
-                items=[item(i) for i in sorted(scores)]),
-            osp.join(tmp, 'scores.json'))
-        for name, write in (writers or {}).items():
+        files = {
+            'state.json':
+            lambda path: dump_json_atomic(state.state_dict(), path),
+            'labeled.json':
+            lambda path: dump_json_atomic(
+                dict(
+                    round=state.round,
+                    num_labeled=state.num_labeled,
+                    pool_size=state.pool_size,
+                    items=[
+                        dict(
+                            index=int(i),
+                            name=names[i],
+                            round=int(state.labeled_round[i]))
+                        for i in state.labeled_indices()
+                    ]), path),
+            'queried.json':
+            lambda path: dump_json_atomic(
+                dict(
+                    round=state.round,
+                    **(info or {}),
+                    items=[item(i) for i in state.queried_in(state.round)]),
+                path),
+            'scores.json':
+            lambda path: dump_json_atomic(
+                dict(
+                    round=state.round,
+                    items=[item(i) for i in sorted(scores)]), path),
+        }
+        files.update(writers or {})
+        return self._write_folder(self.round_dir(state.round), files)
+
+    def _write_folder(self, final: str,
+                      files: Dict[str, Callable[[str], None]]) -> str:
+        """Assemble ``final`` under a temporary name, then rename it."""
+        if osp.exists(final):
+            raise FileExistsError(
+                f'{final} exists: a finished round or query is never '
+                f'rewritten')
+        os.makedirs(self.root, exist_ok=True)
+        self._remove_incomplete()
+        tmp = osp.join(self.root, TMP_PREFIX + osp.basename(final))
+        os.makedirs(tmp)
+        for name, write in files.items():
             write(osp.join(tmp, name))
         os.rename(tmp, final)
         _fsync_dir(self.root)
         return final
+
+    # ----------------------------------------------- queries awaiting labels
+    def query_dir(self, round_idx: int) -> str:
+        return osp.join(self.root, f'query_{round_idx:02d}')
+
+    def save_query(self, round_idx: int,
+                   files: Dict[str, Callable[[str], None]]) -> str:
+        """Persist a query that waits for a person's labels (atomically)."""
+        return self._write_folder(self.query_dir(round_idx), files)
+
+    def load_query(self, round_idx: int) -> Optional[Dict]:
+        """The selection of a query folder, or None when there is none."""
+        path = osp.join(self.query_dir(round_idx), 'selection.json')
+        return load_json(path, 'the query') if osp.exists(path) else None
+
+    def pending_query(self) -> Optional[int]:
+        """The round of the query that waits for labels (its round folder
+        does not exist yet), or None."""
+        if not osp.isdir(self.root):
+            return None
+        found = (QUERY_DIR.match(name) for name in os.listdir(self.root))
+        waiting = [
+            int(m.group(1)) for m in found
+            if m and not osp.exists(self.round_dir(int(m.group(1))))
+        ]
+        return max(waiting) if waiting else None
+
+    def remove_query(self, round_idx: int) -> None:
+        """Drop a query folder once its round is written."""
+        if osp.isdir(self.query_dir(round_idx)):
+            shutil.rmtree(self.query_dir(round_idx))
 
     def load_latest(self, state: PoolState) -> int:
         """Load the latest finished round into ``state``.

@@ -9,7 +9,6 @@ Example::
     python tools/analysis_tools/browse_queries.py work_dirs/demo --round 2
 """
 import argparse
-import glob
 import json
 import os.path as osp
 
@@ -26,6 +25,7 @@ from mmengine.utils import track_iter_progress
 import mmsaal  # noqa: F401
 from mmsaal.engine.pool_dataset import build_pool_dataset
 from mmsaal.pool import RoundStore
+from mmsaal.utils import work_dir_config
 
 
 def parse_args():
@@ -67,14 +67,6 @@ def queried_items(work_dir: str, round_idx: int) -> dict:
     return queried
 
 
-def find_config(work_dir: str) -> str:
-    configs = glob.glob(osp.join(work_dir, '*.py'))
-    if len(configs) != 1:
-        raise SystemExit(f'cannot tell the config of {work_dir} (found '
-                         f'{len(configs)} .py files): pass --config')
-    return configs[0]
-
-
 def find_checkpoint(work_dir: str, queried: dict) -> str:
     scored_with = osp.join(work_dir, f'epoch_{queried.get("epoch")}.pth')
     if osp.exists(scored_with):
@@ -114,7 +106,7 @@ def outline_regions(image: np.ndarray, regions: list) -> np.ndarray:
 def main():
     args = parse_args()
     queried = queried_items(args.work_dir, args.round)
-    cfg = Config.fromfile(args.config or find_config(args.work_dir))
+    cfg = Config.fromfile(args.config or work_dir_config(args.work_dir))
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
     load_checkpoint(

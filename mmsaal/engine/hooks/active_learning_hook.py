@@ -12,6 +12,9 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from mmsaal.datasets.samplers import LabeledSetSampler
+from mmsaal.engine.human_oracle import (ORACLES, AwaitingLabels,
+                                        labels_present, query_files,
+                                        waiting_message)
 from mmsaal.engine.pixel_query import (PixelQuery, check_unique_stems,
                                        image_shapes)
 from mmsaal.engine.pool_dataset import build_pool_dataset, item_names
@@ -80,6 +83,13 @@ class ActiveLearningHook(Hook):
         budget_per_image (bool): Regions/pixels: give every image the same
             share of the budget (RIPU's setting) instead of ranking units
             over the whole pool. Defaults to True.
+        oracle (str): Who labels a query. ``'simulated'``: the dataset's
+            ground truth is revealed. ``'human'``: the query is written to
+            ``{state_dir}/query_XX/`` (a COCO image list and a path list
+            with scores) and the run stops cleanly until its labels are in
+            the dataset (``tools/import_labels.py``), then ``--resume`` goes
+            on; the initial set is then every item labeled at the start.
+            Defaults to ``'simulated'``.
 
     With a ``ConcatDataset`` of labeled parts and a pool
     (``LabeledSetSampler.pool_index``, domain adaptation), the pool is that
@@ -103,7 +113,8 @@ class ActiveLearningHook(Hook):
                  state_dir: str = 'rounds',
                  granularity: str = 'image',
                  region_size: int = 32,
-                 budget_per_image: bool = True) -> None:
+                 budget_per_image: bool = True,
+                 oracle: str = 'simulated') -> None:
         self.pool_sampler = build_pool_sampler(
             pool_sampler or dict(type='RandomSampler'))
         if initial_labeled != 0:
@@ -128,6 +139,15 @@ class ActiveLearningHook(Hook):
                 f'ActiveLearningHook.budget={budget!r}: with '
                 f"granularity='{granularity}' the budget is a fraction of the "
                 f'pool\'s pixels per round, e.g. budget=0.01 (a float).')
+        if oracle not in ORACLES:
+            raise ValueError(f'ActiveLearningHook.oracle must be one of '
+                             f'{ORACLES}, got {oracle!r}')
+        if oracle == 'human' and granularity != 'image':
+            raise ValueError(
+                "ActiveLearningHook.oracle='human' labels whole items: use "
+                "granularity='image' (region and pixel queries are "
+                'simulated only for now).')
+        self.oracle = oracle
         self.granularity = granularity
         self.region_size = region_size
         self.budget_per_image = budget_per_image
@@ -181,7 +201,8 @@ class ActiveLearningHook(Hook):
                 f'{self.state.num_labeled} of {self.state.pool_size} items '
                 f'labeled.', logger='current')
         else:
-            self._label_initial_set()
+            self._check_ground_truth()
+            self._label_initial_set(runner)
         self._update_train_set(runner)
 
     def before_train(self, runner) -> None:
@@ -294,6 +315,39 @@ class ActiveLearningHook(Hook):
         """
         if self.pixel_query is not None:
             return self._query_pixels(runner, round_idx)
+        if self.oracle == 'human':
+            pending = self.store.load_query(round_idx)
+            if pending is None:
+                selected, scores, info = self._select(runner, round_idx)
+                self._ask_for_labels(runner, round_idx, selected, scores,
+                                     dict(info, oracle='human'))
+            selected, scores, info = self._labels_arrived(
+                runner, round_idx, pending)
+        else:
+            selected, scores, info = self._select(runner, round_idx)
+        self.state.add_round(selected)
+        if is_main_process():
+            self.store.save_round(self.state, scores=scores, info=info)
+            self.store.remove_query(round_idx)
+            self.write_report(runner)
+        barrier()
+        self._update_train_set(runner)
+        print_log(
+            f'Active learning round {round_idx}: queried {len(selected)} of '
+            f'{info["num_candidates"]} candidates in '
+            f'{info["scoring_seconds"]:.1f}s; '
+            f'{self.state.num_labeled}/{self.state.pool_size} labeled '
+            f'({100 * self.state.num_labeled / self.state.pool_size:.1f}%).',
+            logger='current')
+        return selected
+
+    def _select(self, runner, round_idx: int) -> tuple:
+        """Score the candidates and pick the round's query.
+
+        Returns:
+            tuple: Pool positions picked, the score of every candidate
+            scored (or None), and facts about the round.
+        """
         unlabeled = self.state.unlabeled_indices()
         budget = min(_count(self.budget, self.state.pool_size),
                      len(unlabeled))
@@ -314,29 +368,45 @@ class ActiveLearningHook(Hook):
                 self.pool_sampler.select(scores, len(candidates), budget,
                                          rng), dtype=np.int64)
         broadcast_object_list(picked)
-        selected = candidates[picked[0]]
-        seconds = time.perf_counter() - start
-        self.state.add_round(selected)
+        info = dict(
+            strategy=repr(self.pool_sampler),
+            epoch=runner.epoch,
+            num_candidates=int(len(candidates)),
+            scoring_seconds=round(time.perf_counter() - start, 3))
+        return candidates[picked[0]], None if scores is None else dict(
+            zip(candidates.tolist(), scores.tolist())), info
+
+    def _ask_for_labels(self, runner, round_idx: int, selected: np.ndarray,
+                        scores: Optional[Dict[int, float]],
+                        info: dict) -> None:
+        """Write the query for a person and stop the run."""
         if is_main_process():
-            self.store.save_round(
-                self.state,
-                scores=None if scores is None else dict(
-                    zip(candidates.tolist(), scores.tolist())),
-                info=dict(
-                    strategy=repr(self.pool_sampler),
-                    epoch=runner.epoch,
-                    num_candidates=int(len(candidates)),
-                    scoring_seconds=round(seconds, 3)))
-            self.write_report(runner)
+            self.store.save_query(
+                round_idx,
+                query_files(
+                    round_idx, selected, scores or {},
+                    [self.train_pool.get_data_info(int(i)) for i in selected],
+                    self.train_pool.metainfo.get('classes', ()), info))
         barrier()
-        self._update_train_set(runner)
-        print_log(
-            f'Active learning round {round_idx}: queried {len(selected)} of '
-            f'{len(candidates)} candidates in {seconds:.1f}s; '
-            f'{self.state.num_labeled}/{self.state.pool_size} labeled '
-            f'({100 * self.state.num_labeled / self.state.pool_size:.1f}%).',
-            logger='current')
-        return selected
+        raise AwaitingLabels(
+            waiting_message(round_idx, self.store.query_dir(round_idx), None,
+                            len(selected), runner.work_dir,
+                            runner.cfg.filename))
+
+    def _labels_arrived(self, runner, round_idx: int, pending: dict) -> tuple:
+        """The saved query, once every queried item has its labels."""
+        selected = np.asarray(pending['indices'], dtype=np.int64)
+        missing = [
+            int(i) for i in selected
+            if not labels_present(self.train_pool.get_data_info(int(i)))
+        ]
+        if missing:
+            raise AwaitingLabels(
+                waiting_message(round_idx, self.store.query_dir(round_idx),
+                                missing, len(selected), runner.work_dir,
+                                runner.cfg.filename))
+        scores = {int(k): v for k, v in pending['scores'].items()}
+        return selected, scores or None, pending['info']
 
     def _query_pixels(self, runner, round_idx: int) -> np.ndarray:
         """Score every pixel of the candidates, reveal the best units."""
@@ -520,11 +590,28 @@ class ActiveLearningHook(Hook):
                 f'ActiveLearningHook.budget={self.budget} labels no item '
                 f'per round of a pool of {pool_size}: raise it.')
 
-    def _label_initial_set(self) -> None:
+    def _check_ground_truth(self) -> None:
+        """A simulated oracle reveals ground truth: every item needs it."""
+        if self.oracle != 'simulated':
+            return
+        missing = [
+            i for i in range(self.state.pool_size)
+            if not labels_present(self.train_pool.get_data_info(i))
+        ]
+        if missing:
+            raise ValueError(
+                f'{len(missing)} pool items have no labels (e.g. '
+                f'{self.state.item_names[missing[0]]}): the simulated oracle '
+                f"reveals ground truth. Use active_learning.oracle='human' "
+                f'to label the queries yourself.')
+
+    def _label_initial_set(self, runner) -> None:
         pool_size = self.state.pool_size
         if self.initial_labeled_file is not None:
             initial = read_initial_file(self.initial_labeled_file,
                                         self.state.item_names)
+        elif self.oracle == 'human':
+            initial = self._initial_human_labels(runner)
         else:
             initial = draw_initial_set(
                 pool_size, _count(self.initial_labeled, pool_size),
@@ -542,10 +629,32 @@ class ActiveLearningHook(Hook):
                 writers=writers)
             if self.pixel_query is not None:
                 self.pixel_query.export_masks(self._paths())
+            self.store.remove_query(0)
         barrier()
         print_log(
             f'Active learning starts with {self.state.num_labeled} of '
             f'{pool_size} items labeled.', logger='current')
+
+    def _initial_human_labels(self, runner) -> np.ndarray:
+        """The items labeled at the start; when there are none (and no
+        labeled data beside the pool), a random draw to label first."""
+        labeled = np.asarray([
+            i for i in range(self.state.pool_size)
+            if labels_present(self.train_pool.get_data_info(i))
+        ], dtype=np.int64)
+        if len(labeled) or self.sampler.pool_index is not None:
+            return labeled
+        pending = self.store.load_query(0)
+        if pending is None:
+            drawn = draw_initial_set(
+                self.state.pool_size,
+                _count(self.initial_labeled, self.state.pool_size),
+                self.state.round_rng(0))
+            self._ask_for_labels(
+                runner, 0, drawn, None,
+                dict(strategy='initial', oracle='human', num_candidates=0,
+                     scoring_seconds=0.0))
+        return self._labels_arrived(runner, 0, pending)[0]
 
     def _update_train_set(self, runner) -> None:
         self.sampler.set_labeled(self.state.labeled_indices())

@@ -1,0 +1,159 @@
+"""oracle='human': a round stops after exporting its query, a person's
+labels come in through tools/import_labels.py, --resume goes on. The pool is
+a plain folder of images (mmsaal.PoolCocoDataset)."""
+import json
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, quick_options,
+                      run_train_al)
+
+CLASSES = ('circle', 'square', 'triangle')
+
+
+def voc_to_coco(voc_root: str, names: list) -> dict:
+    """The ground truth of ``names`` as a person's COCO export."""
+    images, annotations = [], []
+    for image_id, name in enumerate(names, 1):
+        stem = osp.splitext(name)[0]
+        tree = ET.parse(osp.join(voc_root, 'Shapes', 'Annotations',
+                                 f'{stem}.xml'))
+        size = tree.find('size')
+        images.append(dict(id=image_id, file_name=name,
+                           width=int(size.find('width').text),
+                           height=int(size.find('height').text)))
+        for obj in tree.findall('object'):
+            box = [float(obj.find('bndbox').find(k).text)
+                   for k in ('xmin', 'ymin', 'xmax', 'ymax')]
+            annotations.append(dict(
+                id=len(annotations) + 1, image_id=image_id,
+                category_id=CLASSES.index(obj.find('name').text) + 1,
+                bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                area=(box[2] - box[0]) * (box[3] - box[1]), iscrowd=0))
+    return dict(images=images, annotations=annotations,
+                categories=[dict(id=i + 1, name=c)
+                            for i, c in enumerate(CLASSES)])
+
+
+@pytest.fixture
+def image_folder_pool(voc_shapes, tmp_path):
+    """A folder of the 40 pool images; 10 of them labeled in labels.json.
+    """
+    pool = tmp_path / 'pool'
+    (pool / 'images').mkdir(parents=True)
+    with open(osp.join(voc_shapes, 'Shapes', 'ImageSets', 'Main',
+                       'trainval.txt')) as f:
+        names = sorted(f'{line.strip()}.jpg' for line in f if line.strip())
+    for name in names:
+        shutil.copy(osp.join(voc_shapes, 'Shapes', 'JPEGImages', name),
+                    pool / 'images')
+    (pool / 'labels.json').write_text(
+        json.dumps(voc_to_coco(voc_shapes, names[:10])))
+    config = tmp_path / 'human_config.py'
+    config.write_text(
+        f'_base_ = [{DEMO_CONFIG!r}]\n'
+        'train_dataloader = dict(dataset=dict(_delete_=True,\n'
+        "    type='mmsaal.PoolCocoDataset', data_root=" f'{str(pool)!r},\n'
+        "    ann_file='labels.json', data_prefix=dict(img='images/'),\n"
+        f'    metainfo=dict(classes={CLASSES!r}),\n'
+        "    pipeline={{_base_.train_pipeline}}))\n")
+    return str(pool), str(config), names
+
+
+def human_options(voc_shapes):
+    train_root = 'train_dataloader.dataset.data_root'
+    return [o for o in quick_options(voc_shapes, rounds=1,
+                                     sampler='EntropySampler')
+            if not o.startswith(train_root)] + [
+        "active_learning.oracle=human"]
+
+
+def import_labels(work_dir, labels_path, check=True):
+    result = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'import_labels.py'),
+         work_dir, labels_path], cwd=REPO, capture_output=True, text=True,
+        env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'})
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_export_import_resume_labels_exactly_the_queried_images(
+        voc_shapes, image_folder_pool, tmp_path):
+    pool, config, names = image_folder_pool
+    work_dir = str(tmp_path / 'run')
+    options = human_options(voc_shapes)
+    first = run_train_al(work_dir, options, config=config)
+    assert 'waits for labels' in first.stdout + first.stderr
+    assert 'tools/import_labels.py' in first.stdout + first.stderr
+    labeled = json.load(open(osp.join(work_dir, 'rounds', 'round_00',
+                                      'labeled.json')))
+    assert sorted(i['name'] for i in labeled['items']) == names[:10]
+    assert not osp.exists(osp.join(work_dir, 'rounds', 'round_01'))
+    query_dir = osp.join(work_dir, 'rounds', 'query_01')
+    query = json.load(open(osp.join(query_dir, 'query.json')))
+    queried = [image['file_name'] for image in query['images']]
+    assert len(queried) == 5 and not set(queried) & set(names[:10])
+    scores = [image['score'] for image in query['images']]
+    assert scores == sorted(scores, reverse=True)
+    lines = open(osp.join(query_dir, 'query.txt')).read().splitlines()
+    assert [osp.basename(line.split('\t')[0]) for line in lines] == queried
+
+    # Resuming before the labels arrive stops again, cleanly.
+    again = run_train_al(work_dir, options, config=config,
+                         extra=['--resume'])
+    assert 'still waits for labels: 5 of the 5' in again.stdout + \
+        again.stderr
+
+    # Labels of an image the query did not list are refused.
+    truth = voc_to_coco(voc_shapes, names)
+    wrong = tmp_path / 'wrong.json'
+    wrong.write_text(json.dumps(voc_to_coco(voc_shapes,
+                                            queried + [names[0]])))
+    refused = import_labels(work_dir, str(wrong), check=False)
+    assert refused.returncode != 0
+    assert 'did not query' in refused.stderr and names[0] in refused.stderr
+    partial = tmp_path / 'partial.json'
+    partial.write_text(json.dumps(voc_to_coco(voc_shapes, queried[:3])))
+    assert 'have no labels' in import_labels(work_dir, str(partial),
+                                             check=False).stderr
+
+    answer = tmp_path / 'answer.json'
+    answer.write_text(json.dumps(voc_to_coco(voc_shapes, queried)))
+    imported = import_labels(work_dir, str(answer))
+    assert 'imported 5 images' in imported.stdout
+    merged = json.load(open(osp.join(pool, 'labels.json')))
+    assert len(merged['images']) == 15
+    assert len(merged['annotations']) == sum(
+        1 for a in truth['annotations']
+        if truth['images'][a['image_id'] - 1]['file_name'] in
+        names[:10] + queried)
+
+    run_train_al(work_dir, options, config=config, extra=['--resume'])
+    round_1 = osp.join(work_dir, 'rounds', 'round_01')
+    labeled = json.load(open(osp.join(round_1, 'labeled.json')))
+    assert sorted(i['name'] for i in labeled['items']) == sorted(
+        names[:10] + queried)
+    added = json.load(open(osp.join(round_1, 'queried.json')))
+    assert sorted(i['name'] for i in added['items']) == sorted(queried)
+    assert added['oracle'] == 'human'
+    assert not osp.exists(query_dir)
+    metrics = json.load(open(osp.join(round_1, 'metrics.json')))
+    assert metrics['num_labeled'] == 15
+    nothing = import_labels(work_dir, str(answer), check=False)
+    assert 'no query waits for labels' in nothing.stderr
+
+
+def test_a_folder_pool_needs_the_human_oracle(voc_shapes, image_folder_pool,
+                                              tmp_path):
+    _, config, _ = image_folder_pool
+    options = [o for o in human_options(voc_shapes)
+               if 'oracle' not in o]
+    result = run_train_al(str(tmp_path / 'run'), options, config=config,
+                          check=False)
+    assert result.returncode != 0
+    assert "Use active_learning.oracle='human'" in result.stderr

@@ -12,7 +12,10 @@ crop_size = (512, 1024)
 model = dict(
     pretrained='open-mmlab://resnet101_v1c',
     backbone=dict(depth=101),
-    data_preprocessor=dict(size=crop_size))
+    data_preprocessor=dict(size=crop_size),
+    # Unrevealed target pixels are 255: average over the labeled ones.
+    decode_head=dict(loss_decode=dict(avg_non_ignore=True)),
+    auxiliary_head=dict(loss_decode=dict(avg_non_ignore=True)))
 num_rounds = 5
 epochs_per_round = 1
 active_learning = dict(

@@ -9,7 +9,10 @@ _base_ = [
     './_base_/active_learning.py',
 ]
 crop_size = (512, 1024)
-model = dict(data_preprocessor=dict(size=crop_size))
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    decode_head=dict(loss_decode=dict(avg_non_ignore=True)),
+    auxiliary_head=dict(loss_decode=dict(avg_non_ignore=True)))
 epochs_per_round = 100
 active_learning = dict(
     pool_sampler=dict(type='SAALSampler', perturb_scope='head'),

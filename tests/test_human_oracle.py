@@ -1,7 +1,9 @@
 """oracle='human': a round stops after exporting its query, a person's
 labels come in through tools/import_labels.py, --resume goes on. The pool is
 a plain folder of images (mmsaal.PoolCocoDataset)."""
+import glob
 import json
+import os
 import os.path as osp
 import shutil
 import subprocess
@@ -157,3 +159,55 @@ def test_a_folder_pool_needs_the_human_oracle(voc_shapes, image_folder_pool,
                           check=False)
     assert result.returncode != 0
     assert "Use active_learning.oracle='human'" in result.stderr
+
+
+def test_region_queries_wait_for_label_maps_of_the_regions(street_domains,
+                                                           tmp_path):
+    """Domain adaptation with a person: the target has no label maps at
+    first; the queried regions are labeled in new maps, then resume."""
+    import cv2
+    import numpy as np
+    from conftest import SEG_DEMO_CONFIG, seg_quick_options
+    root = tmp_path / 'data'
+    shutil.copytree(street_domains, root)
+    truth = {}
+    for path in glob.glob(str(root / 'cityscapes' / 'gtFine' / 'train' /
+                              '*' / '*_labelTrainIds.png')):
+        truth[path] = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        os.remove(path)
+    work_dir = str(tmp_path / 'run')
+    options = seg_quick_options(str(root), rounds=1) + [
+        'active_learning.oracle=human']
+    first = run_train_al(work_dir, options, config=SEG_DEMO_CONFIG)
+    assert 'waits for labels' in first.stdout + first.stderr
+    query_dir = osp.join(work_dir, 'rounds', 'query_01')
+    regions = json.load(open(osp.join(query_dir, 'regions.json')))['items']
+    assert len(regions) == 16
+    # A person labels the regions only; the rest of each map stays 255.
+    by_stem = {osp.basename(p).replace('_gtFine_labelTrainIds.png', ''): p
+               for p in truth}
+    for item in regions[:-1]:
+        stem = osp.basename(item['name']).replace('_leftImg8bit.png', '')
+        label = np.full_like(truth[by_stem[stem]], 255)
+        for y, x, h, w in item['regions']:
+            label[y:y + h, x:x + w] = truth[by_stem[stem]][y:y + h, x:x + w]
+        cv2.imwrite(by_stem[stem], label)
+    waiting = run_train_al(work_dir, options, config=SEG_DEMO_CONFIG,
+                           extra=['--resume'])
+    assert 'still waits for labels: 1 of the 16' in waiting.stdout + \
+        waiting.stderr
+    last = regions[-1]
+    stem = osp.basename(last['name']).replace('_leftImg8bit.png', '')
+    label = np.full_like(truth[by_stem[stem]], 255)
+    for y, x, h, w in last['regions']:
+        label[y:y + h, x:x + w] = truth[by_stem[stem]][y:y + h, x:x + w]
+    cv2.imwrite(by_stem[stem], label)
+    run_train_al(work_dir, options, config=SEG_DEMO_CONFIG,
+                 extra=['--resume'])
+    revealed = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
+                                       'regions.json')))['items']
+    assert revealed == regions
+    assert not osp.exists(query_dir)
+    metrics = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
+                                      'metrics.json')))
+    assert metrics['labeled_pixel_fraction'] > 0

@@ -96,3 +96,15 @@ def test_round_rng_is_reproducible():
     a = state.round_rng(2).permutation(10)
     b = PoolState(NAMES, seed=5).round_rng(2).permutation(10)
     assert np.array_equal(a, b)
+
+
+def test_a_round_without_new_items_resumes_but_a_future_label_does_not():
+    state = PoolState(['a', 'b', 'c'])
+    state.add_round([])  # e.g. a domain-adaptive run's empty initial set
+    restored = PoolState(['a', 'b', 'c'])
+    restored.load_state_dict(state.state_dict())
+    assert restored.round == 0 and restored.num_labeled == 0
+    broken = state.state_dict()
+    broken['labeled_round'][1] = 3
+    with pytest.raises(ValueError, match='inconsistent'):
+        restored.load_state_dict(broken)

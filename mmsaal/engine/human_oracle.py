@@ -26,10 +26,14 @@ def labels_present(data_info: dict) -> bool:
     return True
 
 
-def query_files(round_idx: int, indices: Sequence[int],
-                scores: Dict[int, float], infos: Sequence[dict],
+def query_files(round_idx: int,
+                indices: Sequence[int],
+                scores: Dict[int, float],
+                infos: Sequence[dict],
                 classes: Sequence[str],
-                info: dict) -> Dict[str, Callable[[str], None]]:
+                info: dict,
+                extra: Optional[dict] = None
+                ) -> Dict[str, Callable[[str], None]]:
     """The files of a query folder, for ``RoundStore.save_query``.
 
     - ``query.json``: the queried images as a COCO image list (what CVAT,
@@ -45,6 +49,8 @@ def query_files(round_idx: int, indices: Sequence[int],
         infos (Sequence[dict]): ``get_data_info`` of each queried item.
         classes (Sequence[str]): The dataset's class names.
         info (dict): Facts about the round (strategy, time, ...).
+        extra (dict, optional): More of ``selection.json`` (the regions of a
+            region query).
     """
     order = sorted(range(len(indices)),
                    key=lambda j: -scores.get(int(indices[j]), 0.0))
@@ -76,7 +82,8 @@ def query_files(round_idx: int, indices: Sequence[int],
         indices=[int(i) for i in indices],
         scores={str(k): float(v)
                 for k, v in scores.items()},
-        info=info)
+        info=info,
+        **(extra or {}))
     return {
         'query.json': lambda path: dump_json_atomic(coco, path),
         'query.txt': lambda path: write_text_atomic('\n'.join(lines) + '\n',

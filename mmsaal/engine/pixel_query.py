@@ -15,6 +15,7 @@ from mmsaal.regions import (rank_units, take_pool_wide, unit_area,
                             units_mask, units_per_image)
 
 Shape = Tuple[int, int]
+IGNORE_INDEX = 255
 
 
 class PixelQuery:
@@ -79,31 +80,63 @@ class PixelQuery:
             None if blocked is None else torch.from_numpy(blocked))
 
     def select(self, ranked: Dict[int, Dict],
-               total_units: int) -> Dict[int, np.ndarray]:
+               total_units: int) -> Dict[int, Dict]:
         """The units the round labels: each image's share, or the pool-wide
         best ``total_units``.
 
         Returns:
-            dict[int, np.ndarray]: Corners ``(K, 2)`` per pool position.
+            dict[int, dict]: Per pool position, ``corners`` ``(K, 2)`` and
+            ``scores`` ``(K,)`` of its units, best first.
         """
         if self.budget_per_image:
             taken = {i: len(units['scores']) for i, units in ranked.items()}
         else:
             taken = take_pool_wide(ranked, total_units)
         return {
-            i: ranked[i]['corners'][:n]
+            i: dict(
+                corners=ranked[i]['corners'][:n],
+                scores=[float(v) for v in ranked[i]['scores'][:n]])
             for i, n in sorted(taken.items()) if n
         }
 
-    def reveal(self, round_idx: int, chosen: Dict[int, np.ndarray],
+    @staticmethod
+    def units_to_json(units: Dict[int, Dict]) -> Dict:
+        return {
+            str(i): dict(
+                corners=np.asarray(u['corners']).tolist(),
+                scores=list(u['scores']))
+            for i, u in units.items()
+        }
+
+    @staticmethod
+    def units_from_json(data: Dict) -> Dict[int, Dict]:
+        return {
+            int(i): dict(
+                corners=np.asarray(u['corners'], np.int64).reshape(-1, 2),
+                scores=list(u['scores']))
+            for i, u in data.items()
+        }
+
+    def units_labeled(self, label_path: str, chosen: Dict) -> bool:
+        """Whether a person's label map covers the queried units: each
+        region holds a labeled (not ``ignore_index``) pixel, each queried
+        pixel is labeled."""
+        if not osp.exists(label_path):
+            return False
+        labels = cv2.imread(label_path, cv2.IMREAD_UNCHANGED)
+        side = self.region_size if self.granularity == 'region' else 1
+        return all((labels[y:y + side, x:x + side] != IGNORE_INDEX).any()
+                   for y, x in np.asarray(chosen['corners']).reshape(-1, 2))
+
+    def reveal(self, round_idx: int, units: Dict[int, Dict],
                shapes: Sequence[Shape]) -> int:
         """Reveal the chosen units; returns the pixels revealed."""
         return sum(
             self.revealed.reveal(
                 round_idx, index,
-                units_mask(shapes[index], corners, self.granularity,
-                           self.region_size))
-            for index, corners in chosen.items())
+                units_mask(shapes[index], chosen['corners'],
+                           self.granularity, self.region_size))
+            for index, chosen in units.items())
 
     def reveal_whole(self, round_idx: int, indices: Sequence[int],
                      shapes: Sequence[Shape]) -> None:
@@ -113,10 +146,10 @@ class PixelQuery:
                                  np.ones(shapes[index], dtype=bool))
 
     # -------------------------------------------------------- persistence
-    def writers(self, round_idx: int, chosen: Dict[int, np.ndarray],
-                ranked: Dict[int, Dict],
+    def writers(self, round_idx: int, units: Dict[int, Dict],
                 names: Sequence[str]) -> Dict[str, Callable[[str], None]]:
-        """The round's extra files, for ``RoundStore.save_round``."""
+        """The round's extra files, for ``RoundStore.save_round`` (and
+        ``regions.json`` for a query that waits for a person's labels)."""
         side = self.region_size if self.granularity == 'region' else 1
 
         def regions(path: str) -> None:
@@ -131,11 +164,9 @@ class PixelQuery:
                             name=names[index],
                             # [y, x, height, width] in label-map pixels
                             regions=[[int(y), int(x), side, side]
-                                     for y, x in corners],
-                            scores=[
-                                float(s) for s in
-                                ranked[index]['scores'][:len(corners)]
-                            ]) for index, corners in chosen.items()
+                                     for y, x in chosen['corners']],
+                            scores=[float(v) for v in chosen['scores']])
+                        for index, chosen in units.items()
                     ]), path)
 
         return {

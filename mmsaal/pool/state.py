@@ -112,8 +112,11 @@ class PoolState:
                 'run started. Restore it, or point --work-dir to a new '
                 'folder.')
         labeled_round = np.asarray(state['labeled_round'], dtype=np.int64)
+        # A round may label no new item (region queries of images labeled
+        # before, an empty initial set beside a labeled source domain), so
+        # only a label from a later round is inconsistent.
         if labeled_round.shape != (self.pool_size, ) or (
-                labeled_round.max(initial=UNLABELED) != state['round']):
+                labeled_round.max(initial=UNLABELED) > state['round']):
             raise ValueError('the saved pool state is inconsistent: '
                              '`labeled_round` does not match `round`')
         self.seed = int(state['seed'])

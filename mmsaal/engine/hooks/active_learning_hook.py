@@ -86,10 +86,12 @@ class ActiveLearningHook(Hook):
         oracle (str): Who labels a query. ``'simulated'``: the dataset's
             ground truth is revealed. ``'human'``: the query is written to
             ``{state_dir}/query_XX/`` (a COCO image list and a path list
-            with scores) and the run stops cleanly until its labels are in
-            the dataset (``tools/import_labels.py``), then ``--resume`` goes
-            on; the initial set is then every item labeled at the start.
-            Defaults to ``'simulated'``.
+            with scores; ``regions.json`` for region and pixel queries) and
+            the run stops cleanly until its labels are in the dataset
+            (``tools/import_labels.py``, or label maps that cover the
+            queried regions), then ``--resume`` goes on; the initial set is
+            then every item labeled at the start. Defaults to
+            ``'simulated'``.
 
     With a ``ConcatDataset`` of labeled parts and a pool
     (``LabeledSetSampler.pool_index``, domain adaptation), the pool is that
@@ -142,11 +144,6 @@ class ActiveLearningHook(Hook):
         if oracle not in ORACLES:
             raise ValueError(f'ActiveLearningHook.oracle must be one of '
                              f'{ORACLES}, got {oracle!r}')
-        if oracle == 'human' and granularity != 'image':
-            raise ValueError(
-                "ActiveLearningHook.oracle='human' labels whole items: use "
-                "granularity='image' (region and pixel queries are "
-                'simulated only for now).')
         self.oracle = oracle
         self.granularity = granularity
         self.region_size = region_size
@@ -376,30 +373,49 @@ class ActiveLearningHook(Hook):
         return candidates[picked[0]], None if scores is None else dict(
             zip(candidates.tolist(), scores.tolist())), info
 
-    def _ask_for_labels(self, runner, round_idx: int, selected: np.ndarray,
+    def _ask_for_labels(self,
+                        runner,
+                        round_idx: int,
+                        selected: np.ndarray,
                         scores: Optional[Dict[int, float]],
-                        info: dict) -> None:
-        """Write the query for a person and stop the run."""
+                        info: dict,
+                        extra: Optional[dict] = None,
+                        writers: Optional[dict] = None) -> None:
+        """Write the query for a person and stop the run.
+
+        ``extra`` goes into ``selection.json`` (e.g. the regions queried) and
+        ``writers`` add files (``regions.json``) to the query folder.
+        """
         if is_main_process():
-            self.store.save_query(
-                round_idx,
-                query_files(
-                    round_idx, selected, scores or {},
-                    [self.train_pool.get_data_info(int(i)) for i in selected],
-                    self.train_pool.metainfo.get('classes', ()), info))
+            files = query_files(
+                round_idx, selected, scores or {},
+                [self.train_pool.get_data_info(int(i)) for i in selected],
+                self.train_pool.metainfo.get('classes', ()), info, extra)
+            files.update(writers or {})
+            self.store.save_query(round_idx, files)
         barrier()
         raise AwaitingLabels(
             waiting_message(round_idx, self.store.query_dir(round_idx), None,
                             len(selected), runner.work_dir,
                             runner.cfg.filename))
 
-    def _labels_arrived(self, runner, round_idx: int, pending: dict) -> tuple:
-        """The saved query, once every queried item has its labels."""
+    def _labels_arrived(self,
+                        runner,
+                        round_idx: int,
+                        pending: dict,
+                        units: Optional[Dict[int, dict]] = None) -> tuple:
+        """The saved query, once every queried item has its labels (for a
+        region query: labels inside every queried region)."""
         selected = np.asarray(pending['indices'], dtype=np.int64)
-        missing = [
-            int(i) for i in selected
-            if not labels_present(self.train_pool.get_data_info(int(i)))
-        ]
+
+        def arrived(index: int) -> bool:
+            info = self.train_pool.get_data_info(index)
+            if units is None:
+                return labels_present(info)
+            return self.pixel_query.units_labeled(info['seg_map_path'],
+                                                  units[index])
+
+        missing = [int(i) for i in selected if not arrived(int(i))]
         if missing:
             raise AwaitingLabels(
                 waiting_message(round_idx, self.store.query_dir(round_idx),
@@ -410,6 +426,61 @@ class ActiveLearningHook(Hook):
 
     def _query_pixels(self, runner, round_idx: int) -> np.ndarray:
         """Score every pixel of the candidates, reveal the best units."""
+        query, shapes = self.pixel_query, self._image_shapes()
+        if self.oracle == 'human':
+            pending = self.store.load_query(round_idx)
+            if pending is None:
+                units, info = self._select_pixels(runner, round_idx)
+                self._ask_for_labels(
+                    runner, round_idx, np.asarray(sorted(units)),
+                    {i: u['scores'][0]
+                     for i, u in units.items()}, dict(info, oracle='human'),
+                    extra=dict(units=query.units_to_json(units)),
+                    writers=query.writers(round_idx, units,
+                                          self.state.item_names))
+            units = query.units_from_json(pending['units'])
+            self._labels_arrived(runner, round_idx, pending, units)
+            info = pending['info']
+        else:
+            units, info = self._select_pixels(runner, round_idx)
+        revealed = query.reveal(round_idx, units, shapes)
+        touched = np.asarray(sorted(units), dtype=np.int64)
+        self.state.add_round(
+            touched[self.state.labeled_round[touched] == UNLABELED])
+        info = dict(
+            info,
+            images_queried=len(units),
+            pixels_revealed=revealed,
+            **self._pixel_fraction())
+        if is_main_process():
+            self.store.save_round(
+                self.state,
+                scores={i: u['scores'][0]
+                        for i, u in units.items()},
+                info=info,
+                writers=query.writers(round_idx, units,
+                                      self.state.item_names))
+            self.store.remove_query(round_idx)
+            query.export_masks(self._paths(), list(units))
+            self.write_report(runner)
+        barrier()
+        self._update_train_set(runner)
+        print_log(
+            f'Active learning round {round_idx}: revealed {revealed} pixels '
+            f'in {len(units)} of {info["num_candidates"]} candidate images '
+            f'in {info["scoring_seconds"]:.1f}s; '
+            f'{100 * query.labeled_fraction(shapes):.2f}% of the pool\'s '
+            f'pixels labeled.',
+            logger='current')
+        return touched
+
+    def _select_pixels(self, runner, round_idx: int) -> tuple:
+        """Rank every candidate's units and pick the round's.
+
+        Returns:
+            tuple: ``{pool position: dict(corners, scores)}`` of the units
+            picked, best first per image, and facts about the round.
+        """
         query, shapes = self.pixel_query, self._image_shapes()
         candidates = np.asarray([
             i for i in range(self.state.pool_size)
@@ -444,46 +515,17 @@ class ActiveLearningHook(Hook):
         start = time.perf_counter()
         ranked = self._score(runner, candidates, rank_batch, as_floats=False)
         ranked = dict(zip(candidates.tolist(), ranked))
-        chosen = [None]
+        units = [None]
         if is_main_process():
-            chosen[0] = query.select(ranked, total)
-        broadcast_object_list(chosen)
-        chosen = chosen[0]
-        seconds = time.perf_counter() - start
-        revealed = query.reveal(round_idx, chosen, shapes)
-        touched = np.asarray(sorted(chosen), dtype=np.int64)
-        self.state.add_round(
-            touched[self.state.labeled_round[touched] == UNLABELED])
-        if is_main_process():
-            self.store.save_round(
-                self.state,
-                scores={
-                    i: float(ranked[i]['scores'][0])
-                    for i in chosen
-                },
-                info=dict(
-                    strategy=repr(self.pool_sampler),
-                    epoch=runner.epoch,
-                    granularity=self.granularity,
-                    num_candidates=int(len(candidates)),
-                    images_queried=len(chosen),
-                    pixels_revealed=revealed,
-                    **self._pixel_fraction(),
-                    scoring_seconds=round(seconds, 3)),
-                writers=query.writers(round_idx, chosen, ranked,
-                                      self.state.item_names))
-            query.export_masks(self._paths(), list(chosen))
-            self.write_report(runner)
-        barrier()
-        self._update_train_set(runner)
-        print_log(
-            f'Active learning round {round_idx}: revealed {revealed} pixels '
-            f'in {len(chosen)} of {len(candidates)} candidate images in '
-            f'{seconds:.1f}s; '
-            f'{100 * query.labeled_fraction(shapes):.2f}% of the pool\'s '
-            f'pixels labeled.',
-            logger='current')
-        return touched
+            units[0] = query.select(ranked, total)
+        broadcast_object_list(units)
+        info = dict(
+            strategy=repr(self.pool_sampler),
+            epoch=runner.epoch,
+            granularity=self.granularity,
+            num_candidates=int(len(candidates)),
+            scoring_seconds=round(time.perf_counter() - start, 3))
+        return units[0], info
 
     def _score(self, runner, candidates: np.ndarray, score_batch=None,
                as_floats: bool = True):
@@ -620,7 +662,7 @@ class ActiveLearningHook(Hook):
         writers = None
         if self.pixel_query is not None:
             self.pixel_query.reveal_whole(0, initial, self._image_shapes())
-            writers = self.pixel_query.writers(0, {}, {},
+            writers = self.pixel_query.writers(0, {},
                                                self.state.item_names)
         if is_main_process():
             self.store.save_round(

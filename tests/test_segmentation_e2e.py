@@ -67,6 +67,14 @@ def test_region_queries_reveal_exactly_the_budget_per_image(
                2 * per_round / IMAGE_PIXELS) < 1e-6
     report = open(osp.join(work_dir, 'report.md')).read()
     assert 'pixel_fraction' in report
+    # Classes of the pixels each round revealed (the ego band is ignored).
+    rows = json.load(open(osp.join(work_dir, 'report.json')))
+    for row in rows[1:]:
+        classes = row['queried_classes']
+        assert set(classes) <= {'road', 'sidewalk', 'building',
+                                'vegetation', 'sky', 'car'}
+        assert 0.8 * NUM_TARGET * per_round <= sum(classes.values()) <= \
+            NUM_TARGET * per_round
     assert 'pixel fraction' in result.stdout + result.stderr
 
 

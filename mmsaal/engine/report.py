@@ -20,7 +20,7 @@ COLUMNS = ('round', 'labeled', 'fraction', 'pixel_fraction', 'added',
 
 
 def class_histogram(dataset, indices: Sequence[int]) -> Dict[str, int]:
-    """Object (or image) counts per class over ``indices``.
+    """Object counts per class over ``indices``.
 
     Reads the annotations the dataset already parsed (``instances`` with
     ``bbox_label``), so it costs no image read. Empty when the dataset has
@@ -36,6 +36,30 @@ def class_histogram(dataset, indices: Sequence[int]) -> Dict[str, int]:
                 name = classes[label] if label < len(classes) else str(label)
                 counts[name] += 1
     return dict(sorted(counts.items()))
+
+
+def pixel_class_histogram(dataset, masks: Dict[int, Optional[np.ndarray]],
+                          ignore_index: int = 255) -> Dict[str, int]:
+    """Labeled pixels per class in ``masks`` (a bool mask per pool position,
+    None for the whole image), read from the items' label maps: what a
+    segmentation round queried. Empty when the items have no label map."""
+    import cv2
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes', ())
+    counts = np.zeros(max(len(classes), 1), dtype=np.int64)
+    for index, mask in masks.items():
+        path = dataset.get_data_info(int(index)).get('seg_map_path')
+        if not path or not osp.exists(path):
+            continue
+        labels = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        labels = labels if mask is None else labels[mask]
+        labels = labels[labels != ignore_index].astype(np.int64)
+        found = np.bincount(labels, minlength=len(counts))
+        if len(found) > len(counts):
+            counts = np.concatenate(
+                [counts, np.zeros(len(found) - len(counts), np.int64)])
+        counts += found
+    return {(classes[i] if i < len(classes) else str(i)): int(c)
+            for i, c in enumerate(counts) if c}
 
 
 def round_rows(store: RoundStore, state: PoolState,
@@ -73,7 +97,9 @@ def round_rows(store: RoundStore, state: PoolState,
                 score_std=float(np.std(scores)),
                 score_min=float(np.min(scores)),
                 score_max=float(np.max(scores)))
-        if dataset is not None:
+        if 'queried_classes' in queried:
+            row['queried_classes'] = queried['queried_classes']
+        elif dataset is not None:
             row['queried_classes'] = class_histogram(
                 dataset, [item['index'] for item in queried['items']])
         rows.append(row)

@@ -18,7 +18,8 @@ from mmsaal.engine.human_oracle import (ORACLES, AwaitingLabels,
 from mmsaal.engine.pixel_query import (PixelQuery, check_unique_stems,
                                        image_shapes)
 from mmsaal.engine.pool_dataset import build_pool_dataset, item_names
-from mmsaal.engine.report import round_rows, write_report
+from mmsaal.engine.report import (pixel_class_histogram, round_rows,
+                                  write_report)
 from mmsaal.engine.scoring import score_candidates, unwrap_model
 from mmsaal.pool import (UNLABELED, PoolState, RoundStore, draw_initial_set,
                          read_initial_file)
@@ -324,6 +325,12 @@ class ActiveLearningHook(Hook):
             selected, scores, info = self._select(runner, round_idx)
         self.state.add_round(selected)
         if is_main_process():
+            if 'seg_map_path' in self.train_pool.get_data_info(0):
+                info = dict(
+                    info,
+                    queried_classes=pixel_class_histogram(
+                        self.train_pool, {int(i): None
+                                          for i in selected}))
             self.store.save_round(self.state, scores=scores, info=info)
             self.store.remove_query(round_idx)
             self.write_report(runner)
@@ -445,6 +452,7 @@ class ActiveLearningHook(Hook):
             units, info = self._select_pixels(runner, round_idx)
         revealed = query.reveal(round_idx, units, shapes)
         touched = np.asarray(sorted(units), dtype=np.int64)
+        new_pixels = query.revealed.revealed_in(round_idx)
         self.state.add_round(
             touched[self.state.labeled_round[touched] == UNLABELED])
         info = dict(
@@ -452,6 +460,9 @@ class ActiveLearningHook(Hook):
             images_queried=len(units),
             pixels_revealed=revealed,
             **self._pixel_fraction())
+        if is_main_process():
+            info['queried_classes'] = pixel_class_histogram(
+                self.train_pool, new_pixels)
         if is_main_process():
             self.store.save_round(
                 self.state,

@@ -114,3 +114,23 @@ def seg_quick_options(root: str, rounds: int = 2, epochs: int = 1,
         f'train_cfg.val_interval={epochs}',
         'default_hooks.logger.interval=5',
     ]
+
+
+def kill_when_round_written(work_dir: str, options: list,
+                            config: str = DEMO_CONFIG,
+                            round_idx: int = 1) -> None:
+    """Run ``train_al.py`` and SIGKILL it as soon as ``round_XX`` exists:
+    a crash in the middle of the next round's training."""
+    import signal
+    import time
+    process = subprocess.Popen(
+        train_al_command(work_dir, options, config), cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=PYTHONPATH),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = osp.join(work_dir, 'rounds', f'round_{round_idx:02d}')
+    deadline = time.time() + 300
+    while not osp.isdir(folder):
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()

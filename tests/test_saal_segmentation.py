@@ -3,7 +3,6 @@ of the demo, decode + auxiliary heads)."""
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import MODELS, init_default_scope

@@ -2,16 +2,12 @@
 the generated GTA5/Cityscapes-layout set, target labeled region by region."""
 import glob
 import json
-import os
 import os.path as osp
-import signal
-import subprocess
-import time
 
 import cv2
 import numpy as np
-from conftest import (PYTHONPATH, REPO, SEG_DEMO_CONFIG, run_train_al,
-                      seg_quick_options, train_al_command)
+from conftest import (SEG_DEMO_CONFIG, kill_when_round_written, run_train_al,
+                      seg_quick_options)
 
 from mmsaal.pool import RevealedPixels
 
@@ -101,16 +97,7 @@ def test_resume_after_sigkill_keeps_every_revealed_pixel(street_domains,
     run_train_al(reference, options, config=SEG_DEMO_CONFIG)
 
     work_dir = str(tmp_path / 'killed')
-    process = subprocess.Popen(
-        train_al_command(work_dir, options, SEG_DEMO_CONFIG), cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=PYTHONPATH),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not osp.isdir(osp.join(work_dir, 'rounds', 'round_01')):
-        assert process.poll() is None and time.time() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when_round_written(work_dir, options, SEG_DEMO_CONFIG)
     killed_at = replay(work_dir)
     assert sorted(killed_at) == [0, 1]
     run_train_al(work_dir, options, config=SEG_DEMO_CONFIG,

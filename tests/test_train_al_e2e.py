@@ -1,15 +1,11 @@
 """End-to-end: the real tools/train_al.py on generated VOC-layout data."""
 import glob
 import json
-import os
 import os.path as osp
-import signal
-import subprocess
-import time
 
 import pytest
-from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, quick_options,
-                      run_train_al, train_al_command)
+from conftest import (DEMO_CONFIG, kill_when_round_written, quick_options,
+                      run_train_al)
 
 
 def labeled_sets(work_dir):
@@ -84,16 +80,7 @@ def test_resume_after_sigkill_during_training_loses_and_duplicates_nothing(
     run_train_al(reference, options)
 
     work_dir = str(tmp_path / 'killed')
-    process = subprocess.Popen(
-        train_al_command(work_dir, options), cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=PYTHONPATH),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not osp.isdir(osp.join(work_dir, 'rounds', 'round_01')):
-        assert process.poll() is None and time.time() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when_round_written(work_dir, options)
     killed_at = labeled_sets(work_dir)
     assert 1 in killed_at and 2 not in killed_at
     run_train_al(work_dir, options, extra=['--resume'])

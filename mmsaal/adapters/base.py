@@ -56,6 +56,17 @@ def cached_stage(model: torch.nn.Module, names: Sequence[str]) -> str:
     return 'none'
 
 
+def compute_cached_stage(model: torch.nn.Module, stage: str,
+                         inputs: torch.Tensor):
+    """The output of the stage :func:`cached_stage` named (None for
+    ``'none'``); call it under ``torch.no_grad()``."""
+    if stage == 'extract_feat':
+        return model.extract_feat(inputs)
+    if stage == 'backbone':
+        return model.backbone(inputs)
+    return None
+
+
 @contextlib.contextmanager
 def replaced_forward(module: torch.nn.Module, attr: str,
                      output) -> Iterator[None]:

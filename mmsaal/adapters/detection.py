@@ -9,8 +9,9 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from mmsaal.sharpness import perturbed_loss
-from .base import (PerturbScope, cached_stage, instance_seed,
-                   perturbed_parameters, replaced_forward, seeded, sum_losses)
+from .base import (PerturbScope, cached_stage, compute_cached_stage,
+                   instance_seed, perturbed_parameters, replaced_forward,
+                   seeded, sum_losses)
 
 
 def pseudo_sample(sample: DetDataSample, prediction: DetDataSample,
@@ -72,13 +73,6 @@ class DetectionSAAL:
             self.stage == 'none' or any(
                 id(p) in perturbed
                 for p in self.first_stage[0].parameters()))
-
-    def _cache(self, inputs: torch.Tensor):
-        if self.stage == 'extract_feat':
-            return self.model.extract_feat(inputs)
-        if self.stage == 'backbone':
-            return self.model.backbone(inputs)
-        return None
 
     def _first_moving_stage(self):
         """``(module, attribute)`` of the first stage the perturbation moves.
@@ -144,7 +138,7 @@ class DetectionSAAL:
         data = self.model.data_preprocessor(data_batch, False)
         inputs, samples = data['inputs'], data['data_samples']
         with torch.no_grad():
-            cache = self._cache(inputs)
+            cache = compute_cached_stage(self.model, self.stage, inputs)
         results = []
         for index, sample in enumerate(samples):
             image = inputs[index:index + 1]

@@ -8,7 +8,8 @@ from mmseg.models.utils import resize
 from mmseg.structures import SegDataSample
 
 from mmsaal.sharpness import perturbed_loss
-from .base import PerturbScope, cached_stage, perturbed_parameters
+from .base import (PerturbScope, cached_stage, compute_cached_stage,
+                   perturbed_parameters)
 
 IGNORE_INDEX = 255
 
@@ -76,13 +77,6 @@ class SegmentationSAAL:
         self.loss_terms = list(head.loss_decode) if isinstance(
             head.loss_decode, torch.nn.ModuleList) else [head.loss_decode]
 
-    def _cache(self, inputs: torch.Tensor):
-        if self.stage == 'extract_feat':
-            return self.model.extract_feat(inputs)
-        if self.stage == 'backbone':
-            return self.model.backbone(inputs)
-        return None
-
     def _features(self, image: torch.Tensor, cache, index: int):
         if self.stage == 'none':
             return self.model.extract_feat(image)
@@ -132,7 +126,7 @@ class SegmentationSAAL:
                 inputs, scale_factor=scale, mode='bilinear',
                 align_corners=False)
         with torch.no_grad():
-            cache = self._cache(inputs)
+            cache = compute_cached_stage(self.model, self.stage, inputs)
         results = []
         for index, sample in enumerate(samples):
             image = inputs[index:index + 1]

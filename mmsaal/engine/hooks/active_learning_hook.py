@@ -325,7 +325,8 @@ class ActiveLearningHook(Hook):
             selected, scores, info = self._select(runner, round_idx)
         self.state.add_round(selected)
         if is_main_process():
-            if 'seg_map_path' in self.train_pool.get_data_info(0):
+            if self.train_pool is not None and len(self.train_pool) and (
+                    'seg_map_path' in self.train_pool.get_data_info(0)):
                 info = dict(
                     info,
                     queried_classes=pixel_class_histogram(
@@ -356,12 +357,7 @@ class ActiveLearningHook(Hook):
         budget = min(_count(self.budget, self.state.pool_size),
                      len(unlabeled))
         rng = self.state.round_rng(round_idx)
-        candidates = unlabeled
-        if self.pool_subset is not None:
-            size = max(_count(self.pool_subset, len(unlabeled)), budget)
-            if size < len(unlabeled):
-                candidates = np.sort(
-                    rng.choice(unlabeled, size=size, replace=False))
+        candidates = self._subset(unlabeled, rng, budget)
         start = time.perf_counter()
         scores = None
         if self.pool_sampler.needs_model:
@@ -379,6 +375,17 @@ class ActiveLearningHook(Hook):
             scoring_seconds=round(time.perf_counter() - start, 3))
         return candidates[picked[0]], None if scores is None else dict(
             zip(candidates.tolist(), scores.tolist())), info
+
+    def _subset(self, candidates: np.ndarray, rng: np.random.Generator,
+                minimum: int = 0) -> np.ndarray:
+        """``pool_subset`` of the candidates (at least ``minimum``), drawn
+        with the round's generator, or all of them."""
+        if self.pool_subset is None:
+            return candidates
+        size = max(_count(self.pool_subset, len(candidates)), minimum)
+        if size >= len(candidates):
+            return candidates
+        return np.sort(rng.choice(candidates, size=size, replace=False))
 
     def _ask_for_labels(self,
                         runner,
@@ -497,12 +504,8 @@ class ActiveLearningHook(Hook):
             i for i in range(self.state.pool_size)
             if query.has_hidden(i, shapes[i])
         ], dtype=np.int64)
-        rng = self.state.round_rng(round_idx)
-        if self.pool_subset is not None:
-            size = _count(self.pool_subset, len(candidates))
-            if size < len(candidates):
-                candidates = np.sort(
-                    rng.choice(candidates, size=size, replace=False))
+        candidates = self._subset(candidates,
+                                  self.state.round_rng(round_idx))
         total = query.total_units(shapes, self.budget)
         position = {p: i for i, p in enumerate(self._paths())}
         model = unwrap_model(runner.model)

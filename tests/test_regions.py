@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmsaal.engine.pixel_query import PixelQuery
-from mmsaal.pool import RevealedPixels, RoundStore
+from mmsaal.pool import RevealedPixels, RoundStore, load_masks, save_masks
 from mmsaal.regions import (rank_pixels, rank_regions, take_pool_wide,
                             units_mask)
 
@@ -97,7 +97,7 @@ def test_the_budget_is_spent_exactly(tmp_path, granularity, per_image):
         ranked[i] = pixel_query.rank(
             score_map, i, pixel_query.max_units(shape, fraction, total))
     chosen = pixel_query.select(ranked, total)
-    revealed = pixel_query.reveal(1, chosen, shapes)
+    revealed = pixel_query.reveal(chosen, shapes)
     area = 16 if granularity == 'region' else 1
     if per_image:
         for i, shape in enumerate(shapes):
@@ -113,36 +113,44 @@ def test_the_next_round_never_reveals_a_pixel_twice(tmp_path):
     shape = (16, 16)
     score_map = torch.ones(shape)
     score_map[:4, :4] = 10  # the best window, revealed in round 1
-    for round_idx in (1, 2, 3):
-        ranked = {0: pixel_query.rank(score_map, 0, 3)}
-        pixel_query.reveal(round_idx, pixel_query.select(ranked, 3), [shape])
-    masks = pixel_query.revealed.masks[0]
-    assert (masks[:4, :4] == 2).all()
+    first = None
+    for _ in range(3):
+        chosen = pixel_query.select(
+            {0: pixel_query.rank(score_map, 0, 3)}, 3)
+        first = chosen if first is None else first
+        pixel_query.reveal(chosen, [shape])
+    assert first[0]['corners'][0].tolist() == [0, 0]
+    assert pixel_query.revealed.mask(0)[:4, :4].all()
     assert pixel_query.revealed.num_revealed() == 9 * 16
     with pytest.raises(ValueError, match='revealed already'):
-        pixel_query.revealed.reveal(4, 0, np.ones(shape, bool))
+        pixel_query.revealed.reveal(0, np.ones(shape, bool))
 
 
 def test_revealed_pixels_replay_from_their_round_files(tmp_path):
     revealed = RevealedPixels()
     rng = np.random.default_rng(0)
     for round_idx in range(3):
+        deltas = []
         for index in (0, 2):
-            free = revealed.blocked(index)
+            taken = revealed.mask(index)
             mask = rng.random((7, 9)) < 0.2
-            if free is not None:
-                mask &= ~free
-            revealed.reveal(round_idx, index, mask)
-        revealed.save_round(round_idx, str(tmp_path / f'{round_idx}.npz'))
+            if taken is not None:
+                mask &= ~taken
+            revealed.reveal(index, mask)
+            deltas.append((index, mask))
+        save_masks(str(tmp_path / f'{round_idx}.npz'), deltas)
+        np.testing.assert_array_equal(
+            load_masks(str(tmp_path / f'{round_idx}.npz'))[2], deltas[1][1])
     replayed = RevealedPixels()
     for round_idx in range(3):
-        replayed.load_round(round_idx, str(tmp_path / f'{round_idx}.npz'))
-    assert sorted(replayed.masks) == [0, 2]
+        replayed.load_round(str(tmp_path / f'{round_idx}.npz'))
+    assert replayed.indices == [0, 2]
     for index in (0, 2):
-        np.testing.assert_array_equal(replayed.masks[index],
-                                      revealed.masks[index])
+        np.testing.assert_array_equal(replayed.mask(index),
+                                      revealed.mask(index))
+        assert replayed.num_revealed([index]) == revealed.mask(index).sum()
     with pytest.raises(RuntimeError, match='missing'):
-        replayed.load_round(3, str(tmp_path / 'none.npz'))
+        replayed.load_round(str(tmp_path / 'none.npz'))
 
 
 def test_units_mask_covers_the_regions():

@@ -9,19 +9,24 @@ import numpy as np
 from conftest import (SEG_DEMO_CONFIG, kill_when_round_written, run_train_al,
                       seg_quick_options)
 
-from mmsaal.pool import RevealedPixels
+from mmsaal.pool import load_masks
 
 IMAGE_PIXELS = 48 * 96
 NUM_TARGET = 16
 
 
 def replay(work_dir):
-    """{round: RevealedPixels after that round}, from the round folders."""
-    revealed, states = RevealedPixels(), {}
+    """{round: {image: mask}} read back from the round folders, where each
+    mask holds round + 1 at the pixels that round revealed, 0 elsewhere."""
+    states, current = {}, {}
     rounds = sorted(glob.glob(osp.join(work_dir, 'rounds', 'round_*')))
     for round_idx, folder in enumerate(rounds):
-        revealed.load_round(round_idx, osp.join(folder, 'revealed.npz'))
-        states[round_idx] = {i: m.copy() for i, m in revealed.masks.items()}
+        for index, mask in load_masks(osp.join(folder,
+                                               'revealed.npz')).items():
+            codes = current.setdefault(index, np.zeros(mask.shape, np.uint8))
+            assert not (codes[mask] > 0).any()  # never revealed twice
+            codes[mask] = round_idx + 1
+        states[round_idx] = {i: m.copy() for i, m in current.items()}
     return states
 
 

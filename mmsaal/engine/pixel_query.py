@@ -2,14 +2,15 @@
 """Region- and pixel-level queries over a segmentation pool."""
 import os
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import (Callable, Dict, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 import cv2
 import numpy as np
 import torch
 
 from mmsaal.datasets.transforms import revealed_mask_path
-from mmsaal.pool import PoolState, RevealedPixels, RoundStore
+from mmsaal.pool import PoolState, RevealedPixels, RoundStore, save_masks
 from mmsaal.pool.store import dump_json_atomic
 from mmsaal.regions import (rank_units, take_pool_wide, unit_area,
                             units_mask, units_per_image)
@@ -74,7 +75,7 @@ class PixelQuery:
     def rank(self, score_map: torch.Tensor, index: int,
              max_units: int) -> Dict:
         """An image's best units, greedy, avoiding revealed pixels."""
-        blocked = self.revealed.blocked(index)
+        blocked = self.revealed.mask(index)
         return rank_units(
             score_map.float(), self.granularity, self.region_size, max_units,
             None if blocked is None else torch.from_numpy(blocked))
@@ -128,28 +129,47 @@ class PixelQuery:
         return all((labels[y:y + side, x:x + side] != IGNORE_INDEX).any()
                    for y, x in np.asarray(chosen['corners']).reshape(-1, 2))
 
-    def reveal(self, round_idx: int, units: Dict[int, Dict],
-               shapes: Sequence[Shape]) -> int:
-        """Reveal the chosen units; returns the pixels revealed."""
-        return sum(
-            self.revealed.reveal(
-                round_idx, index,
-                units_mask(shapes[index], chosen['corners'],
-                           self.granularity, self.region_size))
-            for index, chosen in units.items())
+    def delta_masks(self, units: Dict[int, Dict], shapes: Sequence[Shape],
+                    whole: Sequence[int] = ()) -> Iterator[Tuple[int,
+                                                                 np.ndarray]]:
+        """``(pool position, bool mask)`` of what the units (and the
+        ``whole`` images) cover, one image at a time."""
+        for index in whole:
+            yield int(index), np.ones(shapes[index], dtype=bool)
+        for index, chosen in units.items():
+            yield index, units_mask(shapes[index], chosen['corners'],
+                                    self.granularity, self.region_size)
 
-    def reveal_whole(self, round_idx: int, indices: Sequence[int],
-                     shapes: Sequence[Shape]) -> None:
-        """Reveal whole images (an initial labeled set)."""
-        for index in indices:
-            self.revealed.reveal(round_idx, int(index),
-                                 np.ones(shapes[index], dtype=bool))
+    def reveal(self, units: Dict[int, Dict], shapes: Sequence[Shape],
+               whole: Sequence[int] = ()) -> int:
+        """Reveal the chosen units (and whole images, e.g. an initial set);
+        returns the pixels revealed."""
+        return sum(
+            self.revealed.reveal(index, mask)
+            for index, mask in self.delta_masks(units, shapes, whole))
 
     # -------------------------------------------------------- persistence
-    def writers(self, round_idx: int, units: Dict[int, Dict],
-                names: Sequence[str]) -> Dict[str, Callable[[str], None]]:
-        """The round's extra files, for ``RoundStore.save_round`` (and
-        ``regions.json`` for a query that waits for a person's labels)."""
+    def writers(self,
+                round_idx: int,
+                units: Dict[int, Dict],
+                names: Sequence[str],
+                shapes: Sequence[Shape],
+                whole: Sequence[int] = ()) -> Dict[str, Callable[[str],
+                                                                 None]]:
+        """The round's extra files, for ``RoundStore.save_round``:
+        ``revealed.npz`` (what the round revealed) and ``regions.json``."""
+        return {
+            'revealed.npz':
+            lambda path: save_masks(path,
+                                    self.delta_masks(units, shapes, whole)),
+            'regions.json':
+            self.regions_writer(round_idx, units, names)
+        }
+
+    def regions_writer(self, round_idx: int, units: Dict[int, Dict],
+                       names: Sequence[str]) -> Callable[[str], None]:
+        """Writes ``regions.json``: the queried units of every image with
+        their scores, what an annotator works from."""
         side = self.region_size if self.granularity == 'region' else 1
 
         def regions(path: str) -> None:
@@ -169,21 +189,15 @@ class PixelQuery:
                         for index, chosen in units.items()
                     ]), path)
 
-        return {
-            'revealed.npz':
-            lambda path: self.revealed.save_round(round_idx, path),
-            'regions.json': regions
-        }
+        return regions
 
     def restore(self, state: PoolState, latest: int) -> None:
         """Replay ``revealed.npz`` of rounds ``0..latest``, checking that the
         images with revealed pixels are exactly the labeled ones."""
         for round_idx in range(latest + 1):
             self.revealed.load_round(
-                round_idx,
                 osp.join(self.store.round_dir(round_idx), 'revealed.npz'))
-        touched = sorted(self.revealed.masks)
-        if touched != state.labeled_indices().tolist():
+        if self.revealed.indices != state.labeled_indices().tolist():
             raise RuntimeError(
                 f'the revealed masks in {self.store.root} cover other images '
                 f'than the labeled set of round {latest}: the round folders '
@@ -195,18 +209,18 @@ class PixelQuery:
         ``LoadRevealedAnnotations`` reads them; a full export also removes
         masks of images no longer revealed (e.g. a deleted round)."""
         os.makedirs(self.mask_dir, exist_ok=True)
-        masks = self.revealed.masks
-        wanted = sorted(masks) if indices is None else indices
-        for index in wanted:
+        revealed = self.revealed.indices
+        for index in revealed if indices is None else indices:
             path = revealed_mask_path(self.mask_dir, paths[index])
             tmp = f'{path[:-4]}.tmp{os.getpid()}.png'
-            if not cv2.imwrite(tmp, masks[index]):
+            if not cv2.imwrite(tmp,
+                               self.revealed.mask(index).astype(np.uint8)):
                 raise OSError(f'cannot write {tmp}')
             os.replace(tmp, path)
         if indices is None:
             keep = {
                 osp.basename(revealed_mask_path(self.mask_dir, paths[i]))
-                for i in masks
+                for i in revealed
             }
             for name in os.listdir(self.mask_dir):
                 if name not in keep:

@@ -5,7 +5,7 @@ import csv
 import io
 import os.path as osp
 from collections import Counter
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -38,15 +38,16 @@ def class_histogram(dataset, indices: Sequence[int]) -> Dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def pixel_class_histogram(dataset, masks: Dict[int, Optional[np.ndarray]],
+def pixel_class_histogram(dataset,
+                          masks: Iterable[Tuple[int, Optional[np.ndarray]]],
                           ignore_index: int = 255) -> Dict[str, int]:
-    """Labeled pixels per class in ``masks`` (a bool mask per pool position,
-    None for the whole image), read from the items' label maps: what a
-    segmentation round queried. Empty when the items have no label map."""
+    """Labeled pixels per class in ``masks`` (``(pool position, bool mask)``
+    pairs, None for the whole image), read from the items' label maps: what
+    a segmentation round queried. Empty when the items have no label map."""
     import cv2
     classes = (getattr(dataset, 'metainfo', None) or {}).get('classes', ())
     counts = np.zeros(max(len(classes), 1), dtype=np.int64)
-    for index, mask in masks.items():
+    for index, mask in masks:
         path = dataset.get_data_info(int(index)).get('seg_map_path')
         if not path or not osp.exists(path):
             continue

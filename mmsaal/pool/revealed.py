@@ -7,94 +7,105 @@ from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
-HIDDEN = 0
+Shape = Tuple[int, int]
+
+
+def save_masks(path: str, masks: Iterable[Tuple[int, np.ndarray]]) -> None:
+    """Write bool masks per pool position as a compressed NPZ (bit-packed,
+    ``'{index}'`` and ``'{index}_shape'`` entries), fsynced."""
+    arrays = {}
+    for index, mask in masks:
+        arrays[f'{index}'] = np.packbits(mask, axis=None)
+        arrays[f'{index}_shape'] = np.asarray(mask.shape)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    with open(path, 'wb') as f:
+        f.write(buffer.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_masks(path: str) -> Dict[int, np.ndarray]:
+    """Read :func:`save_masks`' file back."""
+    masks = {}
+    with np.load(path) as data:
+        for key in data.files:
+            if key.endswith('_shape'):
+                continue
+            shape = tuple(int(v) for v in data[f'{key}_shape'])
+            masks[int(key)] = np.unpackbits(
+                data[key], count=int(np.prod(shape))).reshape(shape).astype(
+                    bool)
+    return masks
 
 
 class RevealedPixels:
-    """Per pool image, the round at which each of its pixels was revealed.
+    """Per pool image, the pixels revealed so far.
 
-    ``masks[i][y, x]`` is ``round + 1`` for a pixel revealed at ``round``
-    and 0 while hidden, the pixel-level twin of
-    :class:`~mmsaal.pool.PoolState`'s ``labeled_round``. A pixel is never
-    revealed twice. Only images with something revealed hold a mask.
+    The pixel-level twin of :class:`~mmsaal.pool.PoolState`'s
+    ``labeled_round``: a pixel is never revealed twice, and the round that
+    revealed it is in that round's ``revealed.npz``. Masks are kept
+    bit-packed (a 1024x2048 image takes 256 KB) with a count per image, so
+    a Cityscapes-sized pool fits in memory and "is anything left" is O(1).
+    Only images with something revealed hold a mask.
     """
 
     def __init__(self) -> None:
-        self.masks: Dict[int, np.ndarray] = {}
+        self._bits: Dict[int, np.ndarray] = {}
+        self._shapes: Dict[int, Shape] = {}
+        self._counts: Dict[int, int] = {}
 
-    def reveal(self, round_idx: int, index: int, mask: np.ndarray) -> int:
+    @property
+    def indices(self) -> list:
+        """The pool positions with revealed pixels, sorted."""
+        return sorted(self._bits)
+
+    def mask(self, index: int) -> Optional[np.ndarray]:
+        """Bool mask of the revealed pixels of image ``index`` (None if
+        nothing is)."""
+        if index not in self._bits:
+            return None
+        shape = self._shapes[index]
+        return np.unpackbits(
+            self._bits[index], count=shape[0] * shape[1]).reshape(shape).astype(
+                bool)
+
+    def reveal(self, index: int, mask: np.ndarray) -> int:
         """Reveal the ``True`` pixels of ``mask`` in image ``index``.
 
         Returns:
             int: Pixels revealed.
         """
-        if not 0 <= round_idx < 255:
-            raise ValueError(f'rounds must lie in [0, 255), got {round_idx}')
         mask = np.asarray(mask, dtype=bool)
-        current = self.masks.get(index)
+        current = self.mask(index)
         if current is None:
-            current = np.zeros(mask.shape, dtype=np.uint8)
+            current = np.zeros(mask.shape, dtype=bool)
         elif current.shape != mask.shape:
             raise ValueError(
                 f'image {index}: a mask of {mask.shape} does not fit the '
                 f'revealed mask of {current.shape}')
-        twice = mask & (current != HIDDEN)
+        twice = mask & current
         if twice.any():
             raise ValueError(
                 f'image {index}: {int(twice.sum())} pixels are revealed '
                 f'already; a query must only cover hidden pixels')
-        current = current.copy()
-        current[mask] = round_idx + 1
-        self.masks[index] = current
-        return int(mask.sum())
-
-    def blocked(self, index: int) -> Optional[np.ndarray]:
-        """Bool mask of the revealed pixels of image ``index`` (None if
-        nothing is)."""
-        mask = self.masks.get(index)
-        return None if mask is None else mask != HIDDEN
+        added = int(mask.sum())
+        self._bits[index] = np.packbits(current | mask, axis=None)
+        self._shapes[index] = tuple(mask.shape)
+        self._counts[index] = self._counts.get(index, 0) + added
+        return added
 
     def num_revealed(self, indices: Optional[Iterable[int]] = None) -> int:
-        indices = self.masks if indices is None else indices
-        return int(sum((self.masks[i] != HIDDEN).sum()
-                       for i in indices if i in self.masks))
+        indices = self._counts if indices is None else indices
+        return int(sum(self._counts.get(i, 0) for i in indices))
 
-    def revealed_in(self, round_idx: int) -> Dict[int, np.ndarray]:
-        """Bool masks of what ``round_idx`` revealed, per image."""
-        found = {}
-        for index, mask in self.masks.items():
-            now = mask == round_idx + 1
-            if now.any():
-                found[index] = now
-        return found
-
-    def save_round(self, round_idx: int, path: str) -> None:
-        """Write what ``round_idx`` revealed as a compressed NPZ (bit-packed
-        masks, one entry per image), to be replayed by :meth:`load_round`."""
-        arrays = {}
-        for index, mask in self.revealed_in(round_idx).items():
-            arrays[f'{index}'] = np.packbits(mask, axis=None)
-            arrays[f'{index}_shape'] = np.asarray(mask.shape)
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        with open(path, 'wb') as f:
-            f.write(buffer.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-
-    def load_round(self, round_idx: int, path: str) -> int:
-        """Replay a round's NPZ; returns the pixels it revealed."""
+    def load_round(self, path: str) -> int:
+        """Replay a round's ``revealed.npz``; returns the pixels it
+        revealed."""
         if not osp.exists(path):
             raise RuntimeError(
                 f'{path} is missing: the round folder is damaged. Restore '
                 f'it, or delete the round folder to query that round again.')
-        total = 0
-        with np.load(path) as data:
-            for key in data.files:
-                if key.endswith('_shape'):
-                    continue
-                shape: Tuple[int, ...] = tuple(data[f'{key}_shape'])
-                mask = np.unpackbits(
-                    data[key], count=int(np.prod(shape))).reshape(shape)
-                total += self.reveal(round_idx, int(key), mask.astype(bool))
-        return total
+        return sum(
+            self.reveal(index, mask)
+            for index, mask in load_masks(path).items())

@@ -330,8 +330,7 @@ class ActiveLearningHook(Hook):
                 info = dict(
                     info,
                     queried_classes=pixel_class_histogram(
-                        self.train_pool, {int(i): None
-                                          for i in selected}))
+                        self.train_pool, [(int(i), None) for i in selected]))
             self.store.save_round(self.state, scores=scores, info=info)
             self.store.remove_query(round_idx)
             self.write_report(runner)
@@ -450,16 +449,18 @@ class ActiveLearningHook(Hook):
                     {i: u['scores'][0]
                      for i, u in units.items()}, dict(info, oracle='human'),
                     extra=dict(units=query.units_to_json(units)),
-                    writers=query.writers(round_idx, units,
-                                          self.state.item_names))
+                    writers={
+                        'regions.json':
+                        query.regions_writer(round_idx, units,
+                                             self.state.item_names)
+                    })
             units = query.units_from_json(pending['units'])
             self._labels_arrived(runner, round_idx, pending, units)
             info = pending['info']
         else:
             units, info = self._select_pixels(runner, round_idx)
-        revealed = query.reveal(round_idx, units, shapes)
+        revealed = query.reveal(units, shapes)
         touched = np.asarray(sorted(units), dtype=np.int64)
-        new_pixels = query.revealed.revealed_in(round_idx)
         self.state.add_round(
             touched[self.state.labeled_round[touched] == UNLABELED])
         info = dict(
@@ -469,7 +470,7 @@ class ActiveLearningHook(Hook):
             **self._pixel_fraction())
         if is_main_process():
             info['queried_classes'] = pixel_class_histogram(
-                self.train_pool, new_pixels)
+                self.train_pool, query.delta_masks(units, shapes))
         if is_main_process():
             self.store.save_round(
                 self.state,
@@ -477,7 +478,7 @@ class ActiveLearningHook(Hook):
                         for i, u in units.items()},
                 info=info,
                 writers=query.writers(round_idx, units,
-                                      self.state.item_names))
+                                      self.state.item_names, shapes))
             self.store.remove_query(round_idx)
             query.export_masks(self._paths(), list(units))
             self.write_report(runner)
@@ -675,9 +676,10 @@ class ActiveLearningHook(Hook):
         self.state.add_round(initial)
         writers = None
         if self.pixel_query is not None:
-            self.pixel_query.reveal_whole(0, initial, self._image_shapes())
-            writers = self.pixel_query.writers(0, {},
-                                               self.state.item_names)
+            shapes = self._image_shapes()
+            self.pixel_query.reveal({}, shapes, whole=initial)
+            writers = self.pixel_query.writers(
+                0, {}, self.state.item_names, shapes, whole=initial)
         if is_main_process():
             self.store.save_round(
                 self.state,

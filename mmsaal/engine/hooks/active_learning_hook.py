@@ -471,7 +471,6 @@ class ActiveLearningHook(Hook):
         if is_main_process():
             info['queried_classes'] = pixel_class_histogram(
                 self.train_pool, query.delta_masks(units, shapes))
-        if is_main_process():
             self.store.save_round(
                 self.state,
                 scores={i: u['scores'][0]

@@ -2,6 +2,7 @@
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from mmengine.optim import OptimWrapper
 from mmengine.optim.scheduler import LinearLR
@@ -108,3 +109,15 @@ def test_query_labels_the_top_scores_and_writes_the_round(tmp_path):
     assert sorted(selected.tolist()) == sorted(subset.tolist())[-2:]
     assert hook.store.rounds() == [0, 1]
     assert '| 1 | 4 | 0.4 | 2 |' in open(tmp_path / 'report.md').read()
+
+
+@pytest.mark.parametrize('fields, message', [
+    (dict(granularity='region', budget=5),
+     "granularity='region' the budget is a fraction"),
+    (dict(granularity='superpixel'), 'granularity must be one of'),
+    (dict(region_size=0), 'region_size must be an int >= 1'),
+    (dict(oracle='crowd'), 'oracle must be one of'),
+])
+def test_bad_segmentation_fields_get_clear_errors(fields, message):
+    with pytest.raises(ValueError, match=message):
+        ActiveLearningHook(**fields)

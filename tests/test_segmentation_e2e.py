@@ -97,7 +97,7 @@ def test_pool_wide_pixel_queries_spend_the_whole_budget(street_domains,
 
 def test_resume_after_sigkill_keeps_every_revealed_pixel(street_domains,
                                                          tmp_path):
-    options = seg_quick_options(street_domains, rounds=2, epochs=2)
+    options = seg_quick_options(street_domains, rounds=2)
     reference = str(tmp_path / 'reference')
     run_train_al(reference, options, config=SEG_DEMO_CONFIG)
 
@@ -113,13 +113,3 @@ def test_resume_after_sigkill_keeps_every_revealed_pixel(street_domains,
         np.testing.assert_array_equal(final[1][index], mask)
     for index in expected[2]:
         np.testing.assert_array_equal(final[2][index], expected[2][index])
-
-
-def test_an_image_count_budget_with_region_queries_is_refused(
-        street_domains, tmp_path):
-    result = run_train_al(
-        str(tmp_path / 'run'),
-        seg_quick_options(street_domains) + ['active_learning.budget=5'],
-        config=SEG_DEMO_CONFIG, check=False)
-    assert result.returncode != 0
-    assert "granularity='region' the budget is a fraction" in result.stderr

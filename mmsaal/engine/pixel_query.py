@@ -8,6 +8,7 @@ from typing import (Callable, Dict, Iterator, List, Optional, Sequence,
 import cv2
 import numpy as np
 import torch
+from mmengine.utils import ProgressBar
 
 from mmsaal.datasets.transforms import revealed_mask_path
 from mmsaal.pool import PoolState, RevealedPixels, RoundStore, save_masks
@@ -210,7 +211,12 @@ class PixelQuery:
         masks of images no longer revealed (e.g. a deleted round)."""
         os.makedirs(self.mask_dir, exist_ok=True)
         revealed = self.revealed.indices
-        for index in revealed if indices is None else indices:
+        wanted = revealed if indices is None else list(indices)
+        # Called on the main process only; a resume rewrites every mask.
+        progress = ProgressBar(len(wanted)) if len(wanted) > 100 else None
+        for index in wanted:
+            if progress is not None:
+                progress.update()
             path = revealed_mask_path(self.mask_dir, paths[index])
             tmp = f'{path[:-4]}.tmp{os.getpid()}.png'
             if not cv2.imwrite(tmp,

@@ -26,7 +26,7 @@ demo-seg: demo-seg-data
 	$(PY) tools/train_al.py configs/demo/saal_tiny_deeplabv3plus_street_domains.py --work-dir $(DEMO_SEG_DIR)
 
 test: install
-	$(PY) -m pytest tests -x -q -p no:cacheprovider
+	$(PY) -m pytest tests -x -q -p no:cacheprovider -n 2 --dist loadfile
 
 clean:
 	rm -rf work_dirs data/demo data/demo_seg

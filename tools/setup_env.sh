@@ -57,3 +57,8 @@ todo=$(missing "${wanted[@]}")
 if ! (cd / && "$PY" -c "import sys, mmsaal; sys.exit(mmsaal.__file__ != '$PWD/mmsaal/__init__.py')") 2>/dev/null; then
   "${PIP[@]}" --no-deps -e .
 fi
+
+# The first import writes caches next to the packages (yapf's grammar
+# pickles, imported by mmengine's Config): write them now, before parallel
+# test workers import at the same moment and read a half-written file.
+(cd / && "$PY" -W ignore -c "import mmsaal, mmdet.models, mmseg.models")

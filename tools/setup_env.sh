@@ -10,6 +10,9 @@ PY="$VENV/bin/python"
 PIP=("$PY" -m pip install --disable-pip-version-check -q -c requirements/constraints.txt)
 
 [ -x "$PY" ] || "$PYTHON" -m venv "$VENV"
+# Absolute, so that the checks run from / below find it.
+PY="$(cd "$VENV" && pwd)/bin/python"
+PIP=("$PY" -m pip install --disable-pip-version-check -q -c requirements/constraints.txt)
 
 # Prints the names of the requirements that are not installed at the wanted version.
 missing() {

@@ -149,8 +149,7 @@ def setup(args):
         load_checkpoint(model, args.checkpoint, map_location='cpu',
                         logger='silent')
     model.eval()
-    sampler = cfg.train_dataloader.get('sampler') or {}
-    dataset = build_pool_dataset(cfg, pool_index=sampler.get('pool_index'))
+    dataset = build_pool_dataset(cfg)
     count = min(args.num_images, len(dataset))
     batches = [pseudo_collate([dataset[i]]) for i in range(count)]
     return model, batches, saal_settings(cfg)

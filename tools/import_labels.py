@@ -20,6 +20,7 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from mmsaal.engine.pool_dataset import pool_dataset_cfg
 from mmsaal.pool import RoundStore, write_text_atomic
 from mmsaal.utils import work_dir_config
 
@@ -50,12 +51,7 @@ def load_coco(path: str, what: str) -> dict:
 
 def pool_annotation_file(cfg: Config) -> tuple:
     """``(path, classes)`` of the pool's ``PoolCocoDataset``."""
-    dataset = cfg.train_dataloader.dataset
-    while 'RepeatDataset' in str(dataset.get('type', '')):
-        dataset = dataset.dataset
-    pool_index = (cfg.train_dataloader.get('sampler') or {}).get('pool_index')
-    if pool_index is not None:
-        dataset = dataset.datasets[pool_index]
+    dataset = pool_dataset_cfg(cfg)
     if not str(dataset.get('type', '')).endswith('PoolCocoDataset'):
         raise SystemExit(
             f'the pool dataset is {dataset.get("type")}: import_labels.py '

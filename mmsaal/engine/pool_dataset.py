@@ -35,27 +35,47 @@ def scoring_pipeline(cfg: Config) -> List[dict]:
     ]
 
 
+def pool_dataset_cfg(cfg: Config, pool_index: Optional[int] = None):
+    """The config of the pool's dataset: the train dataset without
+    ``RepeatDataset``, and when it concatenates several (a labeled source
+    domain and the target pool), the one at ``pool_index``.
+
+    Args:
+        cfg (Config): The experiment config.
+        pool_index (int, optional): Position of the pool in the
+            ``ConcatDataset``. Defaults to None: the train sampler's
+            ``pool_index`` (``LabeledSetSampler``), if any.
+
+    Returns:
+        ConfigDict: A deep copy of the pool's dataset config.
+    """
+    dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    while 'RepeatDataset' in str(dataset_cfg.get('type', '')):
+        dataset_cfg = dataset_cfg['dataset']
+    if pool_index is None:
+        pool_index = (cfg.train_dataloader.get('sampler')
+                      or {}).get('pool_index')
+    if pool_index is not None:
+        dataset_cfg = dataset_cfg['datasets'][pool_index]
+    return dataset_cfg
+
+
 def build_pool_dataset(cfg: Config,
                        pipeline: Optional[List[dict]] = None,
                        pool_index: Optional[int] = None):
-    """Build the train dataset (without ``RepeatDataset``) with ``pipeline``.
+    """Build the pool's dataset (:func:`pool_dataset_cfg`) with
+    ``pipeline``.
 
     Args:
         cfg (Config): The experiment config (under its default scope).
         pipeline (list[dict], optional): Defaults to
             :func:`scoring_pipeline`.
-        pool_index (int, optional): When the train dataset concatenates
-            several (e.g. a labeled source domain and the target pool), the
-            position of the pool among them. Defaults to None.
+        pool_index (int, optional): See :func:`pool_dataset_cfg`.
 
     Returns:
         The dataset, in the same item order as training.
     """
-    dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
-    while 'RepeatDataset' in str(dataset_cfg.get('type', '')):
-        dataset_cfg = dataset_cfg['dataset']
-    if pool_index is not None:
-        dataset_cfg = dataset_cfg['datasets'][pool_index]
+    dataset_cfg = pool_dataset_cfg(cfg, pool_index)
     _set_pipeline(dataset_cfg, pipeline or scoring_pipeline(cfg))
     return DATASETS.build(dataset_cfg)
 

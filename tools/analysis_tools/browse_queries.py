@@ -115,8 +115,7 @@ def main():
         map_location='cpu',
         logger='silent')
     model.eval()
-    sampler = cfg.train_dataloader.get('sampler') or {}
-    dataset = build_pool_dataset(cfg, pool_index=sampler.get('pool_index'))
+    dataset = build_pool_dataset(cfg)
     segmentation = hasattr(model, 'decode_head')
     visualizer = VISUALIZERS.build(
         dict(type='SegLocalVisualizer', name='browse_queries', alpha=0.5)

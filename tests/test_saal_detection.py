@@ -149,8 +149,12 @@ def test_an_image_without_pseudo_boxes_is_scored_on_its_background(batches):
     sampler = SAALSampler(score_thr=1.01)  # no detection passes
     adapter = sampler.adapter(model)
     data_sample = adapter.model.data_preprocessor(data[0], False)
-    (before, after), = adapter.losses_before_after(data[0], 0.05, 'adaptive')
-    assert torch.isfinite(before) and before > 0 and after > before
+    # A plain SAM step: its ascent (~0.15 here) dwarfs the jitter of the
+    # RPN's near-tied proposals under untrained weights (~1e-3 and
+    # platform-dependent), which can outweigh an adaptive step's ascent.
+    (before, after), = adapter.losses_before_after(data[0], 0.05, 'sam')
+    assert torch.isfinite(before) and before > 0
+    assert after > before + 0.01
     assert data_sample['data_samples'][0].img_path
 
 

@@ -34,21 +34,44 @@ def ascent_step(params: Sequence[torch.Tensor],
     Returns:
         list[Tensor]: ``eps``, one tensor per parameter.
     """
+    return _scale_to_ascent_step_([g.clone() for g in grads], params, rho,
+                                  mode)
+
+
+def _scale_to_ascent_step_(grads: List[torch.Tensor],
+                           params: Sequence[torch.Tensor], rho: float,
+                           mode: str) -> List[torch.Tensor]:
+    """Turn ``grads`` into ``eps`` in place (they are as large as the
+    perturbed weights: no further copy of them is made)."""
     if mode not in PERTURBATION_MODES:
         raise ValueError(f'perturbation mode must be one of '
                          f'{PERTURBATION_MODES}, got {mode!r}')
     if mode == 'adaptive':
-        scaled = torch._foreach_mul(grads, [p.abs() for p in params])
+        magnitudes = torch._foreach_abs(params)
+        torch._foreach_mul_(grads, magnitudes)
         norm = torch.linalg.vector_norm(
-            torch.stack(torch._foreach_norm(scaled)))
+            torch.stack(torch._foreach_norm(grads)))
         # T^2 g with T = |w| is (|w| g) * |w|
-        eps = torch._foreach_mul(scaled, [p.abs() for p in params])
+        torch._foreach_mul_(grads, magnitudes)
+        del magnitudes
     else:
         norm = torch.linalg.vector_norm(
             torch.stack(torch._foreach_norm(grads)))
-        eps = [g.clone() for g in grads]
-    torch._foreach_mul_(eps, rho / (norm + NORM_EPSILON))
-    return eps
+    torch._foreach_mul_(grads, rho / (norm + NORM_EPSILON))
+    return grads
+
+
+def _writable(grads: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """``grads`` as tensors that may be scaled in place: autograd can hand
+    back expanded views, or one tensor for two parameters."""
+    seen = set()
+    writable = []
+    for grad in grads:
+        if not grad.is_contiguous() or grad.data_ptr() in seen:
+            grad = grad.clone(memory_format=torch.contiguous_format)
+        seen.add(grad.data_ptr())
+        writable.append(grad)
+    return writable
 
 
 def perturbed_loss(closure: Callable[[], torch.Tensor],
@@ -86,12 +109,13 @@ def perturbed_loss(closure: Callable[[], torch.Tensor],
         grads = torch.autograd.grad(
             loss_before.mean(), params, allow_unused=True)
     # A parameter the loss does not reach gets no step.
-    grads = [
+    grads = _writable([
         torch.zeros_like(p) if g is None else g
         for p, g in zip(params, grads)
-    ]
+    ])
     with torch.no_grad():
-        eps = ascent_step(params, grads, rho=rho, mode=mode)
+        eps = _scale_to_ascent_step_(grads, params, rho, mode)
+        del grads
         original = [p.detach().clone() for p in params]
         try:
             torch._foreach_add_(params, eps)

@@ -93,3 +93,30 @@ def test_unreached_parameter_gets_no_step_and_bad_mode_is_refused():
     with pytest.raises(ValueError, match='perturbation mode'):
         perturbed_loss(lambda: model(x).sum(), list(model.parameters()),
                        mode='asam')
+
+
+@pytest.mark.parametrize('mode', ['adaptive', 'sam'])
+def test_gradients_autograd_shares_between_parameters_are_scaled_once(mode):
+    # d/da and d/db of ((a + b)^2).sum() are one tensor (AddBackward passes
+    # it to both), and d/dc of c.sum() an expanded view: the in-place step
+    # must copy them, not scale the shared tensor twice.
+    torch.manual_seed(0)
+    a, b, c = (nn.Parameter(torch.randn(3, 4)) for _ in range(3))
+
+    def loss():
+        return ((a + b)**2).sum() + c.sum()
+
+    shared = 2 * (a + b).detach()
+    grads = [shared, shared, torch.ones(3, 4)]
+    weights = [p.detach() for p in (a, b, c)]
+    if mode == 'adaptive':
+        scaled = [w.abs() * g for w, g in zip(weights, grads)]
+        norm = torch.sqrt(sum((s**2).sum() for s in scaled))
+        steps = [0.05 * w.abs() * s / norm for w, s in zip(weights, scaled)]
+    else:
+        norm = torch.sqrt(sum((g**2).sum() for g in grads))
+        steps = [0.05 * g / norm for g in grads]
+    expected = ((weights[0] + steps[0] + weights[1] + steps[1])**2).sum() + (
+        weights[2] + steps[2]).sum()
+    _, after = perturbed_loss(loss, [a, b, c], rho=0.05, mode=mode)
+    assert after.item() == pytest.approx(expected.item(), rel=1e-5)

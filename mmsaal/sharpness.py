@@ -34,31 +34,31 @@ def ascent_step(params: Sequence[torch.Tensor],
     Returns:
         list[Tensor]: ``eps``, one tensor per parameter.
     """
-    return _scale_to_ascent_step_([g.clone() for g in grads], params, rho,
-                                  mode)
+    eps = [g.clone() for g in grads]
+    scale = _direction_(eps, params, mode)
+    if mode == 'adaptive':
+        for step, param in zip(eps, params):
+            step.mul_(param.abs())
+    torch._foreach_mul_(eps, scale)
+    return eps
 
 
-def _scale_to_ascent_step_(grads: List[torch.Tensor],
-                           params: Sequence[torch.Tensor], rho: float,
-                           mode: str) -> List[torch.Tensor]:
-    """Turn ``grads`` into ``eps`` in place (they are as large as the
-    perturbed weights: no further copy of them is made)."""
+def _direction_(grads: List[torch.Tensor], params: Sequence[torch.Tensor],
+                mode: str) -> float:
+    """Scale ``grads`` in place by ``|w|`` (adaptive) and return
+    ``1 / (||grads|| + 1e-12)``.
+
+    One parameter at a time, so no buffer as large as all perturbed weights
+    is made besides ``grads`` itself.
+    """
     if mode not in PERTURBATION_MODES:
         raise ValueError(f'perturbation mode must be one of '
                          f'{PERTURBATION_MODES}, got {mode!r}')
     if mode == 'adaptive':
-        magnitudes = torch._foreach_abs(params)
-        torch._foreach_mul_(grads, magnitudes)
-        norm = torch.linalg.vector_norm(
-            torch.stack(torch._foreach_norm(grads)))
-        # T^2 g with T = |w| is (|w| g) * |w|
-        torch._foreach_mul_(grads, magnitudes)
-        del magnitudes
-    else:
-        norm = torch.linalg.vector_norm(
-            torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, rho / (norm + NORM_EPSILON))
-    return grads
+        for grad, param in zip(grads, params):
+            grad.mul_(param.abs())
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    return float(1 / (norm + NORM_EPSILON))
 
 
 def _writable(grads: Sequence[torch.Tensor]) -> List[torch.Tensor]:
@@ -114,11 +114,17 @@ def perturbed_loss(closure: Callable[[], torch.Tensor],
         for p, g in zip(params, grads)
     ])
     with torch.no_grad():
-        eps = _scale_to_ascent_step_(grads, params, rho, mode)
-        del grads
+        scale = rho * _direction_(grads, params, mode)
         original = [p.detach().clone() for p in params]
         try:
-            torch._foreach_add_(params, eps)
+            # w + eps, with eps = rho * T^2 g / ||T g|| and T = |w| (ASAM)
+            # or eps = rho * g / ||g|| (SAM), written into w directly.
+            if mode == 'adaptive':
+                for param, scaled, weight in zip(params, grads, original):
+                    param.addcmul_(scaled, weight.abs(), value=scale)
+            else:
+                torch._foreach_add_(params, grads, alpha=scale)
+            del grads  # the perturbed pass should not hold them as well
             loss_after = closure()
         finally:
             torch._foreach_copy_(params, original)

@@ -10,6 +10,8 @@ from mmengine.hub import get_config
 from mmengine.registry import MODELS, init_default_scope
 
 from conftest import DEMO_CONFIG, data_options
+from mmsaal.adapters import base as adapters_base
+from mmsaal.adapters.base import checkpoint_blocks
 from mmsaal.engine.pool_dataset import build_pool_dataset
 from mmsaal.pool_samplers import SAALSampler
 from mmsaal.testing import naive_detection_scores
@@ -176,3 +178,34 @@ def test_bad_sampler_fields_are_refused():
         SAALSampler(score='mean')
     with pytest.raises(ValueError, match='rho'):
         SAALSampler(rho=0)
+
+
+def test_checkpointed_backbone_scores_the_same_and_is_restored(
+        batches, monkeypatch):
+    # A config that already checkpoints its backbone (with_cp=True, mmdet's
+    # reentrant variant) used to fail under torch.autograd.grad.
+    cfg, data = batches
+    plain = detector('faster_rcnn', cfg)
+    with_cp_cfg = copy.deepcopy(cfg)
+    with_cp_cfg.model.backbone.with_cp = True
+    checkpointed = detector('faster_rcnn', with_cp_cfg)
+    blocks = checkpoint_blocks(checkpointed.backbone)
+    assert len(blocks) == 8  # ResNet-18: 2 BasicBlocks in each of 4 stages
+    settings = dict(perturb_scope='all', **SCORING)
+    reference = SAALSampler(with_cp=False, **settings).score_batch(
+        plain, data[1])
+    calls = []
+    checkpoint = adapters_base.checkpoint
+    monkeypatch.setattr(adapters_base, 'checkpoint',
+                        lambda *a, **k: calls.append(1) or checkpoint(*a, **k))
+    for model in (plain, checkpointed):
+        for with_cp in (None, True, False):
+            del calls[:]
+            scores = SAALSampler(with_cp=with_cp, **settings).score_batch(
+                model, data[1])
+            np.testing.assert_allclose(scores, reference, rtol=1e-6)
+            assert bool(calls) == (with_cp is not False)
+    assert all(block.with_cp for block in blocks)
+    assert not any('forward' in block.__dict__ for block in blocks)
+    assert SAALSampler(perturb_scope='all').adapter(plain).with_cp
+    assert not SAALSampler().adapter(plain).with_cp  # backbone cached

@@ -8,9 +8,12 @@ target pool of a domain-adaptive config), one at a time, with
 (3) SAAL, ``perturb_scope='all'``;
 (4) the naive procedure (deep copy per image, full forward / backward /
     forward), as SAAL's classification code does;
-and prints each as a ratio to (1), the peak memory of each (resident set of
-a fresh process per method, so peaks do not mix), and the largest relative
-difference between the scores of (3) and (4).
+and prints each as a ratio to (1), the peak memory of each (a fresh process
+per method, so peaks do not mix), and the largest relative difference
+between the scores of (3) and (4). Memory comes twice: ``peak MB`` is the
+resident set, which keeps what glibc's allocator holds on to after a free;
+``live MB`` is the heap in use (``mallinfo2``), what the tensors and the
+interpreter hold at the time.
 
 Example::
 
@@ -21,6 +24,7 @@ For a segmentor, a score is the image's mean perturbed pixel loss, and
 SAAL's loss maps are what the region and pixel queries rank.
 """
 import argparse
+import ctypes
 import multiprocessing as mp
 import os
 import threading
@@ -77,25 +81,57 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
-class PeakRSS:
-    """Samples the resident set every millisecond while active."""
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t)
+                for name in ('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd',
+                             'usmblks', 'fsmblks', 'uordblks', 'fordblks',
+                             'keepcost')]
+
+
+def _heap_in_use():
+    """A function giving the bytes malloc has handed out and not got back
+    (glibc's ``mallinfo2``), or None where it does not exist."""
+    try:
+        libc = ctypes.CDLL('libc.so.6')
+        mallinfo2 = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+
+    def in_use() -> int:
+        info = mallinfo2()
+        return info.uordblks + info.hblkhd
+
+    return in_use
+
+
+class PeakMemory:
+    """Samples the resident set, and the heap in use (what tensors hold,
+    without what the allocator keeps after a free), every millisecond."""
 
     def __enter__(self):
+        self._heap = _heap_in_use()
         self.peak = rss_bytes()
+        self.peak_live = self._heap() if self._heap else None
         self._running = True
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
         return self
 
+    def _sample(self):
+        self.peak = max(self.peak, rss_bytes())
+        if self._heap:
+            self.peak_live = max(self.peak_live, self._heap())
+
     def _watch(self):
         while self._running:
-            self.peak = max(self.peak, rss_bytes())
+            self._sample()
             time.sleep(0.001)
 
     def __exit__(self, *exc):
         self._running = False
         self._thread.join()
-        self.peak = max(self.peak, rss_bytes())
+        self._sample()
 
 
 def saal_settings(cfg: Config) -> dict:
@@ -126,13 +162,13 @@ def run_method(name, model, batches, settings):
         raise ValueError(f'unknown method {name}')
     step(batches[0])  # warm-up (allocator, lazy inits)
     scores = []
-    with PeakRSS() as memory:
+    with PeakMemory() as memory:
         start = time.perf_counter()
         for batch in batches:
             scores.extend(step(batch))
         seconds = time.perf_counter() - start
     return dict(seconds=seconds / len(batches), peak=memory.peak,
-                scores=scores)
+                peak_live=memory.peak_live, scores=scores)
 
 
 def setup(args):
@@ -177,12 +213,18 @@ def main():
     count = len(base['scores'])
     print(f'\n{count} images, {torch.get_num_threads()} threads, '
           f'{os.path.basename(args.config)}')
+    live = base['peak_live'] is not None
     print(f'{"method":<12}{"s/img":>9}{"x infer":>9}{"peak MB":>10}'
-          f'{"x infer":>9}')
+          f'{"x infer":>9}' + (f'{"live MB":>10}{"x infer":>9}' if live
+                               else ''))
     for name, r in results.items():
-        print(f'{name:<12}{r["seconds"]:>9.3f}'
-              f'{r["seconds"] / base["seconds"]:>9.2f}'
-              f'{r["peak"] / 2**20:>10.0f}{r["peak"] / base["peak"]:>9.2f}')
+        row = (f'{name:<12}{r["seconds"]:>9.3f}'
+               f'{r["seconds"] / base["seconds"]:>9.2f}'
+               f'{r["peak"] / 2**20:>10.0f}{r["peak"] / base["peak"]:>9.2f}')
+        if live:
+            row += (f'{r["peak_live"] / 2**20:>10.0f}'
+                    f'{r["peak_live"] / base["peak_live"]:>9.2f}')
+        print(row)
     if 'saal_all' in results and 'naive' in results:
         ours = np.asarray(results['saal_all']['scores'])
         ref = np.asarray(results['naive']['scores'])

@@ -3,9 +3,10 @@
 per-instance random draws."""
 import contextlib
 import zlib
-from typing import Iterator, List, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 PerturbScope = Union[str, Sequence[str]]
 SCOPES = ('head', 'neck+head', 'all')
@@ -78,6 +79,63 @@ def replaced_forward(module: torch.nn.Module, attr: str,
         yield
     finally:
         delattr(module, attr)
+
+
+def checkpoint_blocks(module: torch.nn.Module) -> List[torch.nn.Module]:
+    """The blocks of ``module`` that OpenMMLab lets checkpoint: the
+    innermost modules with a ``with_cp`` switch (ResNet's Bottleneck and
+    BasicBlock, Swin's blocks, ...)."""
+    switched = [m for m in module.modules() if hasattr(m, 'with_cp')]
+    return [
+        block for block in switched
+        if not any(inner is not block and hasattr(inner, 'with_cp')
+                   for inner in block.modules())
+    ]
+
+
+@contextlib.contextmanager
+def checkpointed_blocks(model: torch.nn.Module,
+                        enabled: bool) -> Iterator[None]:
+    """Run the backbone's blocks with activation checkpointing, or without.
+
+    When ``enabled``, each block of :func:`checkpoint_blocks` keeps only its
+    input for the backward pass and recomputes the rest there, so a moving
+    backbone costs one more forward instead of holding all its activations.
+    The blocks' own ``with_cp`` is off inside the block either way: it uses
+    reentrant checkpointing, which cannot serve ``torch.autograd.grad``.
+
+    Args:
+        model (nn.Module): A detector or segmentor.
+        enabled (bool): Checkpoint the blocks of ``model.backbone``.
+    """
+    backbone = getattr(model, 'backbone', None)
+    blocks = checkpoint_blocks(backbone) if backbone is not None else []
+    saved = [(block.with_cp, block.__dict__.get('forward')) for block in blocks]
+    try:
+        for block in blocks:
+            block.with_cp = False
+            if enabled:
+                block.forward = _checkpointed(block.forward)
+        yield
+    finally:
+        for block, (switch, forward) in zip(blocks, saved):
+            block.with_cp = switch
+            if forward is None:
+                block.__dict__.pop('forward', None)
+            else:
+                block.forward = forward
+
+
+def _checkpointed(forward):
+    def run(*args, **kwargs):
+        return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+
+    return run
+
+
+def resolve_with_cp(with_cp: Optional[bool], stage: str) -> bool:
+    """``with_cp=None`` checkpoints exactly when the backbone moves."""
+    return stage == 'none' if with_cp is None else with_cp
 
 
 def instance_seed(seed: int, key: str) -> int:

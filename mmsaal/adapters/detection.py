@@ -9,9 +9,9 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from mmsaal.sharpness import perturbed_loss
-from .base import (PerturbScope, cached_stage, compute_cached_stage,
-                   instance_seed, perturbed_parameters, replaced_forward,
-                   seeded, sum_losses)
+from .base import (PerturbScope, cached_stage, checkpointed_blocks,
+                   compute_cached_stage, instance_seed, perturbed_parameters,
+                   replaced_forward, resolve_with_cp, seeded, sum_losses)
 
 
 def pseudo_sample(sample: DetDataSample, prediction: DetDataSample,
@@ -48,6 +48,9 @@ class DetectionSAAL:
         loss_terms (Sequence[str], optional): Loss-dict keys to sum; None
             sums every ``loss*`` key.
         seed (int): Seed of the per-image random draws of the loss.
+        with_cp (bool, optional): Checkpoint the backbone's blocks while
+            scoring (see :func:`checkpointed_blocks`); None does when the
+            backbone moves.
     """
 
     def __init__(self,
@@ -56,7 +59,8 @@ class DetectionSAAL:
                  score_thr: float = 0.3,
                  max_pseudo_per_img: int = 100,
                  loss_terms: Optional[Sequence[str]] = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0,
+                 with_cp: Optional[bool] = None) -> None:
         self.model = model
         named = perturbed_parameters(model, perturb_scope)
         self.params = [p for _, p in named]
@@ -65,6 +69,7 @@ class DetectionSAAL:
         self.max_pseudo_per_img = max_pseudo_per_img
         self.loss_terms = loss_terms
         self.seed = seed
+        self.with_cp = resolve_with_cp(with_cp, self.stage)
         self.first_stage = self._first_moving_stage()
         # A first stage none of whose weights move serves the perturbed
         # pass as well (e.g. the RPN when only the RoI head is perturbed).
@@ -135,6 +140,11 @@ class DetectionSAAL:
     def losses_before_after(self, data_batch: dict, rho: float,
                             mode: str) -> List[tuple]:
         """``(L0, L1)`` of every image of a collated batch."""
+        with checkpointed_blocks(self.model, self.with_cp):
+            return self._losses_before_after(data_batch, rho, mode)
+
+    def _losses_before_after(self, data_batch: dict, rho: float,
+                             mode: str) -> List[tuple]:
         data = self.model.data_preprocessor(data_batch, False)
         inputs, samples = data['inputs'], data['data_samples']
         with torch.no_grad():

@@ -8,8 +8,8 @@ from mmseg.models.utils import resize
 from mmseg.structures import SegDataSample
 
 from mmsaal.sharpness import perturbed_loss
-from .base import (PerturbScope, cached_stage, compute_cached_stage,
-                   perturbed_parameters)
+from .base import (PerturbScope, cached_stage, checkpointed_blocks,
+                   compute_cached_stage, perturbed_parameters, resolve_with_cp)
 
 IGNORE_INDEX = 255
 
@@ -54,12 +54,16 @@ class SegmentationSAAL:
             the decode head. Defaults to ``'head'``.
         score_resolution (float, optional): Score at this scale of the
             input (e.g. 0.5) and upsample the loss maps. Defaults to None.
+        with_cp (bool, optional): Checkpoint the backbone's blocks while
+            scoring (see :func:`~mmsaal.adapters.base.checkpointed_blocks`);
+            None does when the backbone moves.
     """
 
     def __init__(self,
                  model: torch.nn.Module,
                  perturb_scope: PerturbScope = 'head',
-                 score_resolution: Optional[float] = None) -> None:
+                 score_resolution: Optional[float] = None,
+                 with_cp: Optional[bool] = None) -> None:
         self.model = model
         named = [(n, p) for n, p in perturbed_parameters(model, perturb_scope)
                  if not n.startswith('auxiliary_head.')]
@@ -69,6 +73,7 @@ class SegmentationSAAL:
                              f'never use')
         self.params = [p for _, p in named]
         self.stage = cached_stage(model, [n for n, _ in named])
+        self.with_cp = resolve_with_cp(with_cp, self.stage)
         if score_resolution is not None and not 0 < score_resolution <= 1:
             raise ValueError(f'score_resolution must lie in (0, 1], got '
                              f'{score_resolution}')
@@ -118,6 +123,11 @@ class SegmentationSAAL:
             list[tuple[Tensor, Tensor]]: ``(L0, L1)`` maps of every image,
             each ``(H, W)`` at the image's original size, on CPU.
         """
+        with checkpointed_blocks(self.model, self.with_cp):
+            return self._loss_maps(data_batch, rho, mode)
+
+    def _loss_maps(self, data_batch: dict, rho: float,
+                   mode: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
         data = self.model.data_preprocessor(data_batch, False)
         inputs, samples = data['inputs'], data['data_samples']
         scale = self.score_resolution or 1.0

@@ -41,6 +41,12 @@ class SAALSampler(BasePoolSampler):
             sampling), fixed per image. Defaults to 0.
         score_resolution (float, optional): Segmentation only: score at this
             scale of the input and upsample the loss maps. Defaults to None.
+        with_cp (bool, optional): Activation checkpointing of the backbone's
+            blocks while scoring (OpenMMLab's ``with_cp`` switch, run
+            non-reentrant so ``torch.autograd.grad`` works): a moving
+            backbone then costs one more forward instead of holding all its
+            activations. Defaults to None: on when the backbone moves
+            (``perturb_scope='all'``).
 
     For a segmentor, the loss of an image is its per-pixel decode-head loss
     against its argmax prediction; ``'head'`` is the decode head; an
@@ -58,7 +64,8 @@ class SAALSampler(BasePoolSampler):
                  max_pseudo_per_img: int = 100,
                  loss_terms: Optional[Sequence[str]] = None,
                  seed: int = 0,
-                 score_resolution: Optional[float] = None) -> None:
+                 score_resolution: Optional[float] = None,
+                 with_cp: Optional[bool] = None) -> None:
         super().__init__(diversity=diversity)
         if perturbation not in PERTURBATION_MODES:
             raise ValueError(f'SAALSampler.perturbation must be one of '
@@ -77,6 +84,7 @@ class SAALSampler(BasePoolSampler):
         self.loss_terms = loss_terms
         self.seed = seed
         self.score_resolution = score_resolution
+        self.with_cp = with_cp
 
     def adapter(self, model: torch.nn.Module):
         """The task adapter that builds per-instance loss closures."""
@@ -85,12 +93,12 @@ class SAALSampler(BasePoolSampler):
             from mmsaal.adapters.detection import DetectionSAAL
             return DetectionSAAL(model, self.perturb_scope, self.score_thr,
                                  self.max_pseudo_per_img, self.loss_terms,
-                                 self.seed)
+                                 self.seed, self.with_cp)
         from mmseg.models.segmentors import EncoderDecoder
         if isinstance(model, EncoderDecoder):
             from mmsaal.adapters.segmentation import SegmentationSAAL
             return SegmentationSAAL(model, self.perturb_scope,
-                                    self.score_resolution)
+                                    self.score_resolution, self.with_cp)
         raise TypeError(
             f'SAALSampler scores mmdet detectors (BaseDetector) and mmseg '
             f'segmentors (EncoderDecoder), not {type(model).__name__}')

@@ -70,6 +70,16 @@ def test_scoring_leaves_the_model_as_it_was(seg_setup):
     assert not model.training
 
 
+def test_checkpointed_backbone_gives_the_same_maps(seg_setup):
+    model, batch = seg_setup
+    plain = SAALSampler(perturb_scope='all', with_cp=False).score_maps(
+        model, batch)
+    checkpointed = SAALSampler(perturb_scope='all', with_cp=True).score_maps(
+        model, batch)
+    for expected, got in zip(plain, checkpointed):
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-7)
+
+
 def test_image_scores_are_the_mean_of_the_maps(seg_setup):
     model, batch = seg_setup
     for score in ('max', 'diff'):

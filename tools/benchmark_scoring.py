@@ -72,6 +72,11 @@ def parse_args():
         '--methods',
         nargs='+',
         default=['inference', 'saal_head', 'saal_all', 'naive'])
+    parser.add_argument(
+        '--parts',
+        action='store_true',
+        help='segmentors: also time the backbone, the decode head forward '
+        'and its backward, and print the lower bound they set on SAAL head')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -171,6 +176,65 @@ def run_method(name, model, batches, settings):
                 peak_live=memory.peak_live, scores=scores)
 
 
+def best_seconds(function, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` runs (after one warm-up run)."""
+    function()
+    best = float('inf')
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def head_parts(model, batches) -> dict:
+    """Seconds per image of a segmentor's backbone (+ neck), decode-head
+    forward, and decode-head forward + backward of its pixel losses against
+    its argmax (what SAAL ``head`` runs per image)."""
+    from mmseg.models.utils import resize
+
+    from mmsaal.adapters.segmentation import SegmentationSAAL
+    adapter = SegmentationSAAL(model)
+    params = [p for p in model.decode_head.parameters() if p.requires_grad]
+    totals = dict(inference=0.0, backbone=0.0, head_forward=0.0,
+                  head_forward_backward=0.0)
+    for batch in batches:
+        inputs = model.data_preprocessor(batch, False)['inputs']
+        with torch.no_grad():
+            totals['inference'] += best_seconds(lambda: model.test_step(batch))
+            features = model.extract_feat(inputs)
+            totals['backbone'] += best_seconds(
+                lambda: model.extract_feat(inputs))
+            totals['head_forward'] += best_seconds(
+                lambda: model.decode_head.forward(features))
+
+        def forward_backward():
+            logits = resize(model.decode_head.forward(features),
+                            size=inputs.shape[2:], mode='bilinear',
+                            align_corners=model.decode_head.align_corners)
+            losses = adapter.pixel_losses(logits, logits.argmax(1).detach())
+            torch.autograd.grad(losses.mean(), params, allow_unused=True)
+
+        totals['head_forward_backward'] += best_seconds(forward_backward)
+    return {key: value / len(batches) for key, value in totals.items()}
+
+
+def measure_parts(args, queue):
+    model, batches, _ = setup(args)
+    queue.put(head_parts(model, batches))
+
+
+def print_parts(parts: dict) -> None:
+    inference, head = parts['inference'], parts['head_forward']
+    backward = parts['head_forward_backward'] - head
+    floor = (inference + head + backward) / inference
+    print(f'\nfastest of 3, s/img: inference {inference:.3f}, backbone '
+          f'{parts["backbone"]:.3f}, decode head forward {head:.3f}, its '
+          f'backward {backward:.3f} ({backward / head:.2f}x its forward)')
+    print(f'SAAL head = inference + one more head forward + one head '
+          f'backward: at least {floor:.2f}x inference')
+
+
 def setup(args):
     """The model (eval mode) and the first ``--num-images`` pool batches."""
     cfg = Config.fromfile(args.config)
@@ -230,6 +294,16 @@ def main():
         ref = np.asarray(results['naive']['scores'])
         diff = np.max(np.abs(ours - ref) / np.maximum(np.abs(ref), 1e-12))
         print(f'max relative difference saal_all vs naive: {diff:.2e}')
+    if args.parts:
+        model_cfg = Config.fromfile(args.config).model
+        if 'decode_head' not in model_cfg:
+            print('--parts times segmentors only')
+            return
+        queue = context.Queue()
+        child = context.Process(target=measure_parts, args=(args, queue))
+        child.start()
+        print_parts(queue.get())
+        child.join()
 
 
 if __name__ == '__main__':

@@ -95,27 +95,30 @@ def checkpoint_blocks(module: torch.nn.Module) -> List[torch.nn.Module]:
 
 @contextlib.contextmanager
 def checkpointed_blocks(model: torch.nn.Module,
-                        enabled: bool) -> Iterator[None]:
+                        with_cp: Optional[bool] = None) -> Iterator[None]:
     """Run the backbone's blocks with activation checkpointing, or without.
 
-    When ``enabled``, each block of :func:`checkpoint_blocks` keeps only its
-    input for the backward pass and recomputes the rest there, so a moving
-    backbone costs one more forward instead of holding all its activations.
-    The blocks' own ``with_cp`` is off inside the block either way: it uses
-    reentrant checkpointing, which cannot serve ``torch.autograd.grad``.
+    A checkpointed block keeps only its input for the backward pass and
+    recomputes the rest there: a moving backbone costs one more forward
+    instead of holding all its activations. The blocks' own checkpointing
+    is reentrant, which cannot serve ``torch.autograd.grad``, so inside the
+    block it is off and ours (non-reentrant) runs in its place.
 
     Args:
         model (nn.Module): A detector or segmentor.
-        enabled (bool): Checkpoint the blocks of ``model.backbone``.
+        with_cp (bool, optional): Checkpoint every block of
+            ``model.backbone`` (True), none (False), or those whose own
+            ``with_cp`` is set in the model config (None).
     """
     backbone = getattr(model, 'backbone', None)
     blocks = checkpoint_blocks(backbone) if backbone is not None else []
-    saved = [(block.with_cp, block.__dict__.get('forward')) for block in blocks]
+    saved = [(block.with_cp, block.__dict__.get('forward'))
+             for block in blocks]
     try:
         for block in blocks:
-            block.with_cp = False
-            if enabled:
+            if block.with_cp if with_cp is None else with_cp:
                 block.forward = _checkpointed(block.forward)
+            block.with_cp = False
         yield
     finally:
         for block, (switch, forward) in zip(blocks, saved):
@@ -131,11 +134,6 @@ def _checkpointed(forward):
         return checkpoint(forward, *args, use_reentrant=False, **kwargs)
 
     return run
-
-
-def resolve_with_cp(with_cp: Optional[bool], stage: str) -> bool:
-    """``with_cp=None`` checkpoints exactly when the backbone moves."""
-    return stage == 'none' if with_cp is None else with_cp
 
 
 def instance_seed(seed: int, key: str) -> int:

@@ -11,7 +11,7 @@ from mmengine.structures import InstanceData
 from mmsaal.sharpness import perturbed_loss
 from .base import (PerturbScope, cached_stage, checkpointed_blocks,
                    compute_cached_stage, instance_seed, perturbed_parameters,
-                   replaced_forward, resolve_with_cp, seeded, sum_losses)
+                   replaced_forward, seeded, sum_losses)
 
 
 def pseudo_sample(sample: DetDataSample, prediction: DetDataSample,
@@ -49,8 +49,8 @@ class DetectionSAAL:
             sums every ``loss*`` key.
         seed (int): Seed of the per-image random draws of the loss.
         with_cp (bool, optional): Checkpoint the backbone's blocks while
-            scoring (see :func:`checkpointed_blocks`); None does when the
-            backbone moves.
+            scoring when it moves (see :func:`checkpointed_blocks`); None
+            follows the blocks' own ``with_cp``.
     """
 
     def __init__(self,
@@ -69,7 +69,7 @@ class DetectionSAAL:
         self.max_pseudo_per_img = max_pseudo_per_img
         self.loss_terms = loss_terms
         self.seed = seed
-        self.with_cp = resolve_with_cp(with_cp, self.stage)
+        self.with_cp = with_cp
         self.first_stage = self._first_moving_stage()
         # A first stage none of whose weights move serves the perturbed
         # pass as well (e.g. the RPN when only the RoI head is perturbed).
@@ -140,7 +140,9 @@ class DetectionSAAL:
     def losses_before_after(self, data_batch: dict, rho: float,
                             mode: str) -> List[tuple]:
         """``(L0, L1)`` of every image of a collated batch."""
-        with checkpointed_blocks(self.model, self.with_cp):
+        # Only a backbone that moves runs with autograd.
+        with checkpointed_blocks(
+                self.model, self.with_cp if self.stage == 'none' else False):
             return self._losses_before_after(data_batch, rho, mode)
 
     def _losses_before_after(self, data_batch: dict, rho: float,

@@ -9,7 +9,7 @@ from mmseg.structures import SegDataSample
 
 from mmsaal.sharpness import perturbed_loss
 from .base import (PerturbScope, cached_stage, checkpointed_blocks,
-                   compute_cached_stage, perturbed_parameters, resolve_with_cp)
+                   compute_cached_stage, perturbed_parameters)
 
 IGNORE_INDEX = 255
 
@@ -55,8 +55,9 @@ class SegmentationSAAL:
         score_resolution (float, optional): Score at this scale of the
             input (e.g. 0.5) and upsample the loss maps. Defaults to None.
         with_cp (bool, optional): Checkpoint the backbone's blocks while
-            scoring (see :func:`~mmsaal.adapters.base.checkpointed_blocks`);
-            None does when the backbone moves.
+            scoring when it moves (see
+            :func:`~mmsaal.adapters.base.checkpointed_blocks`); None follows
+            the blocks' own ``with_cp``.
     """
 
     def __init__(self,
@@ -73,7 +74,7 @@ class SegmentationSAAL:
                              f'never use')
         self.params = [p for _, p in named]
         self.stage = cached_stage(model, [n for n, _ in named])
-        self.with_cp = resolve_with_cp(with_cp, self.stage)
+        self.with_cp = with_cp
         if score_resolution is not None and not 0 < score_resolution <= 1:
             raise ValueError(f'score_resolution must lie in (0, 1], got '
                              f'{score_resolution}')
@@ -123,7 +124,9 @@ class SegmentationSAAL:
             list[tuple[Tensor, Tensor]]: ``(L0, L1)`` maps of every image,
             each ``(H, W)`` at the image's original size, on CPU.
         """
-        with checkpointed_blocks(self.model, self.with_cp):
+        # Only a backbone that moves runs with autograd.
+        with checkpointed_blocks(
+                self.model, self.with_cp if self.stage == 'none' else False):
             return self._loss_maps(data_batch, rho, mode)
 
     def _loss_maps(self, data_batch: dict, rho: float,

@@ -42,11 +42,11 @@ class SAALSampler(BasePoolSampler):
         score_resolution (float, optional): Segmentation only: score at this
             scale of the input and upsample the loss maps. Defaults to None.
         with_cp (bool, optional): Activation checkpointing of the backbone's
-            blocks while scoring (OpenMMLab's ``with_cp`` switch, run
-            non-reentrant so ``torch.autograd.grad`` works): a moving
-            backbone then costs one more forward instead of holding all its
-            activations. Defaults to None: on when the backbone moves
-            (``perturb_scope='all'``).
+            blocks while scoring, when the backbone moves (``perturb_scope=
+            'all'``): it then costs one more backbone forward instead of
+            holding all its activations. None follows the model config's
+            own ``with_cp``; either way it runs non-reentrant, which
+            ``torch.autograd.grad`` needs. Defaults to None.
 
     For a segmentor, the loss of an image is its per-pixel decode-head loss
     against its argmax prediction; ``'head'`` is the decode head; an

@@ -140,9 +140,9 @@ class DetectionSAAL:
     def losses_before_after(self, data_batch: dict, rho: float,
                             mode: str) -> List[tuple]:
         """``(L0, L1)`` of every image of a collated batch."""
-        # Only a backbone that moves runs with autograd.
-        with checkpointed_blocks(
-                self.model, self.with_cp if self.stage == 'none' else False):
+        if self.stage != 'none':  # the backbone runs without autograd
+            return self._losses_before_after(data_batch, rho, mode)
+        with checkpointed_blocks(self.model, self.with_cp):
             return self._losses_before_after(data_batch, rho, mode)
 
     def _losses_before_after(self, data_batch: dict, rho: float,

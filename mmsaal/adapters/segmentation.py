@@ -124,9 +124,9 @@ class SegmentationSAAL:
             list[tuple[Tensor, Tensor]]: ``(L0, L1)`` maps of every image,
             each ``(H, W)`` at the image's original size, on CPU.
         """
-        # Only a backbone that moves runs with autograd.
-        with checkpointed_blocks(
-                self.model, self.with_cp if self.stage == 'none' else False):
+        if self.stage != 'none':  # the backbone runs without autograd
+            return self._loss_maps(data_batch, rho, mode)
+        with checkpointed_blocks(self.model, self.with_cp):
             return self._loss_maps(data_batch, rho, mode)
 
     def _loss_maps(self, data_batch: dict, rho: float,

@@ -1,0 +1,60 @@
+"""tools/benchmark_scoring.py on the demo detector and segmentor: every
+column printed, SAAL 'all' equal to the naive procedure, the segmentor's
+cost breakdown."""
+import re
+import subprocess
+import sys
+
+from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, SEG_DEMO_CONFIG,
+                      data_options, seg_data_options)
+
+METHODS = ('inference', 'saal_head', 'saal_all', 'naive')
+
+
+def benchmark(config: str, options: list, *extra: str) -> str:
+    result = subprocess.run(
+        [sys.executable, 'tools/benchmark_scoring.py', config,
+         '--num-images', '2', *extra, '--cfg-options', *options],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'})
+    assert result.returncode == 0, result.stderr[-5000:]
+    return result.stdout
+
+
+def table(stdout: str) -> dict:
+    """``{method: [s/img, x infer, peak MB, x infer, live MB, x infer]}``."""
+    rows = {}
+    for line in stdout.splitlines():
+        fields = line.split()
+        if fields and fields[0] in METHODS:
+            rows[fields[0]] = [float(f) for f in fields[1:]]
+    return rows
+
+
+def max_difference(stdout: str) -> float:
+    found = re.search(r'saal_all vs naive: (\S+)', stdout)
+    assert found, stdout
+    return float(found.group(1))
+
+
+def check_columns(rows: dict, methods=METHODS) -> None:
+    assert set(rows) == set(methods)
+    for method, row in rows.items():
+        assert len(row) == 6, method
+        assert all(value > 0 for value in row), method
+    assert rows['inference'][1] == rows['inference'][3] == 1.0
+
+
+def test_detector_columns_and_equal_scores(voc_shapes):
+    stdout = benchmark(DEMO_CONFIG, data_options(voc_shapes))
+    check_columns(table(stdout))
+    assert max_difference(stdout) < 1e-4
+
+
+def test_segmentor_columns_and_parts(street_domains):
+    stdout = benchmark(SEG_DEMO_CONFIG, seg_data_options(street_domains),
+                       '--methods', 'inference', 'saal_head', '--parts')
+    check_columns(table(stdout), ('inference', 'saal_head'))
+    floor = re.search(r'at least (\S+)x inference', stdout)
+    assert floor and float(floor.group(1)) > 1.0, stdout
+    assert re.search(r'its backward \S+ \(\S+x its forward\)', stdout)

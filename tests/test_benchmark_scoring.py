@@ -53,8 +53,10 @@ def test_detector_columns_and_equal_scores(voc_shapes):
 
 def test_segmentor_columns_and_parts(street_domains):
     stdout = benchmark(SEG_DEMO_CONFIG, seg_data_options(street_domains),
-                       '--methods', 'inference', 'saal_head', '--parts')
+                       '--methods', 'inference', 'saal_head', '--parts',
+                       '--interleave', '--repeats', '2')
     check_columns(table(stdout), ('inference', 'saal_head'))
+    assert 'timed in turn on each image' in stdout
     floor = re.search(r'at least (\S+)x inference', stdout)
     assert floor and float(floor.group(1)) > 1.0, stdout
     assert re.search(r'its backward \S+ \(\S+x its forward\)', stdout)

@@ -69,9 +69,21 @@ def parse_args():
     parser.add_argument('--checkpoint', help='weights to score with')
     parser.add_argument('--num-images', type=int, default=20)
     parser.add_argument(
+        '--repeats',
+        type=int,
+        default=1,
+        help='time this many passes over the images and keep the fastest '
+        '(small models: a shared machine\'s slow spells then do not decide '
+        'the ratios)')
+    parser.add_argument(
         '--methods',
         nargs='+',
         default=['inference', 'saal_head', 'saal_all', 'naive'])
+    parser.add_argument(
+        '--interleave',
+        action='store_true',
+        help='time the methods in one process, in turn on each image '
+        '(memory and scores still come from a process per method)')
     parser.add_argument(
         '--parts',
         action='store_true',
@@ -149,8 +161,8 @@ def saal_settings(cfg: Config) -> dict:
     return sampler
 
 
-def run_method(name, model, batches, settings):
-    """Seconds per image, peak RSS and the scores of one method."""
+def method_step(name, model, settings):
+    """A function scoring one batch the way method ``name`` does."""
     if name == 'inference':
         def step(batch):
             with torch.no_grad():
@@ -165,15 +177,47 @@ def run_method(name, model, batches, settings):
             return naive_scores(model, batch, settings)
     else:
         raise ValueError(f'unknown method {name}')
+    return step
+
+
+def run_method(name, model, batches, settings, repeats: int = 1):
+    """Seconds per image, peak memory and the scores of one method."""
+    step = method_step(name, model, settings)
     step(batches[0])  # warm-up (allocator, lazy inits)
-    scores = []
+    seconds = float('inf')
     with PeakMemory() as memory:
-        start = time.perf_counter()
-        for batch in batches:
-            scores.extend(step(batch))
-        seconds = time.perf_counter() - start
+        for _ in range(repeats):
+            scores = []
+            start = time.perf_counter()
+            for batch in batches:
+                scores.extend(step(batch))
+            seconds = min(seconds, time.perf_counter() - start)
     return dict(seconds=seconds / len(batches), peak=memory.peak,
                 peak_live=memory.peak_live, scores=scores)
+
+
+def interleaved_seconds(names, model, batches, settings,
+                        repeats: int = 1) -> dict:
+    """Seconds per image of every method, timed in turn on each image, so
+    a slow spell of the machine weighs on all methods alike."""
+    steps = {name: method_step(name, model, settings) for name in names}
+    for step in steps.values():
+        step(batches[0])
+    totals = dict.fromkeys(names, 0.0)
+    for _ in range(repeats):
+        for batch in batches:
+            for name, step in steps.items():
+                start = time.perf_counter()
+                step(batch)
+                totals[name] += time.perf_counter() - start
+    return {name: total / (repeats * len(batches))
+            for name, total in totals.items()}
+
+
+def measure_interleaved(args, queue):
+    model, batches, settings = setup(args)
+    queue.put(interleaved_seconds(args.methods, model, batches, settings,
+                                  args.repeats))
 
 
 def best_seconds(function, repeats: int = 3) -> float:
@@ -258,7 +302,7 @@ def setup(args):
 def measure(args, name, queue):
     """Run one method in this (fresh) process and report it."""
     model, batches, settings = setup(args)
-    queue.put(run_method(name, model, batches, settings))
+    queue.put(run_method(name, model, batches, settings, args.repeats))
 
 
 def main():
@@ -273,10 +317,19 @@ def main():
         child.start()
         results[name] = queue.get()
         child.join()
+    if args.interleave:
+        queue = context.Queue()
+        child = context.Process(target=measure_interleaved,
+                                args=(args, queue))
+        child.start()
+        for name, seconds in queue.get().items():
+            results[name]['seconds'] = seconds
+        child.join()
     base = results.get('inference', next(iter(results.values())))
     count = len(base['scores'])
+    timing = ', timed in turn on each image' if args.interleave else ''
     print(f'\n{count} images, {torch.get_num_threads()} threads, '
-          f'{os.path.basename(args.config)}')
+          f'{os.path.basename(args.config)}{timing}')
     live = base['peak_live'] is not None
     print(f'{"method":<12}{"s/img":>9}{"x infer":>9}{"peak MB":>10}'
           f'{"x infer":>9}' + (f'{"live MB":>10}{"x infer":>9}' if live

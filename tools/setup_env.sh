@@ -6,10 +6,8 @@ set -euo pipefail
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 WHEEL_CACHE=${MMSAAL_WHEEL_CACHE:-$HOME/.cache/mmsaal/wheels}
-PY="$VENV/bin/python"
-PIP=("$PY" -m pip install --disable-pip-version-check -q -c requirements/constraints.txt)
 
-[ -x "$PY" ] || "$PYTHON" -m venv "$VENV"
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 # Absolute, so that the checks run from / below find it.
 PY="$(cd "$VENV" && pwd)/bin/python"
 PIP=("$PY" -m pip install --disable-pip-version-check -q -c requirements/constraints.txt)

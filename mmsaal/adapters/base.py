@@ -129,6 +129,16 @@ def checkpointed_blocks(model: torch.nn.Module,
                 block.forward = forward
 
 
+def backbone_checkpointing(model: torch.nn.Module, stage: str,
+                           with_cp: Optional[bool]):
+    """:func:`checkpointed_blocks` where the backbone moves (``stage`` of
+    :func:`cached_stage` is ``'none'``); elsewhere the backbone runs once
+    without autograd and nothing changes."""
+    if stage != 'none':
+        return contextlib.nullcontext()
+    return checkpointed_blocks(model, with_cp)
+
+
 def _checkpointed(forward):
     def run(*args, **kwargs):
         return checkpoint(forward, *args, use_reentrant=False, **kwargs)

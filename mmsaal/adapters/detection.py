@@ -9,7 +9,7 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from mmsaal.sharpness import perturbed_loss
-from .base import (PerturbScope, cached_stage, checkpointed_blocks,
+from .base import (PerturbScope, backbone_checkpointing, cached_stage,
                    compute_cached_stage, instance_seed, perturbed_parameters,
                    replaced_forward, seeded, sum_losses)
 
@@ -140,9 +140,7 @@ class DetectionSAAL:
     def losses_before_after(self, data_batch: dict, rho: float,
                             mode: str) -> List[tuple]:
         """``(L0, L1)`` of every image of a collated batch."""
-        if self.stage != 'none':  # the backbone runs without autograd
-            return self._losses_before_after(data_batch, rho, mode)
-        with checkpointed_blocks(self.model, self.with_cp):
+        with backbone_checkpointing(self.model, self.stage, self.with_cp):
             return self._losses_before_after(data_batch, rho, mode)
 
     def _losses_before_after(self, data_batch: dict, rho: float,

@@ -8,7 +8,7 @@ from mmseg.models.utils import resize
 from mmseg.structures import SegDataSample
 
 from mmsaal.sharpness import perturbed_loss
-from .base import (PerturbScope, cached_stage, checkpointed_blocks,
+from .base import (PerturbScope, backbone_checkpointing, cached_stage,
                    compute_cached_stage, perturbed_parameters)
 
 IGNORE_INDEX = 255
@@ -124,9 +124,7 @@ class SegmentationSAAL:
             list[tuple[Tensor, Tensor]]: ``(L0, L1)`` maps of every image,
             each ``(H, W)`` at the image's original size, on CPU.
         """
-        if self.stage != 'none':  # the backbone runs without autograd
-            return self._loss_maps(data_batch, rho, mode)
-        with checkpointed_blocks(self.model, self.with_cp):
+        with backbone_checkpointing(self.model, self.stage, self.with_cp):
             return self._loss_maps(data_batch, rho, mode)
 
     def _loss_maps(self, data_batch: dict, rho: float,

@@ -220,7 +220,10 @@ def measure_interleaved(args, queue):
                                   args.repeats))
 
 
-def best_seconds(function, repeats: int = 3) -> float:
+PART_REPEATS = 3
+
+
+def best_seconds(function, repeats: int = PART_REPEATS) -> float:
     """The fastest of ``repeats`` runs (after one warm-up run)."""
     function()
     best = float('inf')
@@ -272,9 +275,10 @@ def print_parts(parts: dict) -> None:
     inference, head = parts['inference'], parts['head_forward']
     backward = parts['head_forward_backward'] - head
     floor = (inference + head + backward) / inference
-    print(f'\nfastest of 3, s/img: inference {inference:.3f}, backbone '
-          f'{parts["backbone"]:.3f}, decode head forward {head:.3f}, its '
-          f'backward {backward:.3f} ({backward / head:.2f}x its forward)')
+    print(f'\nfastest of {PART_REPEATS}, s/img: inference {inference:.3f}, '
+          f'backbone {parts["backbone"]:.3f}, decode head forward '
+          f'{head:.3f}, its backward {backward:.3f} '
+          f'({backward / head:.2f}x its forward)')
     print(f'SAAL head = inference + one more head forward + one head '
           f'backward: at least {floor:.2f}x inference')
 

@@ -121,34 +121,3 @@ def units_mask(shape: Tuple[int, int], corners: np.ndarray,
 def units_per_image(num_pixels: int, fraction: float, area: int) -> int:
     """RIPU's equal share: the units an image of ``num_pixels`` gets."""
     return int(fraction * num_pixels // area)
-
-
-def take_pool_wide(ranked: Dict[int, Dict], total: int) -> Dict[int, int]:
-    """How many of each image's ranked units the pool-wide top ``total``
-    takes.
-
-    Each image's list is its own greedy order, so merging the lists by
-    score equals one greedy pass over the whole pool (units of different
-    images never overlap). Ties go to the lower pool position, then to the
-    earlier unit.
-
-    Args:
-        ranked (dict[int, dict]): :func:`rank_units` output per pool
-            position.
-        total (int): Units to take.
-
-    Returns:
-        dict[int, int]: Units taken per pool position (absent = none).
-    """
-    keys, scores, ranks = [], [], []
-    for index, units in ranked.items():
-        n = len(units['scores'])
-        keys.append(np.full(n, index))
-        scores.append(units['scores'])
-        ranks.append(np.arange(n))
-    if not keys:
-        return {}
-    keys, scores, ranks = (np.concatenate(a) for a in (keys, scores, ranks))
-    order = np.lexsort((ranks, keys, -scores))[:total]
-    taken = np.bincount(keys[order].astype(np.int64))
-    return {int(i): int(c) for i, c in enumerate(taken) if c}

@@ -3,13 +3,13 @@
 
 Each node is a child of the root registry in mmengine, under the scope
 ``mmsaal``, so ``type='mmsaal.ActiveLearningHook'`` resolves from any mmdet
-or mmseg config. ``POOL_SAMPLERS`` (acquisition strategies) is a root
-registry of its own: nothing upstream builds from it.
+or mmseg config. ``POOL_SAMPLERS`` (acquisition strategies) and
+``SAAL_ADAPTERS`` (SAAL per model type) are root registries of their own:
+nothing upstream builds from them.
 """
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
@@ -32,8 +32,10 @@ MODEL_WRAPPERS = Registry(
     'model_wrapper',
     parent=MMENGINE_MODEL_WRAPPERS,
     locations=['mmsaal.models.wrappers'])
-METRICS = Registry(
-    'metric', parent=MMENGINE_METRICS, locations=['mmsaal.evaluation'])
 
 # Acquisition strategies: they score the unlabeled pool and pick the query.
 POOL_SAMPLERS = Registry('pool sampler', locations=['mmsaal.pool_samplers'])
+# SAAL's task adapters, registered under the name of the model class they
+# serve ('BaseDetector', 'EncoderDecoder'); a model finds its adapter
+# through its class hierarchy (mmsaal.adapters.find_adapter).
+SAAL_ADAPTERS = Registry('saal adapter', locations=['mmsaal.adapters'])

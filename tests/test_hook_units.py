@@ -1,4 +1,4 @@
-"""ActiveLearningHook pieces that need no full training run."""
+"""The units of a round (and the hook's checks) without a Runner."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -8,10 +8,14 @@ from mmengine.optim import OptimWrapper
 from mmengine.optim.scheduler import LinearLR
 from torch import nn
 
+from mmsaal.engine import InitialTrainingState
 from mmsaal.engine.hooks import ActiveLearningHook
 from mmsaal.pool import PoolState, RoundStore
 from mmsaal.pool_samplers import BasePoolSampler
 from mmsaal.registry import POOL_SAMPLERS
+from mmsaal.rounds import (ImageUnits, RoundPipeline, RoundRecorder,
+                           SimulatedOracle, score_in_eval_mode)
+from mmsaal.selection import kmeans_pp_seeding
 
 
 def fake_runner(tmp_path, epoch=0):
@@ -36,43 +40,49 @@ def train_a_bit(runner):
 
 def test_reset_each_round_restores_weights_optimizer_and_schedule(tmp_path):
     runner = fake_runner(tmp_path)
-    hook = ActiveLearningHook(reset_each_round=True)
-    hook.store = RoundStore(str(tmp_path / 'rounds'))
+    path = str(tmp_path / 'rounds' / 'initial_state.pth')
     initial = {k: v.clone() for k, v in runner.model.state_dict().items()}
     initial_lr = runner.optim_wrapper.get_lr()['lr'][0]
-    hook._initial_state = hook._load_or_save_initial_state(runner)
+    snapshot = InitialTrainingState(path)
+    snapshot.save_or_load(runner.model, runner.optim_wrapper,
+                          runner.param_schedulers, starting=True)
     train_a_bit(runner)
     assert runner.optim_wrapper.get_lr()['lr'][0] != initial_lr
     assert runner.optim_wrapper.optimizer.state  # momentum buffers exist
 
-    hook._reset_training(runner)
+    snapshot.restore(runner.model, runner.optim_wrapper,
+                     runner.param_schedulers)
     for name, value in runner.model.state_dict().items():
         assert torch.equal(value, initial[name]), name
     assert runner.optim_wrapper.get_lr()['lr'][0] == initial_lr
     assert not runner.optim_wrapper.optimizer.state
     assert runner.param_schedulers[0].last_step == 0
 
-    # A resumed run (epoch > 0) reads the snapshot back from disk.
+    # A resumed run (not starting) reads the snapshot back from disk.
     train_a_bit(runner)
     resumed = fake_runner(tmp_path, epoch=3)
     with torch.no_grad():
         for p in resumed.model.parameters():
             p.add_(1.0)
-    hook_after_resume = ActiveLearningHook(reset_each_round=True)
-    hook_after_resume.store = hook.store
-    hook_after_resume._initial_state = \
-        hook_after_resume._load_or_save_initial_state(resumed)
-    hook_after_resume._reset_training(resumed)
+    after_resume = InitialTrainingState(path)
+    after_resume.save_or_load(resumed.model, resumed.optim_wrapper,
+                              resumed.param_schedulers, starting=False)
+    after_resume.restore(resumed.model, resumed.optim_wrapper,
+                         resumed.param_schedulers)
     for name, value in resumed.model.state_dict().items():
         assert torch.equal(value, initial[name]), name
+    with pytest.raises(RuntimeError, match='none.pth, saved when the run'):
+        InitialTrainingState(str(tmp_path / 'none.pth')).save_or_load(
+            resumed.model, resumed.optim_wrapper, resumed.param_schedulers,
+            starting=False)
 
 
 @POOL_SAMPLERS.register_module()
 class RecordingSampler(BasePoolSampler):
     """Scores each item by its value and records the model's mode."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, diversity=False):
+        super().__init__(diversity=diversity)
         self.modes = []
 
     def score_batch(self, model, data_batch):
@@ -81,34 +91,74 @@ class RecordingSampler(BasePoolSampler):
 
 
 def test_scoring_runs_in_eval_mode_and_restores_train_mode(tmp_path):
-    runner = fake_runner(tmp_path)
-    runner.model.train()
-    hook = ActiveLearningHook(pool_sampler=dict(type='RecordingSampler'),
-                              pool_dataloader=dict(batch_size=3))
-    hook._pool_dataset = [10.0 * i for i in range(8)]
-    scores = hook._score(runner, np.array([1, 4, 6, 7]))
-    assert scores.tolist() == [10.0, 40.0, 60.0, 70.0]
-    assert hook.pool_sampler.modes == [False, False]
-    assert runner.model.training
+    model = fake_runner(tmp_path).model.train()
+    sampler = RecordingSampler()
+    scores = score_in_eval_mode(
+        lambda batch: sampler.score_batch(model, batch), model,
+        [10.0 * i for i in range(8)], [1, 4, 6, 7], batch_size=3)
+    assert scores == [10.0, 40.0, 60.0, 70.0]
+    assert sampler.modes == [False, False]
+    assert model.training
 
 
-def test_query_labels_the_top_scores_and_writes_the_round(tmp_path):
-    runner = fake_runner(tmp_path)
-    runner.train_loop = SimpleNamespace(max_epochs=2, dataloader=[0, 1])
-    hook = ActiveLearningHook(pool_sampler=dict(type='RecordingSampler'),
-                              budget=2, pool_subset=4, seed=1)
-    hook.state = PoolState([f'{i}.jpg' for i in range(10)], seed=1)
-    hook.state.add_round([0, 1])
-    hook.store = RoundStore(str(tmp_path / 'rounds'))
-    hook.store.save_round(hook.state)  # as before_run does
-    hook.sampler = SimpleNamespace(set_labeled=lambda idx: None)
-    hook._pool_dataset = [float(i) for i in range(10)]
-    selected = hook.query(runner, 1)
-    subset = hook.state.round_rng(1).choice(
+class TenItems:
+    """A labeled pool of 10 items named by their index."""
+    metainfo = {}
+
+    def __len__(self):
+        return 10
+
+    def get_data_info(self, index):
+        return dict(img_path=f'{index}.jpg')
+
+
+def pipeline(folder, sampler, budget=2, pool_subset=4, seed=1):
+    """A round pipeline over a pool of 10 items whose data (and score) is
+    their index, with items 0 and 1 labeled in round 0."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / 'initial.json').write_text('[0, 1]')
+    pool = TenItems()
+    state = PoolState([f'{i}.jpg' for i in range(10)], seed=seed)
+    store = RoundStore(str(folder / 'rounds'))
+    units = ImageUnits(budget)
+    rounds = RoundPipeline(
+        sampler, units, SimulatedOracle(pool), state, store,
+        RoundRecorder(store, state, units, pool, str(folder), 'unit'),
+        pool_dataset=lambda: [float(i) for i in range(10)],
+        pool_subset=pool_subset, pool_dataloader=dict(batch_size=3))
+    rounds.label_initial_set(0, initial_file=str(folder / 'initial.json'))
+    return rounds
+
+
+def test_a_round_labels_the_top_scores_and_writes_the_round(tmp_path):
+    rounds = pipeline(tmp_path, RecordingSampler())
+    model = fake_runner(tmp_path).model
+    query = rounds.run(1, model, epoch=1)
+    subset = rounds.state.round_rng(1).choice(
         np.arange(2, 10), size=4, replace=False)
-    assert sorted(selected.tolist()) == sorted(subset.tolist())[-2:]
-    assert hook.store.rounds() == [0, 1]
+    assert sorted(query.indices.tolist()) == sorted(subset.tolist())[-2:]
+    assert rounds.store.rounds() == [0, 1]
+    assert set(query.scores) == set(subset.tolist())
     assert '| 1 | 4 | 0.4 | 2 |' in open(tmp_path / 'report.md').read()
+    assert not rounds.is_exhausted()
+
+
+def test_image_queries_pick_through_the_samplers_diversity(tmp_path):
+    """diversity=True reaches item queries: k-means++ over the scores
+    (best first, then far from it), not the top-k."""
+    model = fake_runner(tmp_path).model
+    top = pipeline(tmp_path / 'top', RecordingSampler(), budget=3,
+                   pool_subset=None)
+    assert top.run(1, model, 1).indices.tolist() == [9, 8, 7]
+    diverse = pipeline(tmp_path / 'diverse',
+                       RecordingSampler(diversity=True), budget=3,
+                       pool_subset=None)
+    picked = diverse.run(1, model, 1).indices.tolist()
+    assert picked[0] == 9 and len(set(picked)) == 3
+    assert picked != [9, 8, 7]
+    expected = kmeans_pp_seeding(
+        np.arange(2, 10, dtype=float), 3, diverse.state.round_rng(1))
+    assert picked == (expected + 2).tolist()
 
 
 @pytest.mark.parametrize('fields, message', [

@@ -1,14 +1,16 @@
 """Region and pixel queries: greedy windows, budgets, revealed pixels."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsaal.engine.pixel_query import PixelQuery
-from mmsaal.pool import RevealedPixels, RoundStore, load_masks, save_masks
-from mmsaal.regions import (rank_pixels, rank_regions, take_pool_wide,
-                            units_mask)
+from mmsaal.pool import PoolState, RevealedPixels, load_masks, save_masks
+from mmsaal.pool_samplers import BasePoolSampler
+from mmsaal.regions import rank_pixels, rank_regions, units_mask
+from mmsaal.rounds import PixelUnits, pick_units
 
 
 def brute_force_regions(score_map, size, count, blocked):
@@ -60,70 +62,128 @@ def test_pixels_rank_by_score_then_position_and_skip_revealed():
     np.testing.assert_allclose(scores, [0.9, 0.9, 0.5, 0.2], rtol=1e-6)
 
 
-def test_pool_wide_merge_equals_one_greedy_pass_over_the_pool():
+class MapSampler(BasePoolSampler):
+    """Scores every pixel with a given map (by image path)."""
+
+    def __init__(self, maps, diversity=False):
+        super().__init__(diversity=diversity)
+        self.maps = maps
+
+    def score_maps(self, model, data_batch):
+        return [self.maps[s.img_path] for s in data_batch['data_samples']]
+
+
+def pixel_units(tmp_path, shapes, granularity='region', per_image=True,
+                fraction=0.1):
+    return PixelUnits(granularity, 4, per_image, fraction,
+                      [f'{i}.png' for i in range(len(shapes))],
+                      str(tmp_path / 'revealed'), shapes=shapes)
+
+
+def select_round(units, sampler, state, seed=0):
+    """What a round picks: candidates, ranked units, the sampler's pick."""
+    candidates = units.candidates(state)
+    budget = units.round_budget(state, candidates)
+    units.prepare(sampler, state, budget)
+    batch = dict(data_samples=[
+        SimpleNamespace(img_path=units.paths[i]) for i in candidates
+    ])
+    table = units.table(candidates, units.score_batch(sampler, None, batch))
+    picked = pick_units(sampler, table, budget, np.random.default_rng(seed))
+    return units.query(table, picked, {})
+
+
+def test_a_pool_wide_pick_is_one_greedy_pass_over_the_pool(tmp_path):
     rng = np.random.default_rng(3)
-    maps = {i: rng.random((9, 9)) for i in range(4)}
-    ranked = {}
-    for i, score_map in maps.items():
-        corners, scores = rank_regions(torch.from_numpy(score_map), 3, 20)
-        ranked[i] = dict(corners=corners, scores=scores, shape=(9, 9))
-    taken = take_pool_wide(ranked, 7)
-    assert sum(taken.values()) == 7
-    # Brute force: the 7 best of all regions, each image's in greedy order.
-    pooled = sorted(((s, i) for i, r in ranked.items() for s in r['scores']),
+    shapes = [(9, 9)] * 4
+    maps = {f'{i}.png': torch.from_numpy(rng.random(s)).float()
+            for i, s in enumerate(shapes)}
+    units = PixelUnits('region', 3, False, 7 * 9 / (4 * 81),
+                       list(maps), str(tmp_path), shapes=shapes)
+    state = PoolState(list(maps), pixels=True)
+    query = select_round(units, MapSampler(maps), state)
+    assert sum(len(u['scores']) for u in query.units.values()) == 7
+    # Brute force: the 7 best of all greedy regions, each image's in its
+    # greedy order.
+    ranked = {
+        i: rank_regions(maps[f'{i}.png'], 3, 7)[1] for i in range(4)
+    }
+    pooled = sorted(((s, i) for i, r in ranked.items() for s in r),
                     key=lambda t: -t[0])[:7]
     expected = {}
-    for _, i in pooled:
-        expected[i] = expected.get(i, 0) + 1
-    assert taken == expected
-
-
-def query(tmp_path, granularity='region', per_image=True):
-    return PixelQuery(granularity, 4, per_image,
-                      RoundStore(str(tmp_path / 'rounds')))
+    for score, i in pooled:
+        expected.setdefault(i, []).append(score)
+    assert {i: u['scores'] for i, u in query.units.items()} == expected
 
 
 @pytest.mark.parametrize('granularity, per_image', [
     ('region', True), ('region', False), ('pixel', True), ('pixel', False)])
 def test_the_budget_is_spent_exactly(tmp_path, granularity, per_image):
-    pixel_query = query(tmp_path, granularity, per_image)
     shapes = [(16, 32), (16, 32), (24, 16)]
     fraction = 0.1
-    total = pixel_query.total_units(shapes, fraction)
-    ranked = {}
+    units = pixel_units(tmp_path, shapes, granularity, per_image, fraction)
     rng = np.random.default_rng(0)
-    for i, shape in enumerate(shapes):
-        score_map = torch.from_numpy(rng.random(shape))
-        ranked[i] = pixel_query.rank(
-            score_map, i, pixel_query.max_units(shape, fraction, total))
-    chosen = pixel_query.select(ranked, total)
-    revealed = pixel_query.reveal(chosen, shapes)
+    maps = {p: torch.from_numpy(rng.random(s))
+            for p, s in zip(units.paths, shapes)}
+    state = PoolState(units.paths, pixels=True)
+    revealed = state.reveal_round(
+        units.revealed_masks(select_round(units, MapSampler(maps), state)))
     area = 16 if granularity == 'region' else 1
     if per_image:
         for i, shape in enumerate(shapes):
             expected = int(fraction * shape[0] * shape[1] // area) * area
-            assert pixel_query.revealed.num_revealed([i]) == expected
+            assert state.revealed.num_revealed([i]) == expected
     else:
         assert revealed == int(fraction * sum(h * w for h, w in shapes)
                                // area) * area
+    assert state.labeled_indices().tolist() == [0, 1, 2]
+    assert state.round == 0
 
 
 def test_the_next_round_never_reveals_a_pixel_twice(tmp_path):
-    pixel_query = query(tmp_path)
     shape = (16, 16)
+    units = pixel_units(tmp_path, [shape], fraction=3 * 16 / 256)
     score_map = torch.ones(shape)
     score_map[:4, :4] = 10  # the best window, revealed in round 1
+    state = PoolState(units.paths, pixels=True)
     first = None
     for _ in range(3):
-        chosen = pixel_query.select(
-            {0: pixel_query.rank(score_map, 0, 3)}, 3)
-        first = chosen if first is None else first
-        pixel_query.reveal(chosen, [shape])
-    assert first[0]['corners'][0].tolist() == [0, 0]
-    assert pixel_query.revealed.mask(0)[:4, :4].all()
-    assert pixel_query.revealed.num_revealed() == 9 * 16
+        query = select_round(units, MapSampler({'0.png': score_map}), state)
+        first = query if first is None else first
+        state.reveal_round(units.revealed_masks(query))
+    assert first.units[0]['corners'][0].tolist() == [0, 0]
+    assert state.revealed.mask(0)[:4, :4].all()
+    assert state.revealed.num_revealed() == 9 * 16
     with pytest.raises(ValueError, match='revealed already'):
-        pixel_query.revealed.reveal(0, np.ones(shape, bool))
+        state.revealed.reveal(0, np.ones(shape, bool))
+
+
+@pytest.mark.parametrize('granularity', ['region', 'pixel'])
+def test_diversity_picks_beyond_the_top_units(tmp_path, granularity):
+    """With diversity each image offers more ranked units than its share
+    and the sampler's k-means++ picks among them: the best unit first,
+    then units far from it in score. Without it, the share is the top."""
+    shape = (32, 32)
+    units = pixel_units(tmp_path, [shape], granularity, fraction=4 * 16 /
+                        1024)
+    share = units.share(0)
+    # One share's worth of high scores in a corner, low ones elsewhere: the
+    # top-k takes the corner; the 4x candidates reach the low scores too.
+    score_map = torch.full(shape, 0.01)
+    score_map[:8, :8] = 10.0
+    score_map[0, 0] = 11.0
+    maps = {'0.png': score_map}
+    state = PoolState(units.paths, pixels=True)
+    top = select_round(units, MapSampler(maps), state).units[0]
+    diverse = select_round(units, MapSampler(maps, diversity=True),
+                           state).units[0]
+    assert len(top['scores']) == len(diverse['scores']) == share
+    assert min(top['scores']) >= 10.0
+    assert max(diverse['scores']) == max(top['scores'])
+    assert min(diverse['scores']) < 1.0  # reached the low scores
+    # Regions never overlap, whichever were picked.
+    mask = units_mask(shape, diverse['corners'], granularity, 4)
+    assert mask.sum() == share * units.area
 
 
 def test_revealed_pixels_replay_from_their_round_files(tmp_path):

@@ -12,7 +12,9 @@ from mmengine.registry import MODELS, init_default_scope
 from conftest import DEMO_CONFIG, data_options
 from mmsaal.adapters import base as adapters_base
 from mmsaal.adapters.base import checkpoint_blocks
-from mmsaal.engine.pool_dataset import build_pool_dataset
+from mmsaal.adapters.detection import (SingleStageHeads, TwoStageHeads,
+                                       head_calls)
+from mmsaal.rounds.pool_dataset import build_pool_dataset
 from mmsaal.pool_samplers import SAALSampler
 from mmsaal.testing import naive_detection_scores
 
@@ -94,7 +96,7 @@ def test_all_scope_equals_the_naive_deepcopy_procedure(batches, kind, mode):
                           score='diff', rho=0.05, **SCORING)
     adapter = sampler.adapter(model)
     for batch in data:
-        ours = adapter.losses_before_after(batch, 0.05, mode)
+        ours = adapter.instance_losses(batch, 0.05, mode)
         reference = naive_detection_scores(model, batch, rho=0.05, mode=mode,
                                            **SCORING)
         ours = np.array([[float(a), float(b)] for a, b in ours])
@@ -106,6 +108,41 @@ def test_all_scope_equals_the_naive_deepcopy_procedure(batches, kind, mode):
         np.testing.assert_allclose(ours[:, 0], reference[:, 0], rtol=1e-5)
         np.testing.assert_allclose(ours[:, 1], reference[:, 1], rtol=1e-3)
         assert reference[0][1] != reference[0][0]
+
+
+@pytest.mark.parametrize('scope', ['head', ['roi_head.', 'bbox_head.']])
+@pytest.mark.parametrize('kind, heads', [('faster_rcnn', TwoStageHeads),
+                                         ('retinanet', SingleStageHeads),
+                                         ('fcos', SingleStageHeads)])
+def test_head_calls_on_cached_features_equal_the_detectors_own_loss(
+        batches, kind, heads, scope):
+    """With backbone and neck fixed, the heads run on the cached features
+    directly; the result is the detector's own loss()/predict() with
+    extract_feat answering from the cache (the generic way), bit for bit."""
+    cfg, data = batches
+    model = detector(kind, cfg)
+    direct = SAALSampler(perturb_scope=scope, **SCORING).adapter(model)
+    generic = SAALSampler(perturb_scope=scope, **SCORING).adapter(model)
+    generic.heads = None
+    assert isinstance(direct.heads, heads)
+    for batch in data:
+        for (a0, a1), (b0, b1) in zip(
+                direct.instance_losses(batch, 0.05, 'adaptive'),
+                generic.instance_losses(batch, 0.05, 'adaptive')):
+            assert torch.equal(a0, b0) and torch.equal(a1, b1)
+
+
+def test_a_detector_with_its_own_loss_takes_the_generic_way(batches):
+    cfg, _ = batches
+    model = detector('faster_rcnn', cfg)
+
+    class OwnLoss(type(model)):
+        def loss(self, *args, **kwargs):
+            return super().loss(*args, **kwargs)
+
+    model.__class__ = OwnLoss
+    assert head_calls(model) is None
+    assert SAALSampler(**SCORING).adapter(model).heads is None
 
 
 @pytest.mark.parametrize('kind', ['faster_rcnn', 'retinanet'])
@@ -138,9 +175,9 @@ def test_head_scope_caches_features_and_shares_the_original_loss(batches):
     assert all(not n.startswith(('backbone', 'neck'))
                for n, _ in model.named_parameters()
                if any(p is _ for p in head.params))
-    (h0, h1), = head.losses_before_after(data[0], 0.05, 'adaptive')
+    (h0, h1), = head.instance_losses(data[0], 0.05, 'adaptive')
     assert len(calls) == 1  # once per batch, not once per loss pass
-    (a0, a1), = everything.losses_before_after(data[0], 0.05, 'adaptive')
+    (a0, a1), = everything.instance_losses(data[0], 0.05, 'adaptive')
     assert float(h0) == pytest.approx(float(a0), rel=1e-5)
     assert float(h1) != pytest.approx(float(a1), rel=1e-5)
 
@@ -154,7 +191,7 @@ def test_an_image_without_pseudo_boxes_is_scored_on_its_background(batches):
     # A plain SAM step: its ascent (~0.15 here) dwarfs the jitter of the
     # RPN's near-tied proposals under untrained weights (~1e-3 and
     # platform-dependent), which can outweigh an adaptive step's ascent.
-    (before, after), = adapter.losses_before_after(data[0], 0.05, 'sam')
+    (before, after), = adapter.instance_losses(data[0], 0.05, 'sam')
     assert torch.isfinite(before) and before > 0
     assert after > before + 0.01
     assert data_sample['data_samples'][0].img_path
@@ -210,3 +247,14 @@ def test_checkpointed_backbone_scores_the_same_and_is_restored(
     assert not calls  # 'head': the backbone runs once, without autograd
     assert all(block.with_cp for block in blocks)
     assert not any('forward' in block.__dict__ for block in blocks)
+
+
+def test_a_segmentation_field_is_refused_for_a_detector(batches):
+    cfg, data = batches
+    model = detector('faster_rcnn', cfg)
+    with pytest.raises(ValueError,
+                       match='score_resolution=0.5 does not apply to a '
+                       'FasterRCNN'):
+        SAALSampler(score_resolution=0.5).adapter(model)
+    with pytest.raises(NotImplementedError, match='scores whole items'):
+        SAALSampler().score_maps(model, data[0])

@@ -8,7 +8,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import MODELS, init_default_scope
 
 from conftest import SEG_DEMO_CONFIG, seg_data_options
-from mmsaal.engine.pool_dataset import build_pool_dataset
+from mmsaal.rounds.pool_dataset import build_pool_dataset
 from mmsaal.pool_samplers import EntropySampler, RIPUSampler, SAALSampler
 from mmsaal.pool_samplers.ripu import region_impurity_uncertainty
 from mmsaal.testing import naive_segmentation_maps
@@ -49,7 +49,7 @@ def test_loss_maps_equal_the_naive_procedure(seg_setup, scope, prefixes,
                                              mode):
     model, batch = seg_setup
     adapter = SAALSampler(perturb_scope=scope).adapter(model)
-    got = adapter.loss_maps(batch, rho=0.05, mode=mode)
+    got = adapter.instance_losses(batch, rho=0.05, mode=mode)
     expected = naive_segmentation_maps(model, batch, 0.05, mode, prefixes)
     assert len(got) == 3
     for (before, after), (ref_before, ref_after) in zip(got, expected):
@@ -89,7 +89,7 @@ def test_image_scores_are_the_mean_of_the_maps(seg_setup):
         np.testing.assert_allclose(image_scores,
                                    [float(m.mean()) for m in maps],
                                    rtol=1e-6)
-    before_after = sampler.adapter(model).loss_maps(batch, 0.05, 'adaptive')
+    before_after = sampler.adapter(model).instance_losses(batch, 0.05, 'adaptive')
     diff_maps = SAALSampler(score='diff').score_maps(model, batch)
     for (before, after), diff in zip(before_after, diff_maps):
         torch.testing.assert_close(diff, after - before)
@@ -152,3 +152,26 @@ def test_baselines_score_pixels_of_the_prediction(seg_setup):
     assert [m.shape for m in ripu] == [m.shape for m in entropy]
     np.testing.assert_allclose(RIPUSampler().score_batch(model, batch),
                                [float(m.mean()) for m in ripu], rtol=1e-6)
+
+
+def test_the_adapter_comes_from_the_registry_and_refuses_other_tasks(
+        seg_setup):
+    """A segmentor finds SegmentationSAAL through its class; a detection
+    field set for it is an error that names the field."""
+    from mmsaal.adapters import find_adapter
+    from mmsaal.adapters.segmentation import SegmentationSAAL
+    model, batch = seg_setup
+    assert find_adapter(model) is SegmentationSAAL
+    with pytest.raises(ValueError, match='score_thr=0.5 does not apply'):
+        SAALSampler(score_thr=0.5).adapter(model)
+    with pytest.raises(TypeError, match='no adapter for Linear'):
+        find_adapter(torch.nn.Linear(2, 2))
+    # Built once for the round's batches, and gone afterwards.
+    sampler = SAALSampler()
+    with sampler.scoring(model):
+        adapter = sampler._adapter
+        first = sampler.score_maps(model, batch)
+        assert sampler._adapter is adapter
+    assert sampler._adapter is None
+    for a, b in zip(first, SAALSampler().score_maps(model, batch)):
+        assert torch.equal(a, b)

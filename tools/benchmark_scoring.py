@@ -38,7 +38,7 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmsaal  # noqa: F401
-from mmsaal.engine.pool_dataset import build_pool_dataset
+from mmsaal.rounds.pool_dataset import build_pool_dataset
 from mmsaal.pool_samplers import SAALSampler
 from mmsaal.testing import naive_detection_scores, naive_segmentation_maps
 

@@ -20,7 +20,7 @@ import os.path as osp
 
 from mmengine.config import Config
 
-from mmsaal.engine.pool_dataset import pool_dataset_cfg
+from mmsaal.rounds.pool_dataset import pool_dataset_cfg
 from mmsaal.pool import RoundStore, write_text_atomic
 from mmsaal.utils import work_dir_config
 

@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 
 import mmsaal  # noqa: F401  (registers modules, allows mmengine checkpoints)
 from mmsaal.apis import setup_active_learning
-from mmsaal.engine.human_oracle import AwaitingLabels
+from mmsaal.rounds.oracles import AwaitingLabels
 
 
 def parse_args():

@@ -1,7 +1,33 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-"""Task adapters: they turn a detector or segmentor into per-instance loss
-closures for :func:`mmsaal.perturbed_loss`. Each imports its own OpenMMLab
-library lazily, so mmsaal works with either installed."""
+"""Task adapters: they turn a model into per-instance SAAL losses
+``(L0, L1)`` for :func:`mmsaal.perturbed_loss`, one interface for every task
+(:meth:`instance_losses`). They are registered in ``SAAL_ADAPTERS`` under
+the model class they serve; each needs its own OpenMMLab library, and one
+that is not installed is simply not registered."""
+import contextlib
+import importlib
+
+from mmsaal.registry import SAAL_ADAPTERS
 from .base import perturbed_parameters
 
-__all__ = ['perturbed_parameters']
+BUILTIN = ('mmsaal.adapters.detection', 'mmsaal.adapters.segmentation')
+
+
+def find_adapter(model) -> type:
+    """The adapter class registered for ``model``'s class or its nearest
+    registered base class."""
+    for module in BUILTIN:  # imported on first use: mmdet / mmseg are heavy
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    for cls in type(model).__mro__:
+        adapter = SAAL_ADAPTERS.module_dict.get(cls.__name__)
+        if adapter is not None:
+            return adapter
+    known = ', '.join(sorted(SAAL_ADAPTERS.module_dict))
+    raise TypeError(
+        f'SAAL has no adapter for {type(model).__name__}: it scores models '
+        f'derived from {known}. Register one in mmsaal.registry.'
+        f'SAAL_ADAPTERS under your model class name.')
+
+
+__all__ = ['find_adapter', 'perturbed_parameters']

@@ -1,13 +1,17 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """SAAL over MMDetection detectors: pseudo boxes and per-image losses."""
 import contextlib
-from typing import List, Optional, Sequence
+import copy
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
+from mmdet.models.utils import unpack_gt_instances
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
+from mmsaal.registry import SAAL_ADAPTERS
 from mmsaal.sharpness import perturbed_loss
 from .base import (PerturbScope, backbone_checkpointing, cached_stage,
                    compute_cached_stage, instance_seed, perturbed_parameters,
@@ -31,13 +35,110 @@ def pseudo_sample(sample: DetDataSample, prediction: DetDataSample,
     return pseudo
 
 
+class TwoStageHeads:
+    """The RPN and RoI heads of a ``TwoStageDetector`` called on cached
+    features: mmdet's ``TwoStageDetector.loss`` / ``predict`` written out,
+    so that the RPN's raw output (``first``) serves the prediction and the
+    unperturbed loss alike.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    def first(self, feats: Tuple[torch.Tensor]) -> tuple:
+        return self.model.rpn_head(feats)
+
+    def predict(self, feats: Tuple[torch.Tensor], first: tuple,
+                sample: DetDataSample) -> DetDataSample:
+        proposals = self.model.rpn_head.predict_by_feat(
+            *first, batch_img_metas=[sample.metainfo], rescale=False)
+        results = self.model.roi_head.predict(
+            feats, proposals, [sample], rescale=False)
+        return self.model.add_pred_to_datasample([sample], results)[0]
+
+    def loss(self, feats: Tuple[torch.Tensor], first: tuple,
+             sample: DetDataSample) -> dict:
+        model = self.model
+        # The RPN is class-agnostic: its targets have label 0.
+        rpn_sample = copy.deepcopy(sample)
+        rpn_sample.gt_instances.labels = torch.zeros_like(
+            rpn_sample.gt_instances.labels)
+        gts, ignored, metas = unpack_gt_instances([rpn_sample])
+        losses = model.rpn_head.loss_by_feat(*first, gts, metas, ignored)
+        proposals = model.rpn_head.predict_by_feat(
+            *first,
+            batch_img_metas=metas,
+            cfg=model.train_cfg.get('rpn_proposal', model.test_cfg.rpn))
+        for key in list(losses):  # as mmdet names them
+            if 'loss' in key and 'rpn' not in key:
+                losses[f'rpn_{key}'] = losses.pop(key)
+        losses.update(model.roi_head.loss(feats, proposals, [sample]))
+        return losses
+
+
+class SingleStageHeads:
+    """The dense head of a ``SingleStageDetector`` called on cached
+    features: mmdet's ``SingleStageDetector.loss`` / ``predict`` written
+    out, so that the head's raw output (``first``) serves the prediction
+    and the unperturbed loss alike.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    def first(self, feats: Tuple[torch.Tensor]) -> tuple:
+        return self.model.bbox_head(feats)
+
+    def predict(self, feats: Tuple[torch.Tensor], first: tuple,
+                sample: DetDataSample) -> DetDataSample:
+        results = self.model.bbox_head.predict_by_feat(
+            *first, batch_img_metas=[sample.metainfo], rescale=False)
+        return self.model.add_pred_to_datasample([sample], results)[0]
+
+    def loss(self, feats: Tuple[torch.Tensor], first: tuple,
+             sample: DetDataSample) -> dict:
+        gts, ignored, metas = unpack_gt_instances([sample])
+        return self.model.bbox_head.loss_by_feat(*first, gts, metas, ignored)
+
+
+def head_calls(model: torch.nn.Module):
+    """:class:`TwoStageHeads` or :class:`SingleStageHeads` when ``model``
+    runs mmdet's own ``loss`` / ``predict`` of those classes over dense heads
+    that keep ``BaseDenseHead``'s; None for any other detector (DETR-like,
+    cascades of custom logic, overridden methods), which goes the generic
+    way."""
+
+    def own(obj, base, *names) -> bool:
+        return all(
+            getattr(type(obj), n) is getattr(base, n) for n in names)
+
+    if isinstance(model, TwoStageDetector) and model.with_rpn and own(
+            model, TwoStageDetector, 'loss', 'predict') and own(
+                model.rpn_head, BaseDenseHead, 'loss_and_predict',
+                'predict'):
+        return TwoStageHeads(model)
+    if isinstance(model, SingleStageDetector) and own(
+            model, SingleStageDetector, 'loss', 'predict') and isinstance(
+                model.bbox_head, BaseDenseHead) and own(
+                    model.bbox_head, BaseDenseHead, 'loss', 'predict'):
+        return SingleStageHeads(model)
+    return None
+
+
+@SAAL_ADAPTERS.register_module(name='BaseDetector')
 class DetectionSAAL:
     """Per-image SAAL scores of an mmdet detector.
 
-    The detector's own ``loss()`` against its pseudo boxes is the closure,
-    so any detector whose ``loss`` and ``predict`` go through
-    ``extract_feat`` works (two-stage, one-stage, DETR-like). The unperturbed
-    stages run once per batch without autograd.
+    The closure is the detector's training loss against its pseudo boxes.
+    The unperturbed stages run once per batch without autograd. With the
+    backbone and neck fixed (``perturb_scope='head'``), two-stage and
+    single-stage detectors that keep mmdet's ``loss`` / ``predict`` run
+    their heads on the cached features directly (:func:`head_calls`).
+    Every other case takes the generic way: the detector's own ``loss()``
+    and ``predict()``, with ``extract_feat`` (or the backbone) answering
+    from the cache for the duration of the call, so any detector whose
+    ``loss`` and ``predict`` go through ``extract_feat`` works (DETR-like
+    ones too).
 
     Args:
         model (nn.Module): An mmdet ``BaseDetector``.
@@ -52,6 +153,11 @@ class DetectionSAAL:
             scoring when it moves (see :func:`checkpointed_blocks`); None
             follows the blocks' own ``with_cp``.
     """
+
+    #: ``SAALSampler`` fields that belong to this task.
+    OPTIONS = ('score_thr', 'max_pseudo_per_img', 'loss_terms', 'seed')
+    #: Whether :meth:`instance_losses` gives per-pixel maps.
+    PIXEL_MAPS = False
 
     def __init__(self,
                  model: torch.nn.Module,
@@ -70,6 +176,8 @@ class DetectionSAAL:
         self.loss_terms = loss_terms
         self.seed = seed
         self.with_cp = with_cp
+        self.heads = head_calls(model) \
+            if self.stage == 'extract_feat' else None
         self.first_stage = self._first_moving_stage()
         # A first stage none of whose weights move serves the perturbed
         # pass as well (e.g. the RPN when only the RoI head is perturbed).
@@ -108,9 +216,8 @@ class DetectionSAAL:
                     else self.model.backbone
                 attr = 'extract_feat' if self.stage == 'extract_feat' \
                     else 'forward'
-                sliced = type(cache)(level[index:index + 1]
-                                     for level in cache)
-                stack.enter_context(replaced_forward(owner, attr, sliced))
+                stack.enter_context(
+                    replaced_forward(owner, attr, _sliced(cache, index)))
             if first_output is not None:
                 stack.enter_context(
                     replaced_forward(*self.first_stage, first_output))
@@ -121,6 +228,9 @@ class DetectionSAAL:
         if self.first_stage is None:
             return None
         module, attr = self.first_stage
+        if self.heads is not None:
+            with torch.set_grad_enabled(self.first_stage_moves):
+                return self.heads.first(_sliced(cache, index))
         with torch.set_grad_enabled(self.first_stage_moves), \
                 self._stages(cache, index):
             if self.stage == 'extract_feat':
@@ -129,21 +239,38 @@ class DetectionSAAL:
                 return module(self.model.backbone(image))
             return self.model.extract_feat(image)
 
+    def _predict(self, image: torch.Tensor, cache, index: int,
+                 sample: DetDataSample, first_output) -> DetDataSample:
+        """The detections of image ``index`` (no autograd)."""
+        with torch.no_grad():
+            if self.heads is not None:
+                return self.heads.predict(
+                    _sliced(cache, index), first_output, sample)
+            with self._stages(cache, index, first_output):
+                return self.model.predict(image, [sample], rescale=False)[0]
+
     def loss(self, image: torch.Tensor, cache, index: int,
              sample: DetDataSample, first_output=None) -> torch.Tensor:
-        """The summed training loss of image ``index`` against ``sample``."""
-        with seeded(instance_seed(self.seed, sample.img_path)), \
-                self._stages(cache, index, first_output):
-            losses = self.model.loss(image, [sample])
+        """The summed training loss of image ``index`` against ``sample``;
+        ``first_output`` (None: recomputed) is the first moving stage's."""
+        with seeded(instance_seed(self.seed, sample.img_path)):
+            if self.heads is not None:
+                feats = _sliced(cache, index)
+                if first_output is None:
+                    first_output = self.heads.first(feats)
+                losses = self.heads.loss(feats, first_output, sample)
+            else:
+                with self._stages(cache, index, first_output):
+                    losses = self.model.loss(image, [sample])
         return sum_losses(losses, self.loss_terms)
 
-    def losses_before_after(self, data_batch: dict, rho: float,
-                            mode: str) -> List[tuple]:
-        """``(L0, L1)`` of every image of a collated batch."""
+    def instance_losses(self, data_batch: dict, rho: float,
+                        mode: str) -> List[tuple]:
+        """``(L0, L1)`` of every image of a collated batch, scalars."""
         with backbone_checkpointing(self.model, self.stage, self.with_cp):
-            return self._losses_before_after(data_batch, rho, mode)
+            return self._instance_losses(data_batch, rho, mode)
 
-    def _losses_before_after(self, data_batch: dict, rho: float,
+    def _instance_losses(self, data_batch: dict, rho: float,
                              mode: str) -> List[tuple]:
         data = self.model.data_preprocessor(data_batch, False)
         inputs, samples = data['inputs'], data['data_samples']
@@ -153,9 +280,8 @@ class DetectionSAAL:
         for index, sample in enumerate(samples):
             image = inputs[index:index + 1]
             first_output = self._first_output(image, cache, index)
-            with torch.no_grad(), self._stages(cache, index, first_output):
-                prediction = self.model.predict(
-                    image, [sample], rescale=False)[0]
+            prediction = self._predict(image, cache, index, sample,
+                                       first_output)
             pseudo = pseudo_sample(sample, prediction, self.score_thr,
                                    self.max_pseudo_per_img)
             # The first call (original weights) reuses ``first_output``;
@@ -171,3 +297,8 @@ class DetectionSAAL:
             results.append(
                 perturbed_loss(closure, self.params, rho=rho, mode=mode))
         return results
+
+
+def _sliced(cache, index: int):
+    """Image ``index``'s share of batched multi-level features."""
+    return type(cache)(level[index:index + 1] for level in cache)

@@ -7,11 +7,11 @@ import torch.nn.functional as F
 from mmseg.models.utils import resize
 from mmseg.structures import SegDataSample
 
+from mmsaal.pool import IGNORE_INDEX
+from mmsaal.registry import SAAL_ADAPTERS
 from mmsaal.sharpness import perturbed_loss
 from .base import (PerturbScope, backbone_checkpointing, cached_stage,
                    compute_cached_stage, perturbed_parameters)
-
-IGNORE_INDEX = 255
 
 
 def valid_box(sample: SegDataSample, size: Tuple[int, int],
@@ -36,6 +36,7 @@ def to_original_size(loss_map: torch.Tensor,
         align_corners=False)[0, 0]
 
 
+@SAAL_ADAPTERS.register_module(name='EncoderDecoder')
 class SegmentationSAAL:
     """Per-pixel SAAL loss maps of an mmseg ``EncoderDecoder``.
 
@@ -59,6 +60,11 @@ class SegmentationSAAL:
             :func:`~mmsaal.adapters.base.checkpointed_blocks`); None follows
             the blocks' own ``with_cp``.
     """
+
+    #: ``SAALSampler`` fields that belong to this task.
+    OPTIONS = ('score_resolution', )
+    #: Whether :meth:`instance_losses` gives per-pixel maps.
+    PIXEL_MAPS = True
 
     def __init__(self,
                  model: torch.nn.Module,
@@ -111,8 +117,8 @@ class SegmentationSAAL:
             total = total + losses
         return total[0]
 
-    def loss_maps(self, data_batch: dict, rho: float,
-                  mode: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    def instance_losses(self, data_batch: dict, rho: float,
+                        mode: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
         """Per-pixel losses before and after the perturbation.
 
         Args:
@@ -125,9 +131,9 @@ class SegmentationSAAL:
             each ``(H, W)`` at the image's original size, on CPU.
         """
         with backbone_checkpointing(self.model, self.stage, self.with_cp):
-            return self._loss_maps(data_batch, rho, mode)
+            return self._instance_losses(data_batch, rho, mode)
 
-    def _loss_maps(self, data_batch: dict, rho: float,
+    def _instance_losses(self, data_batch: dict, rho: float,
                    mode: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
         data = self.model.data_preprocessor(data_batch, False)
         inputs, samples = data['inputs'], data['data_samples']

@@ -5,6 +5,8 @@ import os.path as osp
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
+from mmsaal.pool import revealed_mask_dir
+
 HOOK_TYPE = 'mmsaal.ActiveLearningHook'
 SAMPLER_TYPE = 'mmsaal.LabeledSetSampler'
 PLAIN_SAMPLERS = ('DefaultSampler', 'mmengine.DefaultSampler')
@@ -76,9 +78,9 @@ def setup_active_learning(cfg: Config) -> Config:
             logger='current')
     train_cfg.max_epochs = max_epochs
     cfg.train_cfg = train_cfg
-    revealed_dir = osp.join(
-        cfg.get('work_dir') or '.', settings.get('state_dir', 'rounds'),
-        'revealed')
+    revealed_dir = revealed_mask_dir(
+        osp.join(cfg.get('work_dir') or '.', settings.get('state_dir',
+                                                           'rounds')))
     for step in _pipeline_steps(cfg.train_dataloader.dataset):
         if str(step.get('type', '')).endswith('LoadRevealedAnnotations') \
                 and step.get('revealed_dir') is None:

@@ -7,6 +7,7 @@ from typing import List
 import numpy as np
 from mmseg.datasets import BaseSegDataset, CityscapesDataset
 
+from mmsaal.pool import IGNORE_INDEX
 from mmsaal.registry import DATASETS
 
 #: Cityscapes label id -> train id (cityscapesScripts ``labels.py``); GTA5
@@ -15,7 +16,6 @@ LABEL_ID_TO_TRAIN_ID = {
     7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
     23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18
 }
-IGNORE_INDEX = 255
 
 
 def label_ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:

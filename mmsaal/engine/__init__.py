@@ -1,5 +1,5 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 from .hooks import *  # noqa: F401,F403
-from .scoring import score_candidates, unwrap_model
+from .training_reset import InitialTrainingState
 
-__all__ = ['score_candidates', 'unwrap_model']
+__all__ = ['InitialTrainingState']

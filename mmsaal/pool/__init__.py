@@ -1,11 +1,14 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-from .revealed import RevealedPixels, load_masks, save_masks
+"""The labeled state of the pool and its round files: what is labeled
+(items, and pixels of items), since which round, persisted per round."""
+from .revealed import IGNORE_INDEX, RevealedPixels, load_masks, save_masks
 from .state import UNLABELED, PoolState, draw_initial_set, fingerprint
 from .store import (RoundStore, dump_json_atomic, read_initial_file,
-                    write_text_atomic)
+                    revealed_mask_dir, write_text_atomic)
 
 __all__ = [
-    'UNLABELED', 'PoolState', 'RevealedPixels', 'load_masks', 'save_masks', 'RoundStore', 'draw_initial_set',
-    'dump_json_atomic', 'fingerprint', 'read_initial_file',
+    'IGNORE_INDEX', 'UNLABELED', 'PoolState', 'RevealedPixels', 'load_masks',
+    'save_masks', 'RoundStore', 'draw_initial_set', 'dump_json_atomic',
+    'fingerprint', 'read_initial_file', 'revealed_mask_dir',
     'write_text_atomic'
 ]

@@ -8,6 +8,8 @@ from typing import Dict, Iterable, Optional, Tuple
 import numpy as np
 
 Shape = Tuple[int, int]
+#: The label of a pixel nobody labeled (mmseg's ``ignore_index``).
+IGNORE_INDEX = 255
 
 
 def save_masks(path: str, masks: Iterable[Tuple[int, np.ndarray]]) -> None:

@@ -1,9 +1,11 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Which pool items are labeled, and since which round."""
 import hashlib
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from .revealed import RevealedPixels
 
 UNLABELED = -1
 
@@ -29,18 +31,29 @@ class PoolState:
     ``labelled_map``. Labeled and unlabeled are disjoint and complete by
     construction, and an item is never labeled twice.
 
+    When the pool is labeled pixel by pixel (region and pixel queries), the
+    state also holds the :class:`~mmsaal.pool.RevealedPixels`, and an item
+    counts as labeled from the round that revealed its first pixel: both
+    change together in :meth:`reveal_round`, so they never disagree.
+
     Args:
         item_names (Sequence[str]): A name per pool item (its image path,
             relative to the data root), in dataset order.
         seed (int): The seed of the experiment's draws. Defaults to 0.
+        pixels (bool): Whether items are labeled pixel by pixel. Defaults
+            to False.
     """
 
-    def __init__(self, item_names: Sequence[str], seed: int = 0) -> None:
+    def __init__(self,
+                 item_names: Sequence[str],
+                 seed: int = 0,
+                 pixels: bool = False) -> None:
         self.item_names = list(item_names)
         self.seed = int(seed)
         self.labeled_round = np.full(
             len(self.item_names), UNLABELED, dtype=np.int64)
         self.round = -1
+        self.revealed = RevealedPixels() if pixels else None
 
     @property
     def pool_size(self) -> int:
@@ -87,6 +100,38 @@ class PoolState:
         self.round += 1
         self.labeled_round[indices] = self.round
         return self.round
+
+    def reveal_round(self, masks: Iterable[Tuple[int, np.ndarray]]) -> int:
+        """Reveal pixels as the next round (pixel-labeled pools).
+
+        Args:
+            masks (Iterable[tuple[int, np.ndarray]]): ``(pool position, bool
+                mask)`` of the pixels to reveal, none revealed before.
+
+        Returns:
+            int: Pixels revealed. The images revealed for the first time
+            are labeled in the new round.
+        """
+        if self.revealed is None:
+            raise RuntimeError('this pool is labeled item by item; '
+                               'reveal_round is for pixel-labeled pools')
+        touched, revealed = set(), 0
+        for index, mask in masks:
+            revealed += self.revealed.reveal(index, mask)
+            touched.add(int(index))
+        touched = np.asarray(sorted(touched), dtype=np.int64)
+        self.add_round(touched[self.labeled_round[touched] == UNLABELED])
+        return revealed
+
+    def check_revealed(self, where: str) -> None:
+        """The images with revealed pixels must be the labeled ones (after
+        a replay of the round files)."""
+        if self.revealed is not None and (self.revealed.indices !=
+                                          self.labeled_indices().tolist()):
+            raise RuntimeError(
+                f'the revealed masks in {where} cover other images than the '
+                f'labeled set of round {self.round}: the round folders were '
+                f'edited by hand. Restore them.')
 
     def state_dict(self) -> Dict:
         """Plain-python state (JSON- and ``weights_only``-safe)."""

@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from .state import PoolState
 
+MASK_DIR = 'revealed'
 ROUND_DIR = re.compile(r'^round_(\d+)$')
 QUERY_DIR = re.compile(r'^query_(\d+)$')
 TMP_PREFIX = '.incomplete_'
@@ -59,6 +60,12 @@ class RoundStore:
 
     def __init__(self, root: str) -> None:
         self.root = root
+
+    @property
+    def mask_dir(self) -> str:
+        """Where the revealed-pixel masks are exported for training
+        (``LoadRevealedAnnotations``): see :func:`revealed_mask_dir`."""
+        return revealed_mask_dir(self.root)
 
     def round_dir(self, round_idx: int) -> str:
         return osp.join(self.root, f'round_{round_idx:02d}')
@@ -182,7 +189,8 @@ class RoundStore:
             shutil.rmtree(self.query_dir(round_idx))
 
     def load_latest(self, state: PoolState) -> int:
-        """Load the latest finished round into ``state``.
+        """Load the latest finished round into ``state``; for a
+        pixel-labeled pool, replay every round's ``revealed.npz`` too.
 
         Returns:
             int: The round loaded, or -1 when there is none.
@@ -195,6 +203,11 @@ class RoundStore:
                 raise RuntimeError(
                     f'{path} holds round {state.round}, not {latest}: the '
                     f'round folders were renamed or mixed up by hand.')
+            if state.revealed is not None:
+                for round_idx in range(latest + 1):
+                    state.revealed.load_round(
+                        osp.join(self.round_dir(round_idx), 'revealed.npz'))
+                state.check_revealed(self.root)
         return latest
 
     def write_metrics(self, round_idx: int, metrics: Dict) -> None:
@@ -210,6 +223,13 @@ class RoundStore:
         for name in os.listdir(self.root):
             if name.startswith(TMP_PREFIX):
                 shutil.rmtree(osp.join(self.root, name))
+
+
+def revealed_mask_dir(state_root: str) -> str:
+    """The folder of the revealed-pixel masks of a run whose round folders
+    are in ``state_root`` (``{work_dir}/{state_dir}``): one PNG per image,
+    named by its file stem."""
+    return osp.join(state_root, MASK_DIR)
 
 
 def read_initial_file(path: str, item_names: Sequence[str]) -> List[int]:

@@ -1,5 +1,6 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-from typing import List, Optional, Sequence
+import contextlib
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -10,9 +11,12 @@ from mmsaal.selection import kmeans_pp_seeding, top_k
 class BasePoolSampler:
     """An acquisition strategy: scores pool items and picks the query.
 
-    Subclasses implement :meth:`score_batch`; the hook runs it over the
-    candidates (batched, sharded over ranks), then calls :meth:`select`
-    once. A higher score means "label this first".
+    Subclasses implement :meth:`score_batch` (whole items) and/or
+    :meth:`score_maps` (pixels); a round runs them over the candidates
+    (batched, sharded over ranks, inside :meth:`scoring`), then calls
+    :meth:`select` on the scores of the candidate units: whole items, or
+    the ranked regions or pixels of images. A higher score means "label
+    this first".
 
     Args:
         diversity (bool): Pick by k-means++ seeding over the scores instead
@@ -24,6 +28,12 @@ class BasePoolSampler:
 
     def __init__(self, diversity: bool = False) -> None:
         self.diversity = diversity
+
+    @contextlib.contextmanager
+    def scoring(self, model: torch.nn.Module) -> Iterator[None]:
+        """The block in which a round scores with ``model``: set up what
+        every batch shares (e.g. SAAL's task adapter) once here."""
+        yield
 
     def score_batch(self, model: torch.nn.Module,
                     data_batch: dict) -> Sequence[float]:
@@ -61,11 +71,11 @@ class BasePoolSampler:
 
     def select(self, scores: Optional[np.ndarray], num_candidates: int,
                budget: int, rng: np.random.Generator) -> np.ndarray:
-        """Pick ``budget`` candidates.
+        """Pick ``budget`` candidates (items, or units of items).
 
         Args:
             scores (np.ndarray, optional): One score per candidate, or None
-                when :attr:`needs_model` is False.
+                for item queries when :attr:`needs_model` is False.
             num_candidates (int): How many candidates there are.
             budget (int): How many to pick.
             rng (np.random.Generator): The round's generator.
@@ -78,5 +88,6 @@ class BasePoolSampler:
         return top_k(scores, budget)
 
     def __repr__(self) -> str:
-        fields = ', '.join(f'{k}={v!r}' for k, v in vars(self).items())
+        fields = ', '.join(f'{k}={v!r}' for k, v in vars(self).items()
+                           if not k.startswith('_'))
         return f'{type(self).__name__}({fields})'

@@ -41,4 +41,8 @@ class RandomSampler(BasePoolSampler):
 
     def select(self, scores: Optional[np.ndarray], num_candidates: int,
                budget: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.choice(num_candidates, size=budget, replace=False)
+        """A uniform draw of items; units (regions, pixels), which come
+        scored by :meth:`score_maps`' noise, by their noise."""
+        if scores is None:
+            return rng.choice(num_candidates, size=budget, replace=False)
+        return super().select(scores, num_candidates, budget, rng)

@@ -1,9 +1,20 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-"""A person labels the query: export it, stop, take the labels back."""
+"""Step 3 of a round, labeling: who labels a query, and when labels arrive.
+
+Both oracles answer the same three calls, so the round code has no branch
+on who labels: :meth:`pending` (a query saved earlier, waiting for labels),
+:meth:`request` (ask for labels) and :meth:`wait_for_labels` (go on only
+once they are there), plus :meth:`initial_set` for round 0.
+"""
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence
 
-from mmsaal.pool.store import dump_json_atomic, write_text_atomic
+import numpy as np
+from mmengine.dist import barrier, is_main_process
+
+from mmsaal.pool import (PoolState, RoundStore, draw_initial_set,
+                         dump_json_atomic, write_text_atomic)
+from .units import ImageUnits, Query
 
 ORACLES = ('simulated', 'human')
 
@@ -26,14 +37,8 @@ def labels_present(data_info: dict) -> bool:
     return True
 
 
-def query_files(round_idx: int,
-                indices: Sequence[int],
-                scores: Dict[int, float],
-                infos: Sequence[dict],
-                classes: Sequence[str],
-                info: dict,
-                extra: Optional[dict] = None
-                ) -> Dict[str, Callable[[str], None]]:
+def query_files(round_idx: int, query: Query, infos: Sequence[dict],
+                classes: Sequence[str]) -> Dict[str, Callable[[str], None]]:
     """The files of a query folder, for ``RoundStore.save_query``.
 
     - ``query.json``: the queried images as a COCO image list (what CVAT,
@@ -44,14 +49,11 @@ def query_files(round_idx: int,
 
     Args:
         round_idx (int): The round.
-        indices (Sequence[int]): Pool positions queried.
-        scores (dict[int, float]): Score of every scored candidate.
+        query (Query): The query, as ``selection.json`` keeps it.
         infos (Sequence[dict]): ``get_data_info`` of each queried item.
         classes (Sequence[str]): The dataset's class names.
-        info (dict): Facts about the round (strategy, time, ...).
-        extra (dict, optional): More of ``selection.json`` (the regions of a
-            region query).
     """
+    indices, scores = query.indices, query.scores or {}
     order = sorted(range(len(indices)),
                    key=lambda j: -scores.get(int(indices[j]), 0.0))
     images = []
@@ -77,13 +79,7 @@ def query_files(round_idx: int,
     lines = [
         f'{image["path"]}\t{image.get("score", "")}' for image in images
     ]
-    selection = dict(
-        round=round_idx,
-        indices=[int(i) for i in indices],
-        scores={str(k): float(v)
-                for k, v in scores.items()},
-        info=info,
-        **(extra or {}))
+    selection = dict(round=round_idx, **query.to_json())
     return {
         'query.json': lambda path: dump_json_atomic(coco, path),
         'query.txt': lambda path: write_text_atomic('\n'.join(lines) + '\n',
@@ -113,3 +109,128 @@ def waiting_message(round_idx: int, folder: str, missing: Optional[List[int]],
             f'LABELS.json\nor add their label files to the dataset, and go on '
             f'with:\n  python tools/train_al.py {config} --work-dir '
             f'{work_dir} --resume')
+
+
+class SimulatedOracle:
+    """Labels come from the dataset's ground truth at once.
+
+    Args:
+        pool: The train pool dataset (``get_data_info``).
+    """
+
+    name = 'simulated'
+
+    def __init__(self, pool) -> None:
+        self.pool = pool
+
+    def check_pool(self, state: PoolState) -> None:
+        """Every item needs its ground truth to be revealed."""
+        missing = [
+            i for i in range(state.pool_size)
+            if not labels_present(self.pool.get_data_info(i))
+        ]
+        if missing:
+            raise ValueError(
+                f'{len(missing)} pool items have no labels (e.g. '
+                f'{state.item_names[missing[0]]}): the simulated oracle '
+                f"reveals ground truth. Use active_learning.oracle='human' "
+                f'to label the queries yourself.')
+
+    def initial_set(self, state: PoolState, size: int,
+                    may_start_empty: bool) -> np.ndarray:
+        """A uniform draw of ``size`` items with the round-0 generator."""
+        return draw_initial_set(state.pool_size, size, state.round_rng(0))
+
+    def pending(self, round_idx: int) -> Optional[Query]:
+        return None
+
+    def request(self, round_idx: int, query: Query) -> None:
+        """The ground truth is there already: nothing to ask."""
+
+    def wait_for_labels(self, round_idx: int, query: Query) -> None:
+        """The ground truth is there already: nothing to wait for."""
+
+
+class HumanOracle:
+    """A person labels the query: export it, stop the run, take the labels
+    back on ``--resume``.
+
+    :meth:`request` writes ``{rounds}/query_XX/`` (``query.json``, a COCO
+    image list; ``query.txt``, paths and scores; ``selection.json``, what
+    the run resumes from; ``regions.json`` for region and pixel queries) and
+    raises :class:`AwaitingLabels`; :meth:`wait_for_labels` raises it again
+    until every queried item (region) has its labels.
+
+    Args:
+        pool: The train pool dataset (``get_data_info``, ``metainfo``).
+        store (RoundStore): The round folders.
+        units (ImageUnits): What a query labels.
+        names (Sequence[str]): The pool's item names.
+        work_dir (str): Printed in the instructions.
+        config (str): The config file, printed in the instructions.
+    """
+
+    name = 'human'
+
+    def __init__(self, pool, store: RoundStore, units: ImageUnits,
+                 names: Sequence[str], work_dir: str, config: str) -> None:
+        self.pool = pool
+        self.store = store
+        self.units = units
+        self.names = names
+        self.work_dir = work_dir
+        self.config = config
+
+    def check_pool(self, state: PoolState) -> None:
+        """A person labels what lacks labels: any pool will do."""
+
+    def initial_set(self, state: PoolState, size: int,
+                    may_start_empty: bool) -> np.ndarray:
+        """The items labeled at the start; when there are none (and no
+        labeled data beside the pool), a random draw to label first."""
+        labeled = np.asarray([
+            i for i in range(state.pool_size)
+            if labels_present(self.pool.get_data_info(i))
+        ], dtype=np.int64)
+        if len(labeled) or may_start_empty:
+            return labeled
+        query = self.pending(0)
+        if query is None:
+            query = Query(
+                draw_initial_set(state.pool_size, size, state.round_rng(0)),
+                info=dict(strategy='initial', num_candidates=0,
+                          scoring_seconds=0.0))
+            self.request(0, query)
+        self.wait_for_labels(0, query)
+        return query.indices
+
+    def pending(self, round_idx: int) -> Optional[Query]:
+        saved = self.store.load_query(round_idx)
+        return None if saved is None else Query.from_json(saved)
+
+    def request(self, round_idx: int, query: Query) -> None:
+        """Write the query for a person (main process) and stop the run."""
+        query.info = dict(query.info, oracle='human')
+        if is_main_process():
+            files = query_files(
+                round_idx, query,
+                [self.pool.get_data_info(int(i)) for i in query.indices],
+                self.pool.metainfo.get('classes', ()))
+            files.update(
+                self.units.query_files(round_idx, query, self.names))
+            self.store.save_query(round_idx, files)
+        barrier()
+        raise AwaitingLabels(
+            waiting_message(round_idx, self.store.query_dir(round_idx), None,
+                            len(query.indices), self.work_dir, self.config))
+
+    def wait_for_labels(self, round_idx: int, query: Query) -> None:
+        missing = [
+            int(i) for i in query.indices if not self.units.labels_arrived(
+                self.pool.get_data_info(int(i)), query, int(i))
+        ]
+        if missing:
+            raise AwaitingLabels(
+                waiting_message(round_idx, self.store.query_dir(round_idx),
+                                missing, len(query.indices), self.work_dir,
+                                self.config))

@@ -1,6 +1,8 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-"""The round report a person reads between rounds: ``report.md``, with the
-same rows in ``report.json`` and ``report.csv``."""
+"""Step 4 of a round, recording: the round files, the metrics of the model
+trained on them, and the report a person reads between rounds
+(``report.md``, with the same rows in ``report.json`` and ``report.csv``).
+"""
 import csv
 import io
 import os.path as osp
@@ -9,9 +11,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmsaal.pool import (PoolState, RoundStore, dump_json_atomic,
-                         write_text_atomic)
+from mmsaal.pool import (IGNORE_INDEX, PoolState, RoundStore,
+                         dump_json_atomic, write_text_atomic)
 from mmsaal.pool.store import load_json
+from .units import ImageUnits, Query
 
 COLUMNS = ('round', 'labeled', 'fraction', 'pixel_fraction', 'added',
            'metric',
@@ -40,7 +43,7 @@ def class_histogram(dataset, indices: Sequence[int]) -> Dict[str, int]:
 
 def pixel_class_histogram(dataset,
                           masks: Iterable[Tuple[int, Optional[np.ndarray]]],
-                          ignore_index: int = 255) -> Dict[str, int]:
+                          ignore_index: int = IGNORE_INDEX) -> Dict[str, int]:
     """Labeled pixels per class in ``masks`` (``(pool position, bool mask)``
     pairs, None for the whole image), read from the items' label maps: what
     a segmentation round queried. Empty when the items have no label map."""
@@ -152,3 +155,124 @@ def write_report(work_dir: str, rows: List[Dict],
     path = osp.join(work_dir, 'report.md')
     write_text_atomic('\n'.join(lines) + '\n', path)
     return path
+
+
+class RoundRecorder:
+    """What a run leaves on disk: a folder per round, the metrics of each
+    round's model, the report. Call its writers on the main process only.
+
+    Args:
+        store (RoundStore): The round folders.
+        state (PoolState): The labeled state.
+        units (ImageUnits): What a query labels (its extra round files).
+        pool: The train pool dataset (class histograms).
+        work_dir (str): Where the report goes.
+        title (str): The report's title.
+    """
+
+    def __init__(self, store: RoundStore, state: PoolState,
+                 units: ImageUnits, pool, work_dir: str, title: str) -> None:
+        self.store = store
+        self.state = state
+        self.units = units
+        self.pool = pool
+        self.work_dir = work_dir
+        self.title = title
+
+    def save_round(self, query: Query, info: Dict,
+                   classes: bool = True) -> None:
+        """Write the round the state just added (labeled set, query,
+        scores, revealed pixels), drop its query folder, export what
+        training reads and update the report.
+
+        Args:
+            query (Query): What the round labeled.
+            info (dict): Facts about the round, kept in ``queried.json``.
+            classes (bool): Add the class histogram of the revealed pixels
+                to ``info`` (segmentation pools). Defaults to True.
+        """
+        round_idx = self.state.round
+        if classes and len(self.pool) and (
+                'seg_map_path' in self.pool.get_data_info(0)):
+            info = dict(
+                info,
+                queried_classes=pixel_class_histogram(
+                    self.pool, self.units.revealed_masks(query)))
+        self.store.save_round(
+            self.state,
+            scores=query.scores,
+            info=info,
+            writers=self.units.round_files(round_idx, query,
+                                           self.state.item_names))
+        self.store.remove_query(round_idx)
+        self.units.export(self.state,
+                          None if query.units is None else list(query.units))
+        self.report()
+
+    def save_metrics(self, epoch: int, metrics: Dict,
+                     train_seconds: float) -> Dict:
+        """Record the validation metrics of the current round's model.
+
+        Returns:
+            dict: The scalars for the visualizer backends.
+        """
+        state = self.state
+        record = dict(
+            round=state.round,
+            epoch=epoch,
+            num_labeled=state.num_labeled,
+            labeled_fraction=state.num_labeled / state.pool_size,
+            train_seconds=round(train_seconds, 3),
+            **self.units.progress(state),
+            metrics={k: _to_builtin(v)
+                     for k, v in metrics.items()})
+        self.store.write_metrics(state.round, record)
+        self.report()
+        scalars = {
+            'active_learning/labeled': state.num_labeled,
+            'active_learning/labeled_fraction': record['labeled_fraction'],
+        }
+        if 'labeled_pixel_fraction' in record:
+            scalars['active_learning/labeled_pixel_fraction'] = record[
+                'labeled_pixel_fraction']
+        scalars.update({
+            f'active_learning/{k}': v
+            for k, v in record['metrics'].items()
+            if isinstance(v, (int, float))
+        })
+        return scalars
+
+    def report(self) -> List[Dict]:
+        """Write ``report.{md,json,csv}``; returns its rows."""
+        rows = round_rows(self.store, self.state, self.pool)
+        write_report(self.work_dir, rows, title=self.title)
+        return rows
+
+
+def summary_table(rows: List[Dict]) -> str:
+    """A text table of report rows: labeled count and metrics (and the
+    fraction of pixels labeled, for region/pixel queries)."""
+    pixels = any('pixel_fraction' in row for row in rows)
+    header = ['round', 'labeled', 'fraction'] + (
+        ['pixel fraction'] if pixels else []) + ['metrics']
+    cells = [[str(row['round']),
+              str(row['labeled']), f'{row["fraction"]:.3f}'] +
+             ([f'{row.get("pixel_fraction", 0.0):.4f}'] if pixels else []) +
+             [
+                 ', '.join(f'{k}: {v:.4f}'
+                           for k, v in row['metrics'].items()
+                           if isinstance(v, float))
+             ] for row in rows]
+    widths = [
+        max(len(r[i]) for r in cells + [header]) for i in range(len(header))
+    ]
+    lines = [' | '.join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append('-+-'.join('-' * w for w in widths))
+    lines += [' | '.join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    return 'Active learning summary\n' + '\n'.join(lines)
+
+
+def _to_builtin(value):
+    if isinstance(value, np.generic) or hasattr(value, 'item'):
+        return value.item()
+    return value

@@ -1,5 +1,6 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-"""Score pool candidates with a model, sharded over ranks."""
+"""Step 1 of a round, scoring: run a strategy over the pool candidates, in
+eval mode, sharded over ranks."""
 from typing import Any, Callable, List, Sequence, Union
 
 import numpy as np
@@ -77,6 +78,21 @@ def score_candidates(score_batch: Callable[[dict], Sequence[Any]],
         gathered.update(part)
     ordered = [s for b in range(len(batches)) for s in gathered[b]]
     return np.asarray(ordered, dtype=np.float64) if as_floats else ordered
+
+
+def score_in_eval_mode(score_batch: Callable[[dict], Sequence[Any]],
+                       model: torch.nn.Module, dataset,
+                       candidates: Sequence[int], **loader) -> List:
+    """:func:`score_candidates` (one object per candidate) with the model in
+    eval mode (BatchNorm and dropout as at inference, as SAAL specifies),
+    and its train/eval mode restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        return score_candidates(
+            score_batch, dataset, candidates, as_floats=False, **loader)
+    finally:
+        model.train(was_training)
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

@@ -23,7 +23,7 @@ from mmengine.runner import load_checkpoint
 from mmengine.utils import track_iter_progress
 
 import mmsaal  # noqa: F401
-from mmsaal.engine.pool_dataset import build_pool_dataset
+from mmsaal.rounds.pool_dataset import build_pool_dataset
 from mmsaal.pool import RoundStore
 from mmsaal.utils import work_dir_config
 

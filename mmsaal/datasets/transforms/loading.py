@@ -6,6 +6,7 @@ import mmcv
 import numpy as np
 from mmseg.datasets.transforms import LoadAnnotations
 
+from mmsaal.pool import IGNORE_INDEX
 from mmsaal.registry import TRANSFORMS
 
 
@@ -35,7 +36,7 @@ class LoadRevealedAnnotations(LoadAnnotations):
 
     def __init__(self,
                  revealed_dir: Optional[str] = None,
-                 ignore_index: int = 255,
+                 ignore_index: int = IGNORE_INDEX,
                  **kwargs) -> None:
         super().__init__(**kwargs)
         self.revealed_dir = revealed_dir

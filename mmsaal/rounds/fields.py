@@ -1,0 +1,79 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""Checks of the ``active_learning`` fields, each error naming its field and
+the fix."""
+from typing import Optional, Union
+
+from mmsaal.regions import GRANULARITIES
+from .oracles import ORACLES
+from .units import count
+
+Amount = Union[int, float]
+
+
+def check_amount(field: str, amount) -> None:
+    """A count > 0 (int) or a fraction in (0, 1] (float)."""
+    ok = (isinstance(amount, int) and not isinstance(amount, bool)
+          and amount > 0) or (isinstance(amount, float) and 0 < amount <= 1)
+    if not ok:
+        raise ValueError(
+            f'ActiveLearningHook.{field} must be a count > 0 (int) or a '
+            f'fraction in (0, 1] (float), got {amount!r}.')
+
+
+def check_fields(initial_labeled: Amount, budget: Amount,
+                 pool_subset: Optional[Amount], num_rounds: int,
+                 epochs_per_round: int, granularity: str, region_size: int,
+                 oracle: str) -> None:
+    """The checks that need no pool."""
+    if initial_labeled != 0:
+        check_amount('initial_labeled', initial_labeled)
+    check_amount('budget', budget)
+    if pool_subset is not None:
+        check_amount('pool_subset', pool_subset)
+    if not isinstance(num_rounds, int) or num_rounds < 0:
+        raise ValueError(f'ActiveLearningHook.num_rounds must be an int '
+                         f'>= 0, got {num_rounds!r}')
+    if not isinstance(epochs_per_round, int) or epochs_per_round < 1:
+        raise ValueError(f'ActiveLearningHook.epochs_per_round must be '
+                         f'an int >= 1, got {epochs_per_round!r}')
+    if granularity not in GRANULARITIES:
+        raise ValueError(f'ActiveLearningHook.granularity must be one '
+                         f'of {GRANULARITIES}, got {granularity!r}')
+    if not isinstance(region_size, int) or region_size < 1:
+        raise ValueError(f'ActiveLearningHook.region_size must be an '
+                         f'int >= 1, got {region_size!r}')
+    if granularity != 'image' and not isinstance(budget, float):
+        raise ValueError(
+            f'ActiveLearningHook.budget={budget!r}: with '
+            f"granularity='{granularity}' the budget is a fraction of the "
+            f'pool\'s pixels per round, e.g. budget=0.01 (a float).')
+    if oracle not in ORACLES:
+        raise ValueError(f'ActiveLearningHook.oracle must be one of '
+                         f'{ORACLES}, got {oracle!r}')
+
+
+def check_against_pool(pool_size: int, initial_labeled: Amount,
+                       initial_labeled_file: Optional[str], budget: Amount,
+                       num_rounds: int, granularity: str,
+                       may_start_empty: bool) -> None:
+    """The checks that need the pool's size."""
+    for field, amount in (('initial_labeled', initial_labeled),
+                          ('budget', budget)):
+        if isinstance(amount, int) and amount > pool_size:
+            raise ValueError(
+                f'ActiveLearningHook.{field}={amount} is larger than '
+                f'the pool ({pool_size} items): lower it, or give a '
+                f'fraction such as {field}=0.05.')
+    if (initial_labeled_file is None
+            and count(initial_labeled, pool_size) == 0
+            and not may_start_empty):
+        raise ValueError(
+            f'ActiveLearningHook.initial_labeled={initial_labeled} '
+            f'labels no item of a pool of {pool_size}: raise it (only '
+            f'a pool beside labeled data, LabeledSetSampler.pool_index, '
+            f'may start empty).')
+    if (granularity == 'image' and num_rounds
+            and count(budget, pool_size) == 0):
+        raise ValueError(
+            f'ActiveLearningHook.budget={budget} labels no item '
+            f'per round of a pool of {pool_size}: raise it.')

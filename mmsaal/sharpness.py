@@ -39,7 +39,7 @@ def ascent_step(params: Sequence[torch.Tensor],
     if mode == 'adaptive':
         for step, param in zip(eps, params):
             step.mul_(param.abs())
-    torch._foreach_mul_(eps, scale)
+    torch._foreach_mul_(eps, rho * scale)
     return eps
 
 

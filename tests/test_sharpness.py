@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmsaal import perturbed_loss
+from mmsaal import ascent_step, perturbed_loss
 
 
 def small_net(seed: int) -> nn.Module:
@@ -120,3 +120,25 @@ def test_gradients_autograd_shares_between_parameters_are_scaled_once(mode):
         weights[2] + steps[2]).sum()
     _, after = perturbed_loss(loss, [a, b, c], rho=0.05, mode=mode)
     assert after.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize('mode', ['adaptive', 'sam'])
+@pytest.mark.parametrize('rho', [0.05, 0.5])
+def test_ascent_step_is_the_formula_of_the_method(mode, rho):
+    """eps = rho * T^2 g / ||T g|| (ASAM, T = |w|) or rho * g / ||g|| (SAM),
+    one global norm; the inputs are left as they were."""
+    torch.manual_seed(0)
+    params = [torch.randn(3, 4), torch.randn(5)]
+    grads = [torch.randn(3, 4), torch.randn(5)]
+    kept = [g.clone() for g in grads]
+    eps = ascent_step(params, grads, rho=rho, mode=mode)
+    scale = [p.abs() for p in params] if mode == 'adaptive' else [
+        torch.ones_like(p) for p in params]
+    norm = torch.sqrt(sum(((t * g)**2).sum() for t, g in zip(scale, grads)))
+    for step, t, g in zip(eps, scale, grads):
+        torch.testing.assert_close(step, rho * t * t * g / (norm + 1e-12))
+    # The step has radius rho in the metric T^-1.
+    radius = torch.sqrt(sum(((e / t)**2).sum() for e, t in zip(eps, scale)))
+    assert float(radius) == pytest.approx(rho, rel=1e-5)
+    for g, k in zip(grads, kept):
+        assert torch.equal(g, k)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from mmsaal.pool import PoolState, RevealedPixels, load_masks, save_masks
 from mmsaal.pool_samplers import BasePoolSampler
 from mmsaal.regions import rank_pixels, rank_regions, units_mask
-from mmsaal.rounds import PixelUnits, pick_units
+from mmsaal.rounds import PixelLabels, PixelUnits, pick_units
 
 
 def brute_force_regions(score_map, size, count, blocked):
@@ -75,9 +75,10 @@ class MapSampler(BasePoolSampler):
 
 def pixel_units(tmp_path, shapes, granularity='region', per_image=True,
                 fraction=0.1):
-    return PixelUnits(granularity, 4, per_image, fraction,
-                      [f'{i}.png' for i in range(len(shapes))],
-                      str(tmp_path / 'revealed'), shapes=shapes)
+    return PixelUnits(
+        granularity, 4, per_image, fraction,
+        PixelLabels([f'{i}.png' for i in range(len(shapes))],
+                    str(tmp_path / 'revealed'), shapes))
 
 
 def select_round(units, sampler, state, seed=0):
@@ -86,7 +87,7 @@ def select_round(units, sampler, state, seed=0):
     budget = units.round_budget(state, candidates)
     units.prepare(sampler, state, budget)
     batch = dict(data_samples=[
-        SimpleNamespace(img_path=units.paths[i]) for i in candidates
+        SimpleNamespace(img_path=units.pixels.paths[i]) for i in candidates
     ])
     table = units.table(candidates, units.score_batch(sampler, None, batch))
     picked = pick_units(sampler, table, budget, np.random.default_rng(seed))
@@ -99,7 +100,7 @@ def test_a_pool_wide_pick_is_one_greedy_pass_over_the_pool(tmp_path):
     maps = {f'{i}.png': torch.from_numpy(rng.random(s)).float()
             for i, s in enumerate(shapes)}
     units = PixelUnits('region', 3, False, 7 * 9 / (4 * 81),
-                       list(maps), str(tmp_path), shapes=shapes)
+                       PixelLabels(list(maps), str(tmp_path), shapes))
     state = PoolState(list(maps), pixels=True)
     query = select_round(units, MapSampler(maps), state)
     assert sum(len(u['scores']) for u in query.units.values()) == 7
@@ -124,8 +125,8 @@ def test_the_budget_is_spent_exactly(tmp_path, granularity, per_image):
     units = pixel_units(tmp_path, shapes, granularity, per_image, fraction)
     rng = np.random.default_rng(0)
     maps = {p: torch.from_numpy(rng.random(s))
-            for p, s in zip(units.paths, shapes)}
-    state = PoolState(units.paths, pixels=True)
+            for p, s in zip(units.pixels.paths, shapes)}
+    state = PoolState(units.pixels.paths, pixels=True)
     revealed = state.reveal_round(
         units.revealed_masks(select_round(units, MapSampler(maps), state)))
     area = 16 if granularity == 'region' else 1
@@ -145,7 +146,7 @@ def test_the_next_round_never_reveals_a_pixel_twice(tmp_path):
     units = pixel_units(tmp_path, [shape], fraction=3 * 16 / 256)
     score_map = torch.ones(shape)
     score_map[:4, :4] = 10  # the best window, revealed in round 1
-    state = PoolState(units.paths, pixels=True)
+    state = PoolState(units.pixels.paths, pixels=True)
     first = None
     for _ in range(3):
         query = select_round(units, MapSampler({'0.png': score_map}), state)
@@ -173,7 +174,7 @@ def test_diversity_picks_beyond_the_top_units(tmp_path, granularity):
     score_map[:8, :8] = 10.0
     score_map[0, 0] = 11.0
     maps = {'0.png': score_map}
-    state = PoolState(units.paths, pixels=True)
+    state = PoolState(units.pixels.paths, pixels=True)
     top = select_round(units, MapSampler(maps), state).units[0]
     diverse = select_round(units, MapSampler(maps, diversity=True),
                            state).units[0]

@@ -113,3 +113,55 @@ def test_resume_after_sigkill_keeps_every_revealed_pixel(street_domains,
         np.testing.assert_array_equal(final[1][index], mask)
     for index in expected[2]:
         np.testing.assert_array_equal(final[2][index], expected[2][index])
+
+
+def test_image_queries_on_a_pixel_labeled_target_reveal_whole_images(
+        street_domains, tmp_path):
+    """granularity='image' on the domain-adaptive config: the target reads
+    its labels through LoadRevealedAnnotations, so a queried image is
+    revealed whole (it used to stop at round 1 with no mask to read), with
+    diversity on."""
+    work_dir = str(tmp_path / 'run')
+    options = [  # the demo's SAALSampler, with diversity
+        o for o in seg_quick_options(street_domains, granularity='image')
+        if not o.startswith('active_learning.pool_sampler=')
+    ]
+    run_train_al(
+        work_dir, options + ['active_learning.budget=3',
+                             'active_learning.pool_sampler.diversity=True'],
+        config=SEG_DEMO_CONFIG)
+    states = replay(work_dir)
+    assert sorted(states) == [0, 1, 2]
+    assert states[0] == {}
+    for round_idx in (1, 2):
+        masks = states[round_idx]
+        assert len(masks) == 3 * round_idx
+        assert all(mask.all() for mask in masks.values())
+        labeled = json.load(open(osp.join(
+            work_dir, 'rounds', f'round_{round_idx:02d}', 'labeled.json')))
+        assert sorted(i['index'] for i in labeled['items']) == sorted(masks)
+        queried = json.load(open(osp.join(
+            work_dir, 'rounds', f'round_{round_idx:02d}', 'queried.json')))
+        assert queried['pixels_revealed'] == 3 * IMAGE_PIXELS
+        assert 'diversity=True' in queried['strategy']
+    exported = glob.glob(osp.join(work_dir, 'rounds', 'revealed', '*.png'))
+    assert len(exported) == 6
+    for path in exported:
+        assert cv2.imread(path, cv2.IMREAD_UNCHANGED).all()
+
+
+def test_region_queries_need_a_pipeline_that_reads_revealed_masks(
+        street_domains, tmp_path):
+    """Otherwise training would read whole label maps: refused, with the
+    field and the fix named, before anything is labeled."""
+    work_dir = tmp_path / 'run'
+    result = run_train_al(
+        str(work_dir),
+        seg_quick_options(street_domains) +
+        ['train_dataloader.dataset.datasets.1.pipeline.1.type='
+         'LoadAnnotations'],
+        config=SEG_DEMO_CONFIG, check=False)
+    assert result.returncode != 0
+    assert "granularity='region' reveals pixels" in result.stderr
+    assert 'LoadRevealedAnnotations' in result.stderr
+    assert not (work_dir / 'rounds').exists()

@@ -9,7 +9,9 @@
 4. ``record``: the round folder, the metrics and the report.
 
 ``pipeline.RoundPipeline`` strings them together; it needs no Runner.
+``build.build_round_pipeline`` assembles one from the hook's fields.
 """
+from .build import PIPELINE_FIELDS, build_round_pipeline
 from .fields import check_against_pool, check_amount, check_fields
 from .oracles import (ORACLES, AwaitingLabels, HumanOracle, SimulatedOracle,
                       labels_present)
@@ -17,11 +19,12 @@ from .pipeline import RoundPipeline
 from .pool_dataset import build_pool_dataset, item_names, pool_dataset_cfg
 from .record import RoundRecorder, summary_table
 from .score import score_candidates, score_in_eval_mode, unwrap_model
-from .units import (Budget, ImageUnits, PixelUnits, Query, UnitTable, count,
-                    pick_units)
+from .units import (Budget, ImageUnits, PixelLabels, PixelUnits, Query,
+                    UnitTable, count, pick_units)
 
 __all__ = [
-    'AwaitingLabels', 'Budget', 'HumanOracle', 'ImageUnits', 'ORACLES',
+    'PIPELINE_FIELDS', 'build_round_pipeline', 'AwaitingLabels', 'Budget', 'HumanOracle', 'ImageUnits', 'ORACLES',
+    'PixelLabels',
     'PixelUnits', 'Query', 'RoundPipeline', 'RoundRecorder',
     'SimulatedOracle', 'UnitTable', 'build_pool_dataset',
     'check_against_pool', 'check_amount', 'check_fields', 'count',

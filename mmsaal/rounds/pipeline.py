@@ -65,7 +65,7 @@ class RoundPipeline:
         """Load the latest round from disk; returns it."""
         latest = self.store.load_latest(self.state)
         if is_main_process():
-            self.units.restore(self.state)
+            self.units.export(self.state)  # all of it: a resume rewrites
         barrier()
         print_log(
             f'Active learning resumed at round {latest}: '
@@ -92,7 +92,7 @@ class RoundPipeline:
             self.recorder.save_round(
                 query,
                 dict(strategy='initial', **self.units.progress(self.state)),
-                classes=False)
+                initial=True)
         barrier()
         print_log(
             f'Active learning starts with {self.state.num_labeled} of '

@@ -180,7 +180,7 @@ class RoundRecorder:
         self.title = title
 
     def save_round(self, query: Query, info: Dict,
-                   classes: bool = True) -> None:
+                   initial: bool = False) -> None:
         """Write the round the state just added (labeled set, query,
         scores, revealed pixels), drop its query folder, export what
         training reads and update the report.
@@ -188,11 +188,12 @@ class RoundRecorder:
         Args:
             query (Query): What the round labeled.
             info (dict): Facts about the round, kept in ``queried.json``.
-            classes (bool): Add the class histogram of the revealed pixels
-                to ``info`` (segmentation pools). Defaults to True.
+            initial (bool): Round 0: no class histogram of what it revealed
+                (segmentation pools), and every mask is exported. Defaults
+                to False.
         """
         round_idx = self.state.round
-        if classes and len(self.pool) and (
+        if not initial and len(self.pool) and (
                 'seg_map_path' in self.pool.get_data_info(0)):
             info = dict(
                 info,
@@ -205,8 +206,7 @@ class RoundRecorder:
             writers=self.units.round_files(round_idx, query,
                                            self.state.item_names))
         self.store.remove_query(round_idx)
-        self.units.export(self.state,
-                          None if query.units is None else list(query.units))
+        self.units.export(self.state, None if initial else query.indices)
         self.report()
 
     def save_metrics(self, epoch: int, metrics: Dict,

@@ -126,18 +126,99 @@ class Query:
             units=units)
 
 
+class PixelLabels:
+    """The pixel side of a pool labeled pixel by pixel (domain-adaptive
+    segmentation): image sizes, the masks a query reveals, their PNG export
+    for ``LoadRevealedAnnotations``.
+
+    Args:
+        paths (Sequence[str]): The pool's image paths.
+        mask_dir (str): Where the masks are exported.
+        shapes (Sequence[tuple], optional): ``(height, width)`` of each
+            image when known; else read from the files when first needed.
+    """
+
+    def __init__(self,
+                 paths: Sequence[str],
+                 mask_dir: str,
+                 shapes: Optional[Sequence[Shape]] = None) -> None:
+        check_unique_stems(paths)
+        self.paths = list(paths)
+        self.mask_dir = mask_dir
+        self._shapes = None if shapes is None else [tuple(s) for s in shapes]
+
+    @property
+    def shapes(self) -> List[Shape]:
+        """``(height, width)`` of every pool image, read once."""
+        if self._shapes is None:
+            self._shapes = image_shapes(self.paths)
+        return self._shapes
+
+    def labeled_fraction(self, state: PoolState) -> float:
+        return state.revealed.num_revealed() / max(
+            sum(h * w for h, w in self.shapes), 1)
+
+    def progress(self, state: PoolState) -> Dict:
+        return dict(
+            labeled_pixel_fraction=round(self.labeled_fraction(state), 6))
+
+    def whole(self, indices: Sequence[int]
+              ) -> Iterator[Tuple[int, np.ndarray]]:
+        """Masks that reveal the images ``indices`` entirely."""
+        for index in indices:
+            yield int(index), np.ones(self.shapes[index], dtype=bool)
+
+    def export(self, state: PoolState,
+               indices: Optional[Sequence[int]] = None) -> None:
+        """Write the masks of ``indices`` (all when None) as PNGs where
+        ``LoadRevealedAnnotations`` reads them; a full export also removes
+        masks of images no longer revealed (e.g. a deleted round). Called
+        on the main process only."""
+        os.makedirs(self.mask_dir, exist_ok=True)
+        revealed = state.revealed.indices
+        wanted = revealed if indices is None else list(indices)
+        # A resume rewrites every mask.
+        progress = ProgressBar(len(wanted)) if len(wanted) > 100 else None
+        for index in wanted:
+            if progress is not None:
+                progress.update()
+            path = revealed_mask_path(self.mask_dir, self.paths[index])
+            tmp = f'{path[:-4]}.tmp{os.getpid()}.png'
+            if not cv2.imwrite(tmp,
+                               state.revealed.mask(index).astype(np.uint8)):
+                raise OSError(f'cannot write {tmp}')
+            os.replace(tmp, path)
+        if indices is None:
+            keep = {
+                osp.basename(revealed_mask_path(self.mask_dir, self.paths[i]))
+                for i in revealed
+            }
+            for name in os.listdir(self.mask_dir):
+                if name not in keep:
+                    os.remove(osp.join(self.mask_dir, name))
+
+
 class ImageUnits:
     """Whole items: the budget counts items, and each scores one float.
+
+    On a pool labeled pixel by pixel (``pixels``, a domain-adaptive target
+    read through ``LoadRevealedAnnotations``) a queried image is revealed
+    whole: its mask is all ones, recorded and exported like a region's.
 
     Args:
         budget (int | float): Items per round, a count or a fraction of
             the pool.
+        pixels (PixelLabels, optional): The pool's pixel labels, when it
+            is labeled pixel by pixel. Defaults to None.
     """
 
     granularity = 'image'
 
-    def __init__(self, budget: Union[int, float]) -> None:
+    def __init__(self,
+                 budget: Union[int, float],
+                 pixels: Optional[PixelLabels] = None) -> None:
         self.budget = budget
+        self.pixels = pixels
 
     def candidates(self, state: PoolState) -> np.ndarray:
         return state.unlabeled_indices()
@@ -173,17 +254,23 @@ class ImageUnits:
 
     def progress(self, state: PoolState) -> Dict:
         """What the round records of the labeled fraction beyond items."""
-        return {}
+        return {} if self.pixels is None else self.pixels.progress(state)
 
     def reveal(self, state: PoolState, query: Query) -> Dict:
         """Label the query in ``state``; returns facts for the round."""
-        state.add_round(query.indices)
-        return {}
+        if self.pixels is None:
+            state.add_round(query.indices)
+            return {}
+        revealed = state.reveal_round(self.revealed_masks(query))
+        return dict(pixels_revealed=revealed, **self.progress(state))
 
     def revealed_masks(self, query: Query
                        ) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
-        """``(pool position, bool mask or None for all)`` of what the query
-        revealed, for the class histogram of the round."""
+        """``(pool position, bool mask)`` of what the query revealed, one
+        image at a time; the mask is None for an item without pixels."""
+        if self.pixels is not None:
+            yield from self.pixels.whole(query.indices)
+            return
         for index in query.indices:
             yield int(index), None
 
@@ -194,19 +281,26 @@ class ImageUnits:
 
     def round_files(self, round_idx: int, query: Query,
                     names: Sequence[str]) -> Dict[str, Writer]:
-        return {}
+        """``revealed.npz`` (what the round revealed), for a pool labeled
+        pixel by pixel."""
+        if self.pixels is None:
+            return {}
+        return {
+            'revealed.npz':
+            lambda path: save_masks(path, self.revealed_masks(query))
+        }
 
     def query_files(self, round_idx: int, query: Query,
                     names: Sequence[str]) -> Dict[str, Writer]:
         return {}
 
-    def restore(self, state: PoolState) -> None:
-        """After a resume: re-export what training reads."""
-
     def export(self, state: PoolState,
                indices: Optional[Sequence[int]] = None) -> None:
-        """Write what training reads of the labeled state (nothing: the
-        labeled set reaches the train sampler directly)."""
+        """Write what training reads of the labeled state: the masks of a
+        pool labeled pixel by pixel (``indices``, or all); an item pool
+        reaches the train sampler directly."""
+        if self.pixels is not None:
+            self.pixels.export(state, indices)
 
     def describe(self, query: Query, state: PoolState) -> str:
         return (f'queried {len(query.indices)} of '
@@ -233,29 +327,17 @@ class PixelUnits(ImageUnits):
         region_size (int): Side of a region in label-map pixels.
         budget_per_image (bool): Equal share per image, or pool-wide.
         budget (float): Fraction of the pool's pixels per round.
-        paths (Sequence[str]): The pool's image paths.
-        mask_dir (str): Where the masks are exported.
-        shapes (Sequence[tuple], optional): ``(height, width)`` of each
-            image when known; else read from the files when first needed.
+        pixels (PixelLabels): The pool's pixel labels.
     """
 
-    def __init__(self,
-                 granularity: str,
-                 region_size: int,
-                 budget_per_image: bool,
-                 budget: float,
-                 paths: Sequence[str],
-                 mask_dir: str,
-                 shapes: Optional[Sequence[Shape]] = None) -> None:
-        super().__init__(budget)
-        check_unique_stems(paths)
+    def __init__(self, granularity: str, region_size: int,
+                 budget_per_image: bool, budget: float,
+                 pixels: PixelLabels) -> None:
+        super().__init__(budget, pixels)
         self.granularity = granularity
         self.region_size = region_size
         self.budget_per_image = budget_per_image
-        self.paths = list(paths)
-        self.position = {p: i for i, p in enumerate(self.paths)}
-        self.mask_dir = mask_dir
-        self._shapes = None if shapes is None else [tuple(s) for s in shapes]
+        self.position = {p: i for i, p in enumerate(pixels.paths)}
         self._state: Optional[PoolState] = None
         self._rank_cap: Callable[[int], int] = lambda index: 0
 
@@ -269,10 +351,7 @@ class PixelUnits(ImageUnits):
 
     @property
     def shapes(self) -> List[Shape]:
-        """``(height, width)`` of every pool image, read once."""
-        if self._shapes is None:
-            self._shapes = image_shapes(self.paths)
-        return self._shapes
+        return self.pixels.shapes
 
     def candidates(self, state: PoolState) -> np.ndarray:
         return np.asarray([
@@ -353,14 +432,6 @@ class PixelUnits(ImageUnits):
     def round_info(self) -> Dict:
         return dict(granularity=self.granularity)
 
-    def labeled_fraction(self, state: PoolState) -> float:
-        return state.revealed.num_revealed() / max(
-            sum(h * w for h, w in self.shapes), 1)
-
-    def progress(self, state: PoolState) -> Dict:
-        return dict(
-            labeled_pixel_fraction=round(self.labeled_fraction(state), 6))
-
     def reveal(self, state: PoolState, query: Query) -> Dict:
         revealed = state.reveal_round(self.revealed_masks(query))
         return dict(
@@ -373,8 +444,7 @@ class PixelUnits(ImageUnits):
         """``(pool position, bool mask)`` of what the query covers, one
         image at a time: its units, or whole images (an initial set)."""
         if query.units is None:
-            for index in query.indices:
-                yield int(index), np.ones(self.shapes[index], dtype=bool)
+            yield from self.pixels.whole(query.indices)
             return
         for index, chosen in query.units.items():
             yield index, units_mask(self.shapes[index], chosen['corners'],
@@ -399,11 +469,9 @@ class PixelUnits(ImageUnits):
                     names: Sequence[str]) -> Dict[str, Writer]:
         """``revealed.npz`` (what the round revealed) and
         ``regions.json``."""
-        return {
-            'revealed.npz':
-            lambda path: save_masks(path, self.revealed_masks(query)),
-            **self.query_files(round_idx, query, names)
-        }
+        return dict(
+            super().round_files(round_idx, query, names),
+            **self.query_files(round_idx, query, names))
 
     def query_files(self, round_idx: int, query: Query,
                     names: Sequence[str]) -> Dict[str, Writer]:
@@ -430,43 +498,11 @@ class PixelUnits(ImageUnits):
 
         return {'regions.json': regions}
 
-    def restore(self, state: PoolState) -> None:
-        self.export(state)
-
-    def export(self, state: PoolState,
-               indices: Optional[Sequence[int]] = None) -> None:
-        """Write the masks of ``indices`` (all when None) as PNGs where
-        ``LoadRevealedAnnotations`` reads them; a full export also removes
-        masks of images no longer revealed (e.g. a deleted round). Called
-        on the main process only."""
-        os.makedirs(self.mask_dir, exist_ok=True)
-        revealed = state.revealed.indices
-        wanted = revealed if indices is None else list(indices)
-        # A resume rewrites every mask.
-        progress = ProgressBar(len(wanted)) if len(wanted) > 100 else None
-        for index in wanted:
-            if progress is not None:
-                progress.update()
-            path = revealed_mask_path(self.mask_dir, self.paths[index])
-            tmp = f'{path[:-4]}.tmp{os.getpid()}.png'
-            if not cv2.imwrite(tmp,
-                               state.revealed.mask(index).astype(np.uint8)):
-                raise OSError(f'cannot write {tmp}')
-            os.replace(tmp, path)
-        if indices is None:
-            keep = {
-                osp.basename(revealed_mask_path(self.mask_dir, self.paths[i]))
-                for i in revealed
-            }
-            for name in os.listdir(self.mask_dir):
-                if name not in keep:
-                    os.remove(osp.join(self.mask_dir, name))
-
     def describe(self, query: Query, state: PoolState) -> str:
         return (f'revealed {query.info["pixels_revealed"]} pixels in '
                 f'{len(query.units)} of {query.info["num_candidates"]} '
                 f'candidate images in {query.info["scoring_seconds"]:.1f}s; '
-                f'{100 * self.labeled_fraction(state):.2f}% of the pool\'s '
+                f'{100 * self.pixels.labeled_fraction(state):.2f}% of the pool\'s '
                 f'pixels labeled.')
 
 

@@ -17,6 +17,14 @@ def revealed_mask_path(revealed_dir: str, img_path: str) -> str:
     return osp.join(revealed_dir, f'{stem}.png')
 
 
+def reads_revealed_masks(dataset) -> bool:
+    """Whether ``dataset``'s pipeline loads its labels through
+    :class:`LoadRevealedAnnotations`: a pool labeled pixel by pixel."""
+    transforms = getattr(getattr(dataset, 'pipeline', None), 'transforms',
+                         [])
+    return any(isinstance(t, LoadRevealedAnnotations) for t in transforms)
+
+
 @TRANSFORMS.register_module()
 class LoadRevealedAnnotations(LoadAnnotations):
     """Load the label map and hide every pixel that is not revealed yet.

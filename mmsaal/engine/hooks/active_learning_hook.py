@@ -9,12 +9,11 @@ from mmengine.logging import print_log
 
 from mmsaal.datasets.samplers import LabeledSetSampler
 from mmsaal.engine.training_reset import InitialTrainingState
-from mmsaal.pool import PoolState, RoundStore
+from mmsaal.pool import PoolState
 from mmsaal.registry import HOOKS, POOL_SAMPLERS
-from mmsaal.rounds import (HumanOracle, ImageUnits, PixelUnits, RoundPipeline,
-                           RoundRecorder, SimulatedOracle, build_pool_dataset,
-                           check_against_pool, check_fields, count,
-                           item_names, summary_table, unwrap_model)
+from mmsaal.rounds import (PIPELINE_FIELDS, RoundPipeline,
+                           build_round_pipeline, check_fields, count,
+                           summary_table, unwrap_model)
 
 
 @HOOKS.register_module()
@@ -144,9 +143,10 @@ class ActiveLearningHook(Hook):
         """Find the pool, build the round pipeline, load or start its
         state."""
         self.sampler = find_labeled_set_sampler(runner.train_dataloader)
-        self.rounds = self.build_rounds(runner.cfg, self.sampler,
-                                        runner.work_dir,
-                                        runner.experiment_name)
+        self.rounds = build_round_pipeline(
+            runner.cfg, self.sampler, runner.work_dir,
+            runner.experiment_name, self.pool_sampler,
+            **{f: getattr(self, f) for f in PIPELINE_FIELDS})
         store = self.rounds.store
         if store.rounds():
             if not runner.cfg.get('resume', False):
@@ -161,50 +161,6 @@ class ActiveLearningHook(Hook):
                 self.initial_labeled_file,
                 may_start_empty=self.sampler.pool_index is not None)
         self._update_train_set(runner)
-
-    def build_rounds(self, cfg, sampler: LabeledSetSampler, work_dir: str,
-                     title: str) -> RoundPipeline:
-        """The :class:`RoundPipeline` of this hook's fields over the train
-        sampler's pool."""
-        pool = sampler.pool
-        store = RoundStore(osp.join(work_dir, self.state_dir))
-        state = PoolState(
-            item_names(pool), seed=self.seed,
-            pixels=self.granularity != 'image')
-        check_against_pool(state.pool_size, self.initial_labeled,
-                           self.initial_labeled_file, self.budget,
-                           self.num_rounds, self.granularity,
-                           may_start_empty=sampler.pool_index is not None)
-        if self.granularity == 'image':
-            units = ImageUnits(self.budget)
-        else:
-            units = PixelUnits(
-                self.granularity, self.region_size, self.budget_per_image,
-                self.budget,
-                [pool.get_data_info(i)['img_path'] for i in range(len(pool))],
-                store.mask_dir)
-        if self.oracle == 'human':
-            oracle = HumanOracle(pool, store, units, state.item_names,
-                                 work_dir, cfg.filename)
-        else:
-            oracle = SimulatedOracle(pool)
-
-        def pool_dataset():
-            dataset = build_pool_dataset(cfg, self.pool_pipeline,
-                                         sampler.pool_index)
-            if item_names(dataset) != state.item_names:
-                raise RuntimeError(
-                    'the pool dataset built for scoring does not list the '
-                    'same items as the train dataset; check that '
-                    'train_dataloader.dataset builds the same way with the '
-                    'test pipeline')
-            return dataset
-
-        recorder = RoundRecorder(store, state, units, pool, work_dir,
-                                 f'Active learning: {title}')
-        return RoundPipeline(self.pool_sampler, units, oracle, state, store,
-                             recorder, pool_dataset, self.pool_subset,
-                             self.pool_dataloader)
 
     def before_train(self, runner) -> None:
         expected = (self.num_rounds + 1) * self.epochs_per_round

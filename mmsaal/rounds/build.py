@@ -1,0 +1,89 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""Assemble a :class:`RoundPipeline` from the ``active_learning`` fields."""
+import os.path as osp
+from typing import List, Optional, Union
+
+from mmsaal.datasets.transforms import reads_revealed_masks
+from mmsaal.pool import PoolState, RoundStore
+from .fields import check_against_pool
+from .oracles import HumanOracle, SimulatedOracle
+from .pipeline import RoundPipeline
+from .pool_dataset import build_pool_dataset, item_names
+from .record import RoundRecorder
+from .units import ImageUnits, PixelLabels, PixelUnits
+
+#: The ``ActiveLearningHook`` fields that shape the rounds.
+PIPELINE_FIELDS = ('initial_labeled', 'initial_labeled_file', 'budget',
+                   'num_rounds', 'pool_subset', 'seed', 'pool_dataloader',
+                   'pool_pipeline', 'state_dir', 'granularity',
+                   'region_size', 'budget_per_image', 'oracle')
+
+
+def build_round_pipeline(cfg,
+                         sampler,
+                         work_dir: str,
+                         title: str,
+                         pool_sampler,
+                         initial_labeled: Union[int, float],
+                         initial_labeled_file: Optional[str],
+                         budget: Union[int, float],
+                         num_rounds: int,
+                         pool_subset: Optional[Union[int, float]],
+                         seed: int,
+                         pool_dataloader: dict,
+                         pool_pipeline: Optional[List[dict]],
+                         state_dir: str,
+                         granularity: str,
+                         region_size: int,
+                         budget_per_image: bool,
+                         oracle: str) -> RoundPipeline:
+    """The rounds over the pool of the train ``sampler``
+    (``LabeledSetSampler``), as the ``ActiveLearningHook`` fields describe.
+
+    A pool whose train pipeline reads ``LoadRevealedAnnotations`` is
+    labeled pixel by pixel, whatever the granularity; region and pixel
+    queries need one.
+    """
+    pool = sampler.pool
+    store = RoundStore(osp.join(work_dir, state_dir))
+    pixel_labeled = reads_revealed_masks(pool)
+    if granularity != 'image' and not pixel_labeled:
+        raise ValueError(
+            f"ActiveLearningHook.granularity='{granularity}' reveals pixels, "
+            f'which the train pipeline of the pool must read through '
+            f"LoadRevealedAnnotations: put dict(type='mmsaal."
+            f"LoadRevealedAnnotations') in place of its LoadAnnotations, or "
+            f"query whole images (granularity='image').")
+    pixels = PixelLabels(
+        [pool.get_data_info(i)['img_path'] for i in range(len(pool))],
+        store.mask_dir) if pixel_labeled else None
+    state = PoolState(item_names(pool), seed=seed, pixels=pixel_labeled)
+    check_against_pool(state.pool_size, initial_labeled,
+                       initial_labeled_file, budget, num_rounds, granularity,
+                       may_start_empty=sampler.pool_index is not None)
+    if granularity == 'image':
+        units = ImageUnits(budget, pixels)
+    else:
+        units = PixelUnits(granularity, region_size, budget_per_image, budget,
+                           pixels)
+    if oracle == 'human':
+        labeler = HumanOracle(pool, store, units, state.item_names, work_dir,
+                              cfg.filename)
+    else:
+        labeler = SimulatedOracle(pool)
+
+    def pool_dataset():
+        dataset = build_pool_dataset(cfg, pool_pipeline, sampler.pool_index)
+        if item_names(dataset) != state.item_names:
+            raise RuntimeError(
+                'the pool dataset built for scoring does not list the same '
+                'items as the train dataset; check that '
+                'train_dataloader.dataset builds the same way with the test '
+                'pipeline')
+        return dataset
+
+    recorder = RoundRecorder(store, state, units, pool, work_dir,
+                             f'Active learning: {title}')
+    return RoundPipeline(pool_sampler, units, labeler, state, store,
+                         recorder, pool_dataset, pool_subset,
+                         pool_dataloader)

@@ -29,8 +29,9 @@ def benchmark(voc_shapes, tmp_path_factory):
     options = [o for o in quick_options(voc_shapes, rounds=1)
                if not o.startswith('active_learning.pool_sampler')]
     result = tool('tools/benchmark_al.py', DEMO_CONFIG, '--strategies',
-                  'random', 'least_confidence', '--seeds', '0',
-                  '--work-dir', root, '--cfg-options', *options)
+                  'random', 'least_confidence', 'entropy:aggregation=sum',
+                  '--seeds', '0', '--work-dir', root, '--cfg-options',
+                  *options)
     return root, result.stdout
 
 
@@ -40,7 +41,12 @@ def test_benchmark_prints_the_area_under_the_curve_per_strategy(benchmark):
     assert 'AULC pascal_voc/mAP' in stdout
     summary = json.load(open(osp.join(root, 'summary.json')))
     assert {row['strategy'] for row in summary} == {
-        'RandomSampler', 'LeastConfidenceSampler'}
+        'RandomSampler', 'LeastConfidenceSampler',
+        'EntropySampler:aggregation=sum'}
+    # A strategy with fields runs that sampler with them.
+    variant = json.load(open(osp.join(root, 'entropy-aggregation=sum_seed0',
+                                      'report.json')))
+    assert "aggregation='sum'" in variant[-1]['strategy']
     assert osp.getsize(osp.join(root, 'curves.png')) > 1000
     # Running it again reads the finished runs back instead of training.
     again = tool('tools/benchmark_al.py', DEMO_CONFIG, '--strategies',

@@ -39,7 +39,9 @@ def parse_args():
         '--strategies',
         nargs='+',
         default=['saal', 'random', 'entropy'],
-        help=f'aliases {sorted(ALIASES)} or pool sampler names')
+        help=f'aliases {sorted(ALIASES)} or pool sampler names, each '
+        f'optionally with fields: saal:score=diff,rho=0.01 (merged into '
+        f"the config's pool_sampler)")
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument(
         '--work-dir',
@@ -57,21 +59,35 @@ def finished(work_dir: str) -> bool:
     return osp.exists(osp.join(work_dir, 'benchmark_done'))
 
 
-def run(config: str, work_dir: str, sampler: str, seed: int,
+def sampler_options(strategy: str) -> list:
+    """``--cfg-options`` of a strategy: ``NAME`` (an alias or a pool sampler
+    with its defaults) or ``NAME:field=value,...`` (that sampler's type and
+    fields merged into the config's ``pool_sampler``)."""
+    name, _, fields = strategy.partition(':')
+    sampler = ALIASES.get(name, name)
+    if not fields:
+        return [f'active_learning.pool_sampler={sampler}']
+    return [f'active_learning.pool_sampler.type={sampler}'] + [
+        f'active_learning.pool_sampler.{field}'
+        for field in fields.split(',')
+    ]
+
+
+def run(config: str, work_dir: str, strategy: str, seed: int,
         options: list) -> None:
     command = [
         sys.executable,
         osp.join(osp.dirname(osp.abspath(__file__)), 'train_al.py'), config,
         '--work-dir', work_dir, '--cfg-options',
-        f'active_learning.pool_sampler={sampler}',
-        f'active_learning.seed={seed}', f'randomness.seed={seed}', *options
+        *sampler_options(strategy), f'active_learning.seed={seed}',
+        f'randomness.seed={seed}', *options
     ]
     if osp.isdir(osp.join(work_dir, 'rounds')):
         command.insert(command.index('--cfg-options'), '--resume')
-    print(f'[benchmark_al] {sampler} seed {seed} -> {work_dir}', flush=True)
+    print(f'[benchmark_al] {strategy} seed {seed} -> {work_dir}', flush=True)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     with open(osp.join(work_dir, 'benchmark_done'), 'w') as f:
-        json.dump(dict(sampler=sampler, seed=seed), f)
+        json.dump(dict(sampler=strategy, seed=seed), f)
 
 
 def main():
@@ -82,12 +98,16 @@ def main():
     os.makedirs(root, exist_ok=True)
     curves = []
     for strategy in args.strategies:
-        sampler = ALIASES.get(strategy, strategy)
         for seed in args.seeds:
-            work_dir = osp.join(root, f'{strategy}_seed{seed}')
+            folder = strategy.replace(':', '-').replace(',', '-')
+            work_dir = osp.join(root, f'{folder}_seed{seed}')
             if not finished(work_dir):
-                run(args.config, work_dir, sampler, seed, args.cfg_options)
-            curves.append(load_curve(work_dir))
+                run(args.config, work_dir, strategy, seed, args.cfg_options)
+            curve = load_curve(work_dir)
+            fields = strategy.partition(':')[2]
+            if fields:  # a variant is its own line
+                curve['strategy'] += f':{fields}'
+            curves.append(curve)
     plot = osp.join(root, 'curves.png')
     plot_curves(curves, plot)
     write_curves_csv(curves, osp.join(root, 'curves.csv'))

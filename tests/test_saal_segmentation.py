@@ -175,3 +175,26 @@ def test_the_adapter_comes_from_the_registry_and_refuses_other_tasks(
     assert sampler._adapter is None
     for a, b in zip(first, SAALSampler().score_maps(model, batch)):
         assert torch.equal(a, b)
+
+
+def test_step_effects_measure_the_scored_losses_and_the_step(seg_setup):
+    """The diagnosis sees the same L0 and L1 as the score, and at a small
+    radius the loss change is the step's first-order value."""
+    from mmsaal.adapters.segmentation import SegmentationSAAL
+    from mmsaal.analysis.step_effects import segmentation_step_effects
+    model, batch = seg_setup
+    adapter = SegmentationSAAL(model)
+    scored = adapter.instance_losses(batch, 1e-3, 'adaptive')
+    records = segmentation_step_effects(adapter, batch, 1e-3, 'adaptive')
+    assert len(records) == len(scored)
+    for record, (before, after) in zip(records, scored):
+        assert record['l0'] == pytest.approx(float(before.mean()), rel=1e-6)
+        assert record['l1'] == pytest.approx(float(after.mean()), rel=1e-6)
+        assert record['l1'] - record['l0'] == pytest.approx(
+            record['first_order'], rel=0.05)
+        assert record['step_ratio'] > 0 and 0 <= record['flipped'] <= 1
+        assert record['kl'] > -1e-6  # zero up to float noise
+        assert record['uniform_entropy'] == pytest.approx(np.log(19))
+    big = segmentation_step_effects(adapter, batch, 0.5, 'sam')
+    assert all(b['step_ratio'] > r['step_ratio']
+               for b, r in zip(big, records))

@@ -166,15 +166,19 @@ def test_the_adapter_comes_from_the_registry_and_refuses_other_tasks(
         SAALSampler(score_thr=0.5).adapter(model)
     with pytest.raises(TypeError, match='no adapter for Linear'):
         find_adapter(torch.nn.Linear(2, 2))
-    # Built once for the round's batches, and gone afterwards.
+    # Built once for a round's batches; outside a round, once per batch.
     sampler = SAALSampler()
+    built = []
+    build = sampler.adapter
+    sampler.adapter = lambda m: built.append(m) or build(m)
     with sampler.scoring(model):
-        adapter = sampler._adapter
         first = sampler.score_maps(model, batch)
-        assert sampler._adapter is adapter
-    assert sampler._adapter is None
-    for a, b in zip(first, SAALSampler().score_maps(model, batch)):
-        assert torch.equal(a, b)
+        second = sampler.score_maps(model, batch)
+    assert len(built) == 1
+    sampler.score_maps(model, batch)
+    assert len(built) == 2
+    for a, b, c in zip(first, second, SAALSampler().score_maps(model, batch)):
+        assert torch.equal(a, b) and torch.equal(a, c)
 
 
 def test_step_effects_measure_the_scored_losses_and_the_step(seg_setup):

@@ -29,6 +29,13 @@ def parse_args():
         type=int,
         default=None,
         help='det: square side (128); seg: height, width = 2 x height (64)')
+    parser.add_argument(
+        '--width', type=int, default=None,
+        help='seg: image width (2 x height)')
+    parser.add_argument(
+        '--style', default='demo', choices=['demo', 'dusk'],
+        help="seg: 'demo' (make demo-seg) or 'dusk', a second set with "
+        'other palettes, a rare class and side void pillars')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--force', action='store_true', help='rewrite existing data')
@@ -57,8 +64,9 @@ def main():
         num_source=args.num_trainval or 48,
         num_target_train=args.num_trainval or 48,
         num_target_val=args.num_test or 16,
-        size=(height, 2 * height),
-        seed=args.seed)
+        size=(height, args.width or 2 * height),
+        seed=args.seed,
+        style=args.style)
     print(f'wrote the two-domain street set to {args.root}: {counts}')
 
 

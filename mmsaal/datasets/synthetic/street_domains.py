@@ -29,7 +29,7 @@ from mmsaal.datasets.gtav import (convert_gta_label, gta_label_files,
 #: class -> Cityscapes label id (GTA5 uses the same ids).
 STREET_LABEL_IDS = dict(
     ego_vehicle=1, road=7, sidewalk=8, building=11, vegetation=21, sky=23,
-    car=26)
+    person=24, car=26)
 CITIES = ('aachen', 'bremen', 'zurich')
 # BGR colours per domain; the target shifts every class away from the source.
 _PALETTES = dict(
@@ -41,11 +41,28 @@ _PALETTES = dict(
                 sidewalk=(150, 160, 170), building=(40, 90, 140),
                 vegetation=(60, 110, 50), sky=(230, 200, 170),
                 car=(30, 30, 160)))
+# The 'dusk' style: other colours in both domains, a darker target.
+_DUSK_PALETTES = dict(
+    source=dict(ego_vehicle=(10, 10, 10), road=(110, 90, 70),
+                sidewalk=(200, 180, 60), building=(120, 60, 150),
+                vegetation=(60, 180, 60), sky=(90, 160, 230),
+                person=(60, 20, 220), car=(200, 120, 20)),
+    target=dict(ego_vehicle=(25, 25, 30), road=(55, 50, 60),
+                sidewalk=(85, 80, 70), building=(70, 45, 60),
+                vegetation=(40, 70, 45), sky=(80, 110, 170),
+                person=(60, 60, 120), car=(110, 60, 40)))
 _NOISE = dict(source=4.0, target=14.0)
+#: Scene and appearance of each style: ``demo`` (``make demo-seg``) and
+#: ``dusk``, a second set that differs in palettes, class frequencies (a
+#: rare ``person``), void layout (side pillars, not a bottom band) and,
+#: by its generator call, resolution.
+STYLES = dict(
+    demo=dict(palettes=_PALETTES, void='bottom', person=0.0),
+    dusk=dict(palettes=_DUSK_PALETTES, void='sides', person=0.2))
 
 
-def _scene(rng: np.random.Generator, height: int,
-           width: int) -> np.ndarray:
+def _scene(rng: np.random.Generator, height: int, width: int,
+           style: str = 'demo') -> np.ndarray:
     """Label ids of one street scene."""
     ids = STREET_LABEL_IDS
     label = np.full((height, width), ids['sky'], dtype=np.uint8)
@@ -77,17 +94,31 @@ def _scene(rng: np.random.Generator, height: int,
         w = int(h * rng.uniform(1.4, 2.2))
         cx = int(rng.integers(0, max(width - w, 1)))
         label[max(cy - h, horizon):cy, cx:cx + w] = ids['car']
-    if rng.random() < 0.5:
-        label[int(height * 0.92):] = ids['ego_vehicle']
+    if STYLES[style]['void'] == 'bottom':
+        if rng.random() < 0.5:
+            label[int(height * 0.92):] = ids['ego_vehicle']
+        return label
+    if rng.random() < STYLES[style]['person']:
+        h = max(4, int(height * rng.uniform(0.15, 0.3)))
+        w = max(2, h // 3)
+        cx = int(rng.integers(0, max(width - w, 1)))
+        bottom = int(rng.uniform(horizon + h / 2, height * 0.95))
+        label[max(bottom - h, 0):bottom, cx:cx + w] = ids['person']
+    if rng.random() < 0.6:  # the windscreen's pillars, never labeled
+        side = max(2, int(width * rng.uniform(0.04, 0.08)))
+        label[:, :side] = ids['ego_vehicle']
+        label[:, width - side:] = ids['ego_vehicle']
     return label
 
 
-def _render(rng: np.random.Generator, label: np.ndarray,
-            domain: str) -> np.ndarray:
+def _render(rng: np.random.Generator,
+            label: np.ndarray,
+            domain: str,
+            style: str = 'demo') -> np.ndarray:
     """The image of a scene in a domain's appearance (BGR uint8)."""
     height, width = label.shape
     img = np.zeros((height, width, 3), dtype=np.float32)
-    for name, colour in _PALETTES[domain].items():
+    for name, colour in STYLES[style]['palettes'][domain].items():
         jitter = rng.normal(0, 8, size=3)
         img[label == STREET_LABEL_IDS[name]] = np.asarray(colour) + jitter
     if domain == 'target':
@@ -113,7 +144,8 @@ def generate_street_domains(root: str,
                             num_target_train: int = 48,
                             num_target_val: int = 16,
                             size: Tuple[int, int] = (64, 128),
-                            seed: int = 0) -> Dict[str, int]:
+                            seed: int = 0,
+                            style: str = 'demo') -> Dict[str, int]:
     """Write the two-domain set under ``root`` (``gta/``, ``cityscapes/``).
 
     Args:
@@ -123,17 +155,21 @@ def generate_street_domains(root: str,
         num_target_val (int): Target validation images. Defaults to 16.
         size (tuple[int, int]): ``(height, width)``. Defaults to (64, 128).
         seed (int): Defaults to 0.
+        style (str): A key of :data:`STYLES`. Defaults to ``'demo'``.
 
     Returns:
         dict[str, int]: Images written per split.
     """
+    if style not in STYLES:
+        raise ValueError(f'style must be one of {sorted(STYLES)}, got '
+                         f'{style!r}')
     rng = np.random.default_rng(seed)
     height, width = size
     gta = osp.join(root, 'gta')
     for i in range(num_source):
-        label = _scene(rng, height, width)
+        label = _scene(rng, height, width, style)
         _write_png(osp.join(gta, 'images', f'{i:05d}.png'),
-                   _render(rng, label, 'source'))
+                   _render(rng, label, 'source', style))
         _write_png(osp.join(gta, 'labels', f'{i:05d}.png'), label)
     for path in gta_label_files(gta):
         convert_gta_label(path)
@@ -143,11 +179,11 @@ def generate_street_domains(root: str,
         for i in range(count):
             town = CITIES[i % len(CITIES)]
             stem = f'{town}_{i:06d}_000019'
-            label = _scene(rng, height, width)
+            label = _scene(rng, height, width, style)
             _write_png(
                 osp.join(city, 'leftImg8bit', split, town,
                          f'{stem}_leftImg8bit.png'),
-                _render(rng, label, 'target'))
+                _render(rng, label, 'target', style))
             gt = osp.join(city, 'gtFine', split, town, f'{stem}_gtFine')
             _write_png(f'{gt}_labelIds.png', label)
             _write_png(f'{gt}_labelTrainIds.png',

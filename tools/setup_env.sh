@@ -39,7 +39,7 @@ todo=$(missing "setuptools==80.9.0" wheel "torch==2.13.0")
 if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; then
   mkdir -p "$WHEEL_CACHE"
   if ! ls "$WHEEL_CACHE"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
-    echo "Building mmcv 2.1.0 with ops from source (about 10 minutes on 2 cores) ..."
+    echo "Building mmcv 2.1.0 with ops from source: about 15-25 minutes on 2 cores, once (the wheel is cached) ..."
     # mmcv 2.1.0's setup.py only builds with setuptools<70; the runtime pin comes back right after.
     "$PY" -m pip install --disable-pip-version-check -q "setuptools<70"
     MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-2} "$PY" -m pip wheel --disable-pip-version-check \

@@ -1,6 +1,6 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """SAAL over MMSegmentation segmentors: per-pixel perturbed loss maps."""
-from typing import List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -134,7 +134,23 @@ class SegmentationSAAL:
             return self._instance_losses(data_batch, rho, mode)
 
     def _instance_losses(self, data_batch: dict, rho: float,
-                   mode: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+                         mode: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        results = []
+        for sample, closure, _ in self.image_closures(data_batch):
+            before, after = perturbed_loss(
+                closure, self.params, rho=rho, mode=mode)
+            results.append((to_original_size(before, sample).cpu(),
+                            to_original_size(after, sample).cpu()))
+        return results
+
+    def image_closures(self, data_batch: dict, keep_logits: bool = False
+                       ) -> Iterator[Tuple[SegDataSample, Callable, list]]:
+        """``(data sample, closure, logits seen)`` of every image of a
+        collated pool batch. The closure returns the image's per-pixel loss
+        against the argmax of its first call's logits (the unperturbed
+        prediction, when :func:`perturbed_loss` calls it), on the scored
+        input, padding cut off. With ``keep_logits`` each call appends its
+        logits, detached, to the list (for diagnosis)."""
         data = self.model.data_preprocessor(data_batch, False)
         inputs, samples = data['inputs'], data['data_samples']
         scale = self.score_resolution or 1.0
@@ -144,14 +160,16 @@ class SegmentationSAAL:
                 align_corners=False)
         with torch.no_grad():
             cache = compute_cached_stage(self.model, self.stage, inputs)
-        results = []
         for index, sample in enumerate(samples):
             image = inputs[index:index + 1]
             top, bottom, left, right = valid_box(sample, inputs.shape[2:],
                                                  scale)
-            pseudo = []
+            pseudo, seen = [], []
 
-            def closure():
+            def closure(image=image, index=index, box=(top, bottom, left,
+                                                      right),
+                        pseudo=pseudo, seen=seen):
+                top, bottom, left, right = box
                 logits = self.model.decode_head.forward(
                     self._features(image, cache, index))
                 logits = resize(
@@ -162,10 +180,8 @@ class SegmentationSAAL:
                 logits = logits[..., top:bottom, left:right]
                 if not pseudo:  # the unperturbed prediction is the label
                     pseudo.append(logits.argmax(dim=1).detach())
+                if keep_logits:
+                    seen.append(logits.detach())
                 return self.pixel_losses(logits, pseudo[0])
 
-            before, after = perturbed_loss(
-                closure, self.params, rho=rho, mode=mode)
-            results.append((to_original_size(before, sample).cpu(),
-                            to_original_size(after, sample).cpu()))
-        return results
+            yield sample, closure, seen

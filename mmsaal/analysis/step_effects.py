@@ -12,10 +12,8 @@ from typing import Dict, List
 
 import torch
 import torch.nn.functional as F
-from mmseg.models.utils import resize
 
-from mmsaal.adapters.base import compute_cached_stage
-from mmsaal.adapters.segmentation import SegmentationSAAL, valid_box
+from mmsaal.adapters.segmentation import SegmentationSAAL
 from mmsaal.sharpness import ascent_step, perturbed_loss
 
 
@@ -40,32 +38,10 @@ def segmentation_step_effects(adapter: SegmentationSAAL, data_batch: dict,
         whose argmax changes), ``kl`` (mean ``KL(p0 || p1)``), ``entropy_after``
         (mean entropy of ``p1``) and ``uniform_entropy`` (``ln C``).
     """
-    model = adapter.model
-    data = model.data_preprocessor(data_batch, False)
-    inputs, samples = data['inputs'], data['data_samples']
-    with torch.no_grad():
-        cache = compute_cached_stage(model, adapter.stage, inputs)
     params = adapter.params
     records = []
-    for index, sample in enumerate(samples):
-        image = inputs[index:index + 1]
-        top, bottom, left, right = valid_box(sample, inputs.shape[2:])
-        logits_seen, pseudo = [], []
-
-        def closure():
-            logits = model.decode_head.forward(
-                adapter._features(image, cache, index))
-            logits = resize(
-                logits,
-                size=inputs.shape[2:],
-                mode='bilinear',
-                align_corners=model.decode_head.align_corners)
-            logits = logits[..., top:bottom, left:right]
-            if not pseudo:
-                pseudo.append(logits.argmax(dim=1).detach())
-            logits_seen.append(logits.detach())
-            return adapter.pixel_losses(logits, pseudo[0])
-
+    for _, closure, logits_seen in adapter.image_closures(
+            data_batch, keep_logits=True):
         with torch.enable_grad():
             grads = torch.autograd.grad(
                 closure().mean(), params, allow_unused=True)

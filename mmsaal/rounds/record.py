@@ -273,6 +273,5 @@ def summary_table(rows: List[Dict]) -> str:
 
 
 def _to_builtin(value):
-    if isinstance(value, np.generic) or hasattr(value, 'item'):
-        return value.item()
-    return value
+    """A numpy or torch scalar as a Python number (for JSON)."""
+    return value.item() if hasattr(value, 'item') else value

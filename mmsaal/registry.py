@@ -9,7 +9,9 @@ nothing upstream builds from them.
 """
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
@@ -27,6 +29,9 @@ TRANSFORMS = Registry(
     locations=['mmsaal.datasets.transforms'])
 HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, locations=['mmsaal.engine.hooks'])
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=['mmsaal.engine'])
+FUNCTIONS = Registry(
+    'function', parent=MMENGINE_FUNCTIONS, locations=['mmsaal.engine'])
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmsaal.models'])
 MODEL_WRAPPERS = Registry(
     'model_wrapper',

@@ -23,8 +23,17 @@ def test_config_builds(path):
     assert cfg.train_dataloader.sampler.type == 'mmsaal.LabeledSetSampler'
     assert cfg.train_cfg.max_epochs == (al.num_rounds + 1) * \
         al.epochs_per_round
+    # Resumable: the loop, the hook and data loading that repeat a run.
+    assert cfg.train_cfg.type == 'mmsaal.ReproducibleEpochBasedTrainLoop'
+    assert not cfg.train_dataloader.get('persistent_workers', False)
+    assert cfg.randomness.seed is not None
+    assert cfg.default_hooks.checkpoint.backend_args.backend == \
+        'mmsaal_atomic_local'
+    types = [h.type for h in cfg.custom_hooks]
+    assert types[-2:] == ['mmsaal.ActiveLearningHook',
+                          'mmsaal.ReproducibleResumeHook']
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    hook = HOOKS.build(cfg.custom_hooks[-1])
+    hook = HOOKS.build(cfg.custom_hooks[-2])
     assert type(hook.pool_sampler).__name__ == 'SAALSampler'
     model = MODELS.build(cfg.model)
     assert hook.pool_sampler.adapter(model).params

@@ -2,20 +2,29 @@
 """Train with active learning: mmdet's / mmseg's ``tools/train.py`` plus
 mmsaal's registration and distributed-on-CPU support."""
 import argparse
+import contextlib
+import logging
 import os
 import os.path as osp
+import re
+import shutil
 import sys
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsaal  # noqa: F401  (registers modules, allows mmengine checkpoints)
-from mmsaal.apis import setup_active_learning
+from mmsaal.apis import check_work_dir, setup_active_learning
 from mmsaal.rounds.oracles import AwaitingLabels
+from mmsaal.utils import checkpoint_to_resume
+
+# The name of the log folder mmengine's Runner makes for each start.
+TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 
 
 def parse_args():
@@ -88,7 +97,8 @@ def build_cfg(args) -> Config:
 
     if args.resume == 'auto':
         cfg.resume = True
-        cfg.load_from = None
+        # mmengine would trust last_checkpoint, which a kill can cut short.
+        cfg.load_from = checkpoint_to_resume(cfg.work_dir)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
@@ -122,17 +132,46 @@ def init_cpu_dist(cfg: Config) -> None:
 def main():
     args = parse_args()
     cfg = build_cfg(args)
+    if cfg.get('active_learning') is not None:
+        check_work_dir(cfg)
     init_cpu_dist(cfg)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    with no_litter_if_refused(cfg.work_dir) as started:
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
+        started.append(runner)
+        try:
+            runner.train()
+        except AwaitingLabels as waiting:
+            # oracle='human': the query is on disk; a person labels it next.
+            print_log(str(waiting), logger='current')
+            sys.exit(0)
+
+
+@contextlib.contextmanager
+def no_litter_if_refused(work_dir: str):
+    """Remove the timestamped log folder (and the work dir, when this start
+    made it) of a start that fails before training begins: a refused
+    config leaves the work dir as it was."""
+    existed = osp.isdir(work_dir)
+    before = set(os.listdir(work_dir)) if existed else set()
+    runners: list = []
     try:
-        runner.train()
-    except AwaitingLabels as waiting:
-        # oracle='human': the query is on disk; a person labels it next.
-        print_log(str(waiting), logger='current')
-        sys.exit(0)
+        yield runners
+    except Exception:
+        loop = getattr(runners[0], '_train_loop', None) if runners else None
+        if not getattr(loop, 'started', False) and is_main_process():
+            logging.shutdown()  # the log file handler holds the folder open
+            for name in set(os.listdir(work_dir) if osp.isdir(work_dir)
+                            else ()) - before:
+                path = osp.join(work_dir, name)
+                if TIMESTAMP.match(name) and osp.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+            if not existed and osp.isdir(work_dir) and \
+                    not os.listdir(work_dir):
+                os.rmdir(work_dir)
+        raise
 
 
 if __name__ == '__main__':

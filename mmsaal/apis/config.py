@@ -6,10 +6,14 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
 from mmsaal.pool import revealed_mask_dir
+from mmsaal.utils.checkpoint import ATOMIC_BACKEND
 
 HOOK_TYPE = 'mmsaal.ActiveLearningHook'
+RESUME_HOOK_TYPE = 'mmsaal.ReproducibleResumeHook'
 SAMPLER_TYPE = 'mmsaal.LabeledSetSampler'
 PLAIN_SAMPLERS = ('DefaultSampler', 'mmengine.DefaultSampler')
+LOOP_TYPE = 'mmsaal.ReproducibleEpochBasedTrainLoop'
+PLAIN_LOOPS = (None, 'EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop')
 
 
 def setup_active_learning(cfg: Config) -> Config:
@@ -20,10 +24,18 @@ def setup_active_learning(cfg: Config) -> Config:
     ``_base_`` and ``--cfg-options active_learning.budget=0.05``. This
     function, called by ``tools/train_al.py``:
 
-    - appends ``ActiveLearningHook(**active_learning)`` to ``custom_hooks``;
+    - appends ``ActiveLearningHook(**active_learning)`` and
+      ``ReproducibleResumeHook`` to ``custom_hooks``;
     - makes the train sampler a ``LabeledSetSampler`` (keeping ``shuffle``
       and ``seed`` of a ``DefaultSampler``);
-    - sets ``train_cfg.max_epochs = (num_rounds + 1) * epochs_per_round``;
+    - sets ``train_cfg.max_epochs = (num_rounds + 1) * epochs_per_round``
+      and makes mmengine's ``EpochBasedTrainLoop`` a
+      ``ReproducibleEpochBasedTrainLoop``, so that ``--resume`` repeats the
+      uninterrupted run: the train dataloader's workers are then started
+      every epoch (``persistent_workers=False``) and seeded by
+      ``mmsaal.seed_worker``, and ``randomness.seed`` defaults to
+      ``active_learning.seed``; checkpoints are written atomically
+      (``AtomicLocalBackend``);
     - points every ``LoadRevealedAnnotations`` of the train pipeline that
       has no ``revealed_dir`` to ``{work_dir}/{state_dir}/revealed``, where
       the hook writes the revealed masks.
@@ -50,7 +62,11 @@ def setup_active_learning(cfg: Config) -> Config:
             'the config sets both `active_learning` and an '
             'ActiveLearningHook in `custom_hooks`: keep one of them.')
     if not present:
-        cfg.custom_hooks = hooks + [hook]
+        hooks.append(hook)
+    if not any(str(h.get('type', '')).endswith('ReproducibleResumeHook')
+               for h in hooks):
+        hooks.append(ConfigDict(type=RESUME_HOOK_TYPE))
+    cfg.custom_hooks = hooks
 
     sampler = cfg.train_dataloader.get('sampler') or ConfigDict()
     if sampler.get('type') in PLAIN_SAMPLERS:
@@ -77,7 +93,10 @@ def setup_active_learning(cfg: Config) -> Config:
             f'epochs_per_round (was {train_cfg.get("max_epochs")}).',
             logger='current')
     train_cfg.max_epochs = max_epochs
+    if train_cfg.get('type') in PLAIN_LOOPS:
+        train_cfg.type = LOOP_TYPE
     cfg.train_cfg = train_cfg
+    _make_resumable(cfg, settings.get('seed', 0))
     revealed_dir = revealed_mask_dir(
         osp.join(cfg.get('work_dir') or '.', settings.get('state_dir',
                                                            'rounds')))
@@ -86,6 +105,34 @@ def setup_active_learning(cfg: Config) -> Config:
                 and step.get('revealed_dir') is None:
             step['revealed_dir'] = revealed_dir
     return cfg
+
+
+def _make_resumable(cfg: Config, seed: int) -> None:
+    """The data-loading and seed settings a resumed run needs to repeat the
+    uninterrupted one (see ``ReproducibleEpochBasedTrainLoop``)."""
+    loader = cfg.train_dataloader
+    if loader.get('persistent_workers', False):
+        print_log(
+            'train_dataloader.persistent_workers set to False: workers that '
+            'persist keep their random generators across epochs, so a '
+            'resumed run could not repeat the uninterrupted one.',
+            logger='current')
+        loader.persistent_workers = False
+    loader.setdefault('worker_init_fn', ConfigDict(type='mmsaal.seed_worker'))
+    hooks = cfg.get('default_hooks') or ConfigDict()
+    checkpoint = hooks.get('checkpoint', ConfigDict(
+        type='CheckpointHook', interval=1))
+    if checkpoint is not None and not any(
+            checkpoint.get(key) for key in ('backend_args', 'file_client_args')
+    ) and '://' not in str(checkpoint.get('out_dir') or ''):
+        # A checkpoint cut short by a kill never gets its final name.
+        checkpoint.backend_args = ConfigDict(backend=ATOMIC_BACKEND)
+        hooks.checkpoint = checkpoint
+        cfg.default_hooks = hooks
+    randomness = cfg.get('randomness') or ConfigDict()
+    if randomness.get('seed') is None:
+        randomness.seed = seed
+        cfg.randomness = randomness
 
 
 def _pipeline_steps(dataset_cfg):

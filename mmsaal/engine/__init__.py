@@ -1,5 +1,8 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 from .hooks import *  # noqa: F401,F403
+from .loops import ReproducibleEpochBasedTrainLoop, seed_worker
 from .training_reset import InitialTrainingState
 
-__all__ = ['InitialTrainingState']
+__all__ = [
+    'InitialTrainingState', 'ReproducibleEpochBasedTrainLoop', 'seed_worker'
+]

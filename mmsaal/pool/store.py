@@ -13,23 +13,23 @@ import re
 import shutil
 from typing import Callable, Dict, List, Optional, Sequence
 
+import torch
+
+from mmsaal.utils.checkpoint import write_bytes_atomic
 from .state import PoolState
 
 MASK_DIR = 'revealed'
 ROUND_DIR = re.compile(r'^round_(\d+)$')
 QUERY_DIR = re.compile(r'^query_(\d+)$')
 TMP_PREFIX = '.incomplete_'
+# The random generators of every rank once the round was chosen.
+RANDOM_STATES = 'random_states.pth'
 
 
 def write_text_atomic(text: str, path: str) -> None:
     """Write ``text`` to ``path`` through a temporary file + rename, so a
     reader sees the old file or the new one, never a part."""
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_bytes_atomic(text.encode('utf-8'), path)
 
 
 def dump_json_atomic(obj, path: str) -> None:
@@ -209,6 +209,14 @@ class RoundStore:
                         osp.join(self.round_dir(round_idx), 'revealed.npz'))
                 state.check_revealed(self.root)
         return latest
+
+    def load_random_states(self, round_idx: int) -> Optional[List[Dict]]:
+        """The random states a round was written with (one per rank), or
+        None for a round written without them."""
+        path = osp.join(self.round_dir(round_idx), RANDOM_STATES)
+        if not osp.exists(path):
+            return None
+        return torch.load(path, weights_only=True)
 
     def write_metrics(self, round_idx: int, metrics: Dict) -> None:
         """Record the validation metrics of the model trained on a round."""

@@ -6,10 +6,12 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
-from mmengine.dist import barrier, broadcast_object_list, is_main_process
+from mmengine.dist import (all_gather_object, barrier, broadcast_object_list,
+                           is_main_process)
 from mmengine.logging import print_log
 
 from mmsaal.pool import PoolState, RoundStore, read_initial_file
+from mmsaal.utils import random_states
 from .record import RoundRecorder
 from .score import score_in_eval_mode
 from .units import ImageUnits, Query, count, pick_units
@@ -114,8 +116,12 @@ class RoundPipeline:
         self.oracle.wait_for_labels(round_idx, query)
         query.info = dict(query.info,
                           **self.units.reveal(self.state, query))
+        # Where every rank's generators are once the round is chosen: a run
+        # that resumes from a checkpoint taken before this round goes on
+        # from here instead of querying again.
+        generators = all_gather_object(random_states.capture())
         if is_main_process():
-            self.recorder.save_round(query, query.info)
+            self.recorder.save_round(query, query.info, generators)
         barrier()
         print_log(
             f'Active learning round {round_idx}: '

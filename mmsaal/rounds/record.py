@@ -7,13 +7,15 @@ import csv
 import io
 import os.path as osp
 from collections import Counter
+from functools import partial
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 
 from mmsaal.pool import (IGNORE_INDEX, PoolState, RoundStore,
                          dump_json_atomic, write_text_atomic)
-from mmsaal.pool.store import load_json
+from mmsaal.pool.store import RANDOM_STATES, load_json
 from .units import ImageUnits, Query
 
 COLUMNS = ('round', 'labeled', 'fraction', 'pixel_fraction', 'added',
@@ -180,6 +182,7 @@ class RoundRecorder:
         self.title = title
 
     def save_round(self, query: Query, info: Dict,
+                   generators: Optional[List[Dict]] = None,
                    initial: bool = False) -> None:
         """Write the round the state just added (labeled set, query,
         scores, revealed pixels), drop its query folder, export what
@@ -188,6 +191,8 @@ class RoundRecorder:
         Args:
             query (Query): What the round labeled.
             info (dict): Facts about the round, kept in ``queried.json``.
+            generators (list[dict], optional): The random states of every
+                rank after the query (``random_states.pth``), for resume.
             initial (bool): Round 0: no class histogram of what it revealed
                 (segmentation pools), and every mask is exported. Defaults
                 to False.
@@ -199,12 +204,12 @@ class RoundRecorder:
                 info,
                 queried_classes=pixel_class_histogram(
                     self.pool, self.units.revealed_masks(query)))
+        writers = self.units.round_files(round_idx, query,
+                                         self.state.item_names)
+        if generators is not None:
+            writers[RANDOM_STATES] = partial(torch.save, generators)
         self.store.save_round(
-            self.state,
-            scores=query.scores,
-            info=info,
-            writers=self.units.round_files(round_idx, query,
-                                           self.state.item_names))
+            self.state, scores=query.scores, info=info, writers=writers)
         self.store.remove_query(round_idx)
         self.units.export(self.state, None if initial else query.indices)
         self.report()

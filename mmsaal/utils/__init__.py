@@ -1,7 +1,11 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-from .checkpoint import allow_mmengine_checkpoints, mmengine_safe_globals
+from .checkpoint import (AtomicLocalBackend, allow_mmengine_checkpoints,
+                         checkpoint_to_resume, mmengine_safe_globals,
+                         write_bytes_atomic)
 from .work_dir import work_dir_config
 
 __all__ = [
-    'allow_mmengine_checkpoints', 'mmengine_safe_globals', 'work_dir_config'
+    'AtomicLocalBackend', 'allow_mmengine_checkpoints',
+    'checkpoint_to_resume', 'mmengine_safe_globals', 'work_dir_config',
+    'write_bytes_atomic'
 ]

@@ -3,10 +3,11 @@ import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence, Union
 
-from mmengine.dist import barrier, is_main_process
+from mmengine.dist import barrier, get_rank, get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
+from mmsaal.apis.experiment import record_experiment
 from mmsaal.datasets.samplers import LabeledSetSampler
 from mmsaal.engine.training_reset import InitialTrainingState
 from mmsaal.pool import PoolState
@@ -14,6 +15,7 @@ from mmsaal.registry import HOOKS, POOL_SAMPLERS
 from mmsaal.rounds import (PIPELINE_FIELDS, RoundPipeline,
                            build_round_pipeline, check_fields, count,
                            summary_table, unwrap_model)
+from mmsaal.utils import random_states
 
 
 @HOOKS.register_module()
@@ -160,6 +162,8 @@ class ActiveLearningHook(Hook):
                 count(self.initial_labeled, self.state.pool_size),
                 self.initial_labeled_file,
                 may_start_empty=self.sampler.pool_index is not None)
+            if is_main_process():
+                record_experiment(runner.cfg)
         self._update_train_set(runner)
 
     def before_train(self, runner) -> None:
@@ -185,6 +189,10 @@ class ActiveLearningHook(Hook):
         if epoch == 0 or epoch % self.epochs_per_round:
             return
         round_idx = epoch // self.epochs_per_round
+        if round_idx == self.state.round:
+            # Written after the checkpoint this run resumed from: go on
+            # with the generators the killed run had after querying it.
+            self._restore_random_states(round_idx)
         if round_idx > self.num_rounds or round_idx <= self.state.round:
             return  # done already (resumed after it was written)
         self.rounds.run(round_idx, unwrap_model(runner.model), epoch)
@@ -241,6 +249,11 @@ class ActiveLearningHook(Hook):
                 f'{self.rounds.store.root} ends at round {self.state.round}: '
                 f'round folders were deleted. Restore them, or resume from '
                 f'an earlier checkpoint with --resume PATH.')
+
+    def _restore_random_states(self, round_idx: int) -> None:
+        states = self.rounds.store.load_random_states(round_idx)
+        if states is not None and len(states) == get_world_size():
+            random_states.restore(states[get_rank()])
 
     def _update_train_set(self, runner) -> None:
         self.sampler.set_labeled(self.state.labeled_indices())

@@ -1,0 +1,109 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""What a work dir's experiment is, so that ``--resume`` cannot change it.
+
+At the first start, the config fields that decide a run's results are
+written to ``{work_dir}/{state_dir}/experiment.json``. ``--resume`` with a
+config that changes any of them is refused, naming the fields: a resumed
+run must be the run the work dir holds. Fields that only say how to run
+(logging, checkpoint intervals, scoring workers, ``num_rounds`` to extend
+a run) may change.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List
+
+from mmengine.config import Config
+
+from mmsaal.pool import RoundStore, dump_json_atomic
+
+EXPERIMENT_FILE = 'experiment.json'
+# Top-level config fields whose change changes the run's results.
+EXPERIMENT_FIELDS = ('active_learning', 'randomness', 'model', 'optim_wrapper',
+                     'param_scheduler', 'train_dataloader', 'train_cfg',
+                     'val_dataloader', 'val_evaluator')
+# Dotted fields inside them that may change on resume.
+FREE_FIELDS = ('active_learning.num_rounds', 'active_learning.state_dir',
+               'active_learning.pool_dataloader.num_workers',
+               'train_cfg.max_epochs', 'val_dataloader.num_workers',
+               'val_dataloader.persistent_workers')
+
+
+def experiment_fields(cfg: Config) -> Dict[str, object]:
+    """The result-deciding fields of ``cfg``, flat (``'a.b.c': value``), as
+    JSON values."""
+    flat: Dict[str, object] = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key in sorted(value):
+                walk(f'{prefix}.{key}', value[key])
+        elif prefix not in FREE_FIELDS and not prefix.endswith(
+                '.revealed_dir'):  # derived from the work dir's spelling
+            flat[prefix] = json.loads(json.dumps(value, default=repr))
+
+    data = cfg.to_dict()
+    for field in EXPERIMENT_FIELDS:
+        if data.get(field) is not None:
+            walk(field, data[field])
+    return flat
+
+
+def state_root(cfg: Config) -> str:
+    settings = cfg.get('active_learning') or {}
+    return osp.join(cfg.work_dir, settings.get('state_dir', 'rounds'))
+
+
+def record_experiment(cfg: Config) -> None:
+    """Write ``experiment.json`` (at the first start of a run)."""
+    os.makedirs(state_root(cfg), exist_ok=True)
+    dump_json_atomic(experiment_fields(cfg),
+                     osp.join(state_root(cfg), EXPERIMENT_FILE))
+
+
+def check_work_dir(cfg: Config) -> None:
+    """Refuse a start that would change what the work dir holds.
+
+    - Rounds exist and ``cfg.resume`` is not set: refused (a new run would
+      overwrite them).
+    - ``cfg.resume`` with fields that differ from ``experiment.json``:
+      refused, the fields named.
+
+    It only reads: call it before building the Runner, so that a refused
+    start leaves nothing in the work dir.
+
+    Raises:
+        SystemExit: With what to do.
+    """
+    root = state_root(cfg)
+    if not RoundStore(root).rounds():
+        return
+    if not cfg.get('resume', False):
+        raise SystemExit(
+            f'{root} already holds the rounds of an active-learning run. '
+            f'Continue it with --resume, or start a new one with another '
+            f'--work-dir.')
+    path = osp.join(root, EXPERIMENT_FILE)
+    if not osp.exists(path):
+        return  # a run started before experiment.json was written
+    with open(path, encoding='utf-8') as f:
+        recorded = json.load(f)
+    changed = changed_fields(recorded, experiment_fields(cfg))
+    if changed:
+        raise SystemExit(
+            '--resume refused: this config changes the experiment that '
+            f'{cfg.work_dir} holds, so the resumed run would not be the '
+            'same run:\n' + '\n'.join(f'  {line}' for line in changed) +
+            f'\nResume with the config the run started with (the changed '
+            f'fields are listed in {path}), or start a new run with another '
+            f'--work-dir.')
+
+
+def changed_fields(recorded: Dict, current: Dict) -> List[str]:
+    """``field: was -> now`` for every field that differs."""
+    lines = []
+    for key in sorted(set(recorded) | set(current)):
+        was, now = recorded.get(key, '<unset>'), current.get(key, '<unset>')
+        if was != now:
+            lines.append(f'{key}: {was!r} -> {now!r}')
+    return lines

@@ -1,6 +1,7 @@
 """End-to-end: the real tools/train_al.py on generated VOC-layout data."""
 import glob
 import json
+import os
 import os.path as osp
 
 import pytest
@@ -90,14 +91,33 @@ def test_resume_after_sigkill_during_training_loses_and_duplicates_nothing(
     assert len(set(final[2])) == len(final[2])
 
 
-def test_a_finished_work_dir_is_not_overwritten_without_resume(
-        voc_shapes, tmp_path):
+def work_dir_listing(work_dir):
+    """Every file under ``work_dir``, with its modification time."""
+    return {
+        path: os.stat(path).st_mtime_ns
+        for path in glob.glob(osp.join(work_dir, '**'), recursive=True)
+    }
+
+
+def test_a_refused_start_leaves_the_work_dir_as_it_was(voc_shapes, tmp_path):
     work_dir = str(tmp_path / 'run')
     options = quick_options(voc_shapes, rounds=0)
     run_train_al(work_dir, options)
+    before = work_dir_listing(work_dir)
+
     again = run_train_al(work_dir, options, check=False)
     assert again.returncode != 0
     assert 'Continue it with --resume' in again.stderr
+
+    changed = options + ['active_learning.budget=6',
+                         'active_learning.pool_sampler=EntropySampler']
+    resumed = run_train_al(work_dir, changed, extra=['--resume'],
+                           check=False)
+    assert resumed.returncode != 0
+    assert 'active_learning.budget: 5 -> 6' in resumed.stderr
+    assert ("active_learning.pool_sampler: 'RandomSampler' -> "
+            "'EntropySampler'") in resumed.stderr
+    assert work_dir_listing(work_dir) == before  # no log folder, no dump
 
 
 @pytest.mark.parametrize('field, value, message', [
@@ -119,6 +139,7 @@ def test_bad_config_gets_a_clear_error(voc_shapes, tmp_path, field, value,
     assert result.returncode != 0
     assert message in result.stderr
     assert not glob.glob(str(tmp_path / 'run' / 'rounds' / 'round_*'))
+    assert not glob.glob(str(tmp_path / 'run' / '2*'))  # no log folder
 
 
 def test_an_exhausted_pool_ends_the_run_cleanly(voc_shapes, tmp_path):

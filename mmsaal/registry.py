@@ -14,6 +14,7 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
@@ -32,6 +33,10 @@ HOOKS = Registry(
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=['mmsaal.engine'])
 FUNCTIONS = Registry(
     'function', parent=MMENGINE_FUNCTIONS, locations=['mmsaal.engine'])
+OPTIM_WRAPPERS = Registry(
+    'optim_wrapper',
+    parent=MMENGINE_OPTIM_WRAPPERS,
+    locations=['mmsaal.engine.optimizers'])
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmsaal.models'])
 MODEL_WRAPPERS = Registry(
     'model_wrapper',

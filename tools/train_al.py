@@ -82,6 +82,11 @@ def build_cfg(args) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
 
     if args.amp:
+        if 'SAMOptimWrapper' in str(cfg.optim_wrapper.get('type')):
+            raise SystemExit(
+                '--amp replaces optim_wrapper.type with AmpOptimWrapper, '
+                'which would drop SAMOptimWrapper: train with SAM without '
+                '--amp.')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
 

@@ -100,7 +100,7 @@ def setup_active_learning(cfg: Config) -> Config:
     revealed_dir = revealed_mask_dir(
         osp.join(cfg.get('work_dir') or '.', settings.get('state_dir',
                                                            'rounds')))
-    for step in _pipeline_steps(cfg.train_dataloader.dataset):
+    for step in pipeline_steps(cfg.train_dataloader.dataset):
         if str(step.get('type', '')).endswith('LoadRevealedAnnotations') \
                 and step.get('revealed_dir') is None:
             step['revealed_dir'] = revealed_dir
@@ -135,11 +135,11 @@ def _make_resumable(cfg: Config, seed: int) -> None:
         cfg.randomness = randomness
 
 
-def _pipeline_steps(dataset_cfg):
+def pipeline_steps(dataset_cfg):
     """Every transform config of a (possibly nested) dataset config."""
     yield from dataset_cfg.get('pipeline') or []
     for key in ('dataset', 'datasets'):
         inner = dataset_cfg.get(key)
         for sub in inner if isinstance(inner, (list, tuple)) else [inner]:
             if isinstance(sub, dict):
-                yield from _pipeline_steps(sub)
+                yield from pipeline_steps(sub)

@@ -140,12 +140,12 @@ def main():
     if cfg.get('active_learning') is not None:
         check_work_dir(cfg)
     init_cpu_dist(cfg)
-    with no_litter_if_refused(cfg.work_dir) as started:
+    with no_litter_if_refused(cfg.work_dir) as runners:
         if 'runner_type' not in cfg:
             runner = Runner.from_cfg(cfg)
         else:
             runner = RUNNERS.build(cfg)
-        started.append(runner)
+        runners.append(runner)
         try:
             runner.train()
         except AwaitingLabels as waiting:

@@ -1,14 +1,14 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 from contextlib import contextmanager
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmsaal.registry import OPTIM_WRAPPERS
+from mmsaal.rounds.score import unwrap_model
 from mmsaal.sharpness import ascent_step
 
 
@@ -60,13 +60,15 @@ class SAMOptimWrapper(OptimWrapper):
         self.rho = rho
         self.mode = 'adaptive' if adaptive else 'sam'
         self._model: Optional[nn.Module] = None
+        # What the data preprocessor returned last, for update_params.
+        self._last_batch = None
         # The preprocessed batches since the last update, with the factor
         # their loss was scaled by.
-        self._batches: List[tuple] = []
+        self._batches: List[Tuple[dict, float]] = []
 
     @contextmanager
     def optim_context(self, model: nn.Module):
-        inner = model.module if is_model_wrapper(model) else model
+        inner = unwrap_model(model)
         preprocessor = getattr(inner, 'data_preprocessor', None)
         if not isinstance(preprocessor, nn.Module):
             raise TypeError(
@@ -83,20 +85,21 @@ class SAMOptimWrapper(OptimWrapper):
             handle.remove()
 
     def _keep_batch(self, module, args, batch) -> None:
-        self._batches.append(batch)
+        self._last_batch = batch
 
     def update_params(self,
                       loss: torch.Tensor,
                       step_kwargs: Optional[Dict] = None,
                       zero_kwargs: Optional[Dict] = None) -> None:
-        if not self._batches:
+        if self._last_batch is None:
             raise RuntimeError(
                 'SAMOptimWrapper.update_params needs the batch of the loss: '
                 'compute it inside `with optim_wrapper.optim_context(model):` '
                 '(as mmengine\'s BaseModel.train_step does).')
         # The factor scale_loss applies now, for this batch's second pass.
         factor = float(self.scale_loss(torch.ones(())))
-        self._batches[-1] = (self._batches[-1], factor)
+        self._batches.append((self._last_batch, factor))
+        self._last_batch = None
         self.backward(loss * factor)
         if self.should_update():
             self._sharpness_aware_gradient()
@@ -111,7 +114,7 @@ class SAMOptimWrapper(OptimWrapper):
         ]
         batches, self._batches = self._batches, []
         model = self._model
-        inner = model.module if is_model_wrapper(model) else model
+        inner = unwrap_model(model)
         original = [p.detach().clone() for p in params]
         with torch.no_grad():
             eps = ascent_step(params, [p.grad for p in params], self.rho,

@@ -119,7 +119,7 @@ def test_experiment_fields_leave_out_what_may_change(tmp_path):
 
 def test_resume_with_a_changed_experiment_is_refused_naming_the_fields(
         tmp_path):
-    record_experiment(experiment(tmp_path))
+    record_experiment(experiment(tmp_path), str(tmp_path / 'rounds'))
     (tmp_path / 'rounds' / 'round_00').mkdir()
     resume = dict(resume=True)
     check_work_dir(experiment(tmp_path, **resume))

@@ -97,14 +97,19 @@ def setup_active_learning(cfg: Config) -> Config:
         train_cfg.type = LOOP_TYPE
     cfg.train_cfg = train_cfg
     _make_resumable(cfg, settings.get('seed', 0))
-    revealed_dir = revealed_mask_dir(
-        osp.join(cfg.get('work_dir') or '.', settings.get('state_dir',
-                                                           'rounds')))
+    revealed_dir = revealed_mask_dir(state_root(cfg))
     for step in pipeline_steps(cfg.train_dataloader.dataset):
         if str(step.get('type', '')).endswith('LoadRevealedAnnotations') \
                 and step.get('revealed_dir') is None:
             step['revealed_dir'] = revealed_dir
     return cfg
+
+
+def state_root(cfg: Config) -> str:
+    """``{work_dir}/{active_learning.state_dir}``: the round folders."""
+    settings = cfg.get('active_learning') or {}
+    return osp.join(cfg.get('work_dir') or '.',
+                    settings.get('state_dir', 'rounds'))
 
 
 def _make_resumable(cfg: Config, seed: int) -> None:

@@ -11,11 +11,12 @@ a run) may change.
 import json
 import os
 import os.path as osp
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from mmengine.config import Config
 
 from mmsaal.pool import RoundStore, dump_json_atomic
+from .config import state_root
 
 EXPERIMENT_FILE = 'experiment.json'
 # Top-level config fields whose change changes the run's results.
@@ -49,49 +50,49 @@ def experiment_fields(cfg: Config) -> Dict[str, object]:
     return flat
 
 
-def state_root(cfg: Config) -> str:
-    settings = cfg.get('active_learning') or {}
-    return osp.join(cfg.work_dir, settings.get('state_dir', 'rounds'))
-
-
-def record_experiment(cfg: Config) -> None:
-    """Write ``experiment.json`` (at the first start of a run)."""
-    os.makedirs(state_root(cfg), exist_ok=True)
-    dump_json_atomic(experiment_fields(cfg),
-                     osp.join(state_root(cfg), EXPERIMENT_FILE))
+def record_experiment(cfg: Config, root: str) -> None:
+    """Write ``{root}/experiment.json`` (at the first start of a run)."""
+    os.makedirs(root, exist_ok=True)
+    dump_json_atomic(experiment_fields(cfg), osp.join(root, EXPERIMENT_FILE))
 
 
 def check_work_dir(cfg: Config) -> None:
-    """Refuse a start that would change what the work dir holds.
-
-    - Rounds exist and ``cfg.resume`` is not set: refused (a new run would
-      overwrite them).
-    - ``cfg.resume`` with fields that differ from ``experiment.json``:
-      refused, the fields named.
-
-    It only reads: call it before building the Runner, so that a refused
-    start leaves nothing in the work dir.
+    """:func:`start_refusal` for a config ``setup_active_learning`` made,
+    before the Runner exists, so that a refused start leaves nothing in the
+    work dir.
 
     Raises:
         SystemExit: With what to do.
     """
-    root = state_root(cfg)
+    refusal = start_refusal(cfg, state_root(cfg))
+    if refusal:
+        raise SystemExit(refusal)
+
+
+def start_refusal(cfg: Config, root: str) -> Optional[str]:
+    """Why a start would change the run whose round folders are in
+    ``root``, or None when it may go on. It only reads.
+
+    - Rounds exist and ``cfg.resume`` is not set: a new run would
+      overwrite them.
+    - ``cfg.resume`` with fields that differ from ``experiment.json``: the
+      fields are named.
+    """
     if not RoundStore(root).rounds():
-        return
+        return None
     if not cfg.get('resume', False):
-        raise SystemExit(
-            f'{root} already holds the rounds of an active-learning run. '
-            f'Continue it with --resume, or start a new one with another '
-            f'--work-dir.')
+        return (f'{root} already holds the rounds of an active-learning run. '
+                f'Continue it with --resume, or start a new one with another '
+                f'--work-dir.')
     path = osp.join(root, EXPERIMENT_FILE)
     if not osp.exists(path):
-        return  # a run started before experiment.json was written
+        return None  # a run started before experiment.json was written
     with open(path, encoding='utf-8') as f:
         recorded = json.load(f)
     changed = changed_fields(recorded, experiment_fields(cfg))
-    if changed:
-        raise SystemExit(
-            '--resume refused: this config changes the experiment that '
+    if not changed:
+        return None
+    return ('--resume refused: this config changes the experiment that '
             f'{cfg.work_dir} holds, so the resumed run would not be the '
             'same run:\n' + '\n'.join(f'  {line}' for line in changed) +
             f'\nResume with the config the run started with (the changed '

@@ -6,8 +6,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
-from mmengine.dist import (all_gather_object, barrier, broadcast_object_list,
-                           is_main_process)
+from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.logging import print_log
 
 from mmsaal.pool import PoolState, RoundStore, read_initial_file
@@ -119,7 +118,7 @@ class RoundPipeline:
         # Where every rank's generators are once the round is chosen: a run
         # that resumes from a checkpoint taken before this round goes on
         # from here instead of querying again.
-        generators = all_gather_object(random_states.capture())
+        generators = random_states.capture_every_rank()
         if is_main_process():
             self.recorder.save_round(query, query.info, generators)
         barrier()

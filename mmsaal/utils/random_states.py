@@ -9,10 +9,11 @@ ints and uint8 tensors, which ``torch.load(weights_only=True)`` reads
 without unpickling anything, and :func:`restore` puts them back.
 """
 import random
-from typing import Dict
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+from mmengine.dist import all_gather_object, get_rank, get_world_size
 
 KEYS = ('python', 'numpy', 'torch', 'cuda')
 
@@ -32,6 +33,21 @@ def capture() -> Dict:
         torch=torch.get_rng_state(),
         cuda=torch.cuda.get_rng_state_all()
         if torch.cuda.is_available() else [])
+
+
+def capture_every_rank() -> List[Dict]:
+    """:func:`capture` on every rank, in rank order, on every rank (a
+    collective: all ranks call it)."""
+    return all_gather_object(capture())
+
+
+def this_rank(states: Optional[List[Dict]]) -> Optional[Dict]:
+    """This rank's entry of :func:`capture_every_rank`'s list, or None when
+    there is none or it was written by a run with another number of
+    ranks."""
+    if not states or len(states) != get_world_size():
+        return None
+    return states[get_rank()]
 
 
 def restore(states: Dict) -> None:

@@ -3,11 +3,11 @@ import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence, Union
 
-from mmengine.dist import barrier, get_rank, get_world_size, is_main_process
+from mmengine.dist import barrier, is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from mmsaal.apis.experiment import record_experiment
+from mmsaal.apis.experiment import record_experiment, start_refusal
 from mmsaal.datasets.samplers import LabeledSetSampler
 from mmsaal.engine.training_reset import InitialTrainingState
 from mmsaal.pool import PoolState
@@ -150,12 +150,12 @@ class ActiveLearningHook(Hook):
             runner.experiment_name, self.pool_sampler,
             **{f: getattr(self, f) for f in PIPELINE_FIELDS})
         store = self.rounds.store
+        # tools/train_al.py asked before the Runner was built; a Runner
+        # built by hand is refused here.
+        refusal = start_refusal(runner.cfg, store.root)
+        if refusal:
+            raise RuntimeError(refusal)
         if store.rounds():
-            if not runner.cfg.get('resume', False):
-                raise RuntimeError(
-                    f'{store.root} already holds the rounds of an '
-                    f'active-learning run. Continue it with --resume, or '
-                    f'start a new one with another --work-dir.')
             self.rounds.resume()
         else:
             self.rounds.label_initial_set(
@@ -163,7 +163,7 @@ class ActiveLearningHook(Hook):
                 self.initial_labeled_file,
                 may_start_empty=self.sampler.pool_index is not None)
             if is_main_process():
-                record_experiment(runner.cfg)
+                record_experiment(runner.cfg, store.root)
         self._update_train_set(runner)
 
     def before_train(self, runner) -> None:
@@ -251,9 +251,10 @@ class ActiveLearningHook(Hook):
                 f'an earlier checkpoint with --resume PATH.')
 
     def _restore_random_states(self, round_idx: int) -> None:
-        states = self.rounds.store.load_random_states(round_idx)
-        if states is not None and len(states) == get_world_size():
-            random_states.restore(states[get_rank()])
+        mine = random_states.this_rank(
+            self.rounds.store.load_random_states(round_idx))
+        if mine is not None:
+            random_states.restore(mine)
 
     def _update_train_set(self, runner) -> None:
         self.sampler.set_labeled(self.state.labeled_indices())

@@ -1,13 +1,13 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 from typing import Dict, List, Optional
 
-from mmengine.dist import all_gather_object, get_rank, get_world_size
+from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from mmsaal.utils import random_states
 from mmsaal.engine.loops import ReproducibleEpochBasedTrainLoop
 from mmsaal.registry import HOOKS
+from mmsaal.utils import random_states
 
 
 @HOOKS.register_module()
@@ -34,7 +34,7 @@ class ReproducibleResumeHook(Hook):
         self._epoch_end_states: Optional[List[Dict]] = None
 
     def after_train_epoch(self, runner) -> None:
-        self._epoch_end_states = all_gather_object(random_states.capture())
+        self._epoch_end_states = random_states.capture_every_rank()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         loop = runner.train_loop
@@ -61,13 +61,11 @@ class ReproducibleResumeHook(Hook):
                 'uninterrupted run exactly.',
                 logger='current')
             return
-        states = saved['random_states'] or []
-        mine = states[get_rank()] if len(states) == get_world_size() \
-            else None
+        mine = random_states.this_rank(saved['random_states'])
         if mine is None:
             print_log(
-                f'The checkpoint holds the random states of {len(states)} '
-                f'rank(s) and this run has {get_world_size()}: generators '
-                f'are not restored.',
+                f'The checkpoint holds the random states of '
+                f'{len(saved["random_states"] or [])} rank(s) and this run '
+                f'has {get_world_size()}: generators are not restored.',
                 logger='current')
         loop.resume_from(saved['batches_done'], mine)

@@ -60,7 +60,8 @@ def test_two_process_selection_equals_single_process(
         command, cwd=REPO, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, PYTHONPATH=PYTHONPATH, PYTHON=sys.executable,
                  PORT='29517', **env))
-    assert result.returncode == 0, result.stderr[-5000:]
+    assert result.returncode == 0, \
+        result.stdout[-3000:] + result.stderr[-5000:]
     assert 'GPU number: 2' in result.stdout + result.stderr  # world size
     single_rounds = rounds_of(single)
     assert sorted(single_rounds) == [0, 1, 2]
@@ -104,7 +105,8 @@ def test_two_process_region_selection_equals_single_process(
         command, cwd=REPO, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, PYTHONPATH=PYTHONPATH, PYTHON=sys.executable,
                  PORT='29518', **env))
-    assert result.returncode == 0, result.stderr[-5000:]
+    assert result.returncode == 0, \
+        result.stdout[-3000:] + result.stderr[-5000:]
     single_regions = regions_of(single)
     assert len(single_regions['round_01']) == 16
     assert regions_of(distributed) == single_regions

@@ -151,7 +151,24 @@ def main():
         except AwaitingLabels as waiting:
             # oracle='human': the query is on disk; a person labels it next.
             print_log(str(waiting), logger='current')
+            leave_process_group()
             sys.exit(0)
+    leave_process_group()
+
+
+def leave_process_group() -> None:
+    """End a distributed run's process group once every rank is done.
+
+    Neither mmengine's Runner nor torchrun destroys it; left to interpreter
+    exit, gloo's worker threads can still hold tensors while Python tears
+    down, and the rank dies with SIGABRT ("terminate called without an
+    active exception", pytorch/pytorch#190489) after all its work is
+    written. Called on success only: a rank that failed must not wait here
+    for ranks still inside a collective.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
 
 
 @contextlib.contextmanager

@@ -108,6 +108,29 @@ def rank_units(score_map: torch.Tensor, granularity: str, region_size: int,
         corners=corners, scores=scores, shape=tuple(score_map.shape))
 
 
+def class_shares(labels: torch.Tensor, corners: np.ndarray,
+                 granularity: str, region_size: int) -> np.ndarray:
+    """Each unit's share of pixels per predicted class.
+
+    Args:
+        labels (Tensor): ``(H, W)`` predicted classes (int).
+        corners (np.ndarray): ``(K, 2)`` top-left ``(y, x)`` of the units.
+        granularity (str): ``'region'`` or ``'pixel'``.
+        region_size (int): Side of a region.
+
+    Returns:
+        np.ndarray: ``(K, labels.max() + 1)``, rows summing to 1.
+    """
+    labels = labels.cpu().numpy().astype(np.int64)
+    num_classes = int(labels.max()) + 1 if labels.size else 1
+    side = region_size if granularity == 'region' else 1
+    shares = np.zeros((len(corners), num_classes), np.float64)
+    for row, (y, x) in enumerate(np.asarray(corners).reshape(-1, 2)):
+        window = labels[y:y + side, x:x + side].ravel()
+        shares[row] = np.bincount(window, minlength=num_classes) / len(window)
+    return shares
+
+
 def units_mask(shape: Tuple[int, int], corners: np.ndarray,
                granularity: str, region_size: int) -> np.ndarray:
     """The bool mask of the pixels the units cover."""

@@ -167,6 +167,8 @@ def test_image_queries_pick_through_the_samplers_diversity(tmp_path):
     (dict(granularity='superpixel'), 'granularity must be one of'),
     (dict(region_size=0), 'region_size must be an int >= 1'),
     (dict(oracle='crowd'), 'oracle must be one of'),
+    (dict(pool_sampler=dict(type='EntropySampler', diversity='classes')),
+     "diversity='classes'.*granularity='image' queries whole images"),
 ])
 def test_bad_segmentation_fields_get_clear_errors(fields, message):
     with pytest.raises(ValueError, match=message):

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from mmsaal.pool import PoolState, RevealedPixels, load_masks, save_masks
 from mmsaal.pool_samplers import BasePoolSampler
-from mmsaal.regions import rank_pixels, rank_regions, units_mask
+from mmsaal.regions import (class_shares, rank_pixels, rank_regions,
+                            units_mask)
 from mmsaal.rounds import PixelLabels, PixelUnits, pick_units
 
 
@@ -65,12 +66,19 @@ def test_pixels_rank_by_score_then_position_and_skip_revealed():
 class MapSampler(BasePoolSampler):
     """Scores every pixel with a given map (by image path)."""
 
-    def __init__(self, maps, diversity=False):
+    def __init__(self, maps, diversity=False, labels=None):
         super().__init__(diversity=diversity)
         self.maps = maps
+        self.labels = labels
 
     def score_maps(self, model, data_batch):
         return [self.maps[s.img_path] for s in data_batch['data_samples']]
+
+    def labeled_score_maps(self, model, data_batch):
+        if self.labels is None:
+            return super().labeled_score_maps(model, data_batch)
+        return [(self.maps[s.img_path], self.labels[s.img_path])
+                for s in data_batch['data_samples']]
 
 
 def pixel_units(tmp_path, shapes, granularity='region', per_image=True,
@@ -185,6 +193,63 @@ def test_diversity_picks_beyond_the_top_units(tmp_path, granularity):
     # Regions never overlap, whichever were picked.
     mask = units_mask(shape, diverse['corners'], granularity, 4)
     assert mask.sum() == share * units.area
+
+
+@pytest.mark.parametrize('granularity', ['region', 'pixel'])
+def test_class_diversity_spreads_a_round_over_predicted_classes(
+        tmp_path, granularity):
+    """diversity='classes': k-means++ over each unit's class shares times
+    its score. Two predicted classes score almost alike; the top units all
+    show one of them, the diverse pick takes units of both."""
+    shape = (32, 32)
+    units = pixel_units(tmp_path, [shape], granularity, fraction=4 * 16 /
+                        1024)
+    score_map = torch.full(shape, 9.99)  # class 3 on the right
+    score_map[:, :16] = 9.0  # class 0 on the left, its best rows at 10
+    score_map[:8, :16] = 10.0
+    score_map[:4, :4] = 10.5
+    labels = torch.zeros(shape, dtype=torch.int64)
+    labels[:, 16:] = 3
+    maps, label_maps = {'0.png': score_map}, {'0.png': labels}
+    state = PoolState(units.pixels.paths, pixels=True)
+
+    def classes_of(picked):
+        side = 4 if granularity == 'region' else 1
+        return sorted({int(labels[y:y + side, x:x + side].max())
+                       for y, x in picked['corners']})
+
+    top = select_round(units, MapSampler(maps), state).units[0]
+    assert classes_of(top) == [0]
+    for seed in range(5):
+        diverse = select_round(
+            units, MapSampler(maps, 'classes', label_maps), state,
+            seed=seed).units[0]
+        assert len(diverse['scores']) == units.share(0)
+        assert max(diverse['scores']) == max(top['scores'])
+        assert classes_of(diverse) == [0, 3]
+    # A sampler that predicts no classes is refused, naming the fix.
+    with pytest.raises(NotImplementedError, match='diversity=True'):
+        select_round(units, MapSampler(maps, 'classes'), state)
+
+
+def test_class_shares_count_each_units_pixels():
+    labels = torch.tensor([[0, 0, 2, 2], [0, 1, 2, 2], [1, 1, 1, 1]])
+    shares = class_shares(labels, np.array([[0, 0], [0, 2], [1, 1]]),
+                          'region', 2)
+    np.testing.assert_allclose(
+        shares, [[0.75, 0.25, 0], [0, 0, 1], [0, 0.75, 0.25]])
+    np.testing.assert_allclose(
+        class_shares(labels, np.array([[1, 1]]), 'pixel', 2), [[0, 1, 0]])
+
+
+def test_diversity_takes_known_modes_only():
+    with pytest.raises(ValueError, match="diversity must be one of"):
+        BasePoolSampler(diversity='kmeans')
+    with pytest.raises(ValueError, match="diversity must be one of"):
+        BasePoolSampler(diversity=1)
+    with pytest.raises(ValueError, match='use diversity=True'):
+        BasePoolSampler(diversity='classes').select(
+            np.ones(3), 3, 1, np.random.default_rng(0))
 
 
 def test_revealed_pixels_replay_from_their_round_files(tmp_path):

@@ -10,7 +10,8 @@ from mmengine.registry import MODELS, init_default_scope
 from conftest import SEG_DEMO_CONFIG, seg_data_options
 from mmsaal.rounds.pool_dataset import build_pool_dataset
 from mmsaal.pool_samplers import EntropySampler, RIPUSampler, SAALSampler
-from mmsaal.pool_samplers.ripu import region_impurity_uncertainty
+from mmsaal.pool_samplers.ripu import (region_impurity,
+                                       region_impurity_uncertainty)
 from mmsaal.testing import naive_segmentation_maps
 
 
@@ -132,6 +133,88 @@ def brute_force_ripu(probs, radius):
     return out
 
 
+def brute_force_impurity(labels, num_classes, radius):
+    height, width = labels.shape
+    out = torch.zeros(height, width)
+    for y in range(height):
+        for x in range(width):
+            window = labels[max(y - radius, 0):y + radius + 1,
+                            max(x - radius, 0):x + radius + 1]
+            share = torch.bincount(window.flatten(),
+                                   minlength=num_classes).float()
+            share = share / share.sum()
+            out[y, x] = -(share * share.clamp_min(1e-12).log()).sum()
+    return out
+
+
+def test_region_impurity_matches_its_definition():
+    torch.manual_seed(0)
+    labels = torch.randint(0, 4, (12, 17))
+    labels[:6, :8] = 2  # a pure patch: impurity 0 inside it
+    for radius in (1, 2):
+        got = region_impurity(labels, 5, radius)
+        torch.testing.assert_close(
+            got, brute_force_impurity(labels, 5, radius), rtol=1e-5,
+            atol=1e-6)
+    assert got[:4, :6].abs().max() < 1e-6
+
+
+def test_the_adapter_returns_the_pseudo_label_beside_the_losses(seg_setup):
+    model, batch = seg_setup
+    adapter = SAALSampler().adapter(model)
+    maps = adapter.instance_losses(batch, 0.05, 'adaptive', with_labels=True)
+    plain = adapter.instance_losses(batch, 0.05, 'adaptive')
+    with torch.no_grad():
+        predictions = model.test_step(batch)
+    for (before, after, labels), (ref_before, ref_after), prediction in zip(
+            maps, plain, predictions):
+        assert torch.equal(before, ref_before) and torch.equal(
+            after, ref_after)
+        assert labels.dtype == torch.int64
+        assert torch.equal(labels, prediction.pred_sem_seg.data[0].cpu())
+
+
+def test_samplers_that_predict_give_their_classes_beside_their_maps(
+        seg_setup):
+    """diversity='classes' ranks the maps of score_maps and groups units by
+    the prediction's classes."""
+    model, batch = seg_setup
+    with torch.no_grad():
+        predictions = model.test_step(batch)
+    for sampler in (SAALSampler(), EntropySampler(), RIPUSampler()):
+        pairs = sampler.labeled_score_maps(model, batch)
+        for (score, labels), map_, prediction in zip(
+                pairs, sampler.score_maps(model, batch), predictions):
+            assert torch.equal(score, map_)
+            assert torch.equal(labels, prediction.pred_sem_seg.data[0].cpu())
+
+
+@pytest.mark.parametrize('score', ['max', 'diff'])
+def test_impurity_weighted_maps_are_the_score_times_the_labels_impurity(
+        seg_setup, score, monkeypatch):
+    """SAAL x region impurity: SAAL's map times the impurity of the
+    pseudo-label around each pixel (a stand-in impurity that is not 0 on
+    this model's one-class prediction shows the product, the classes and
+    the radius)."""
+    from mmsaal.pool_samplers import saal
+    model, batch = seg_setup
+    plain = SAALSampler(score=score).score_maps(model, batch)
+    monkeypatch.setattr(
+        saal, 'region_impurity', lambda labels, num_classes, radius:
+        labels.float() + num_classes + radius)
+    weighted = SAALSampler(score=score, impurity_radius=2).score_maps(
+        model, batch)
+    with torch.no_grad():
+        predictions = model.test_step(batch)
+    for map_, got, prediction in zip(plain, weighted, predictions):
+        labels = prediction.pred_sem_seg.data[0].float()
+        torch.testing.assert_close(got, map_ * (labels + 19 + 2))
+    images = SAALSampler(score=score, impurity_radius=2).score_batch(
+        model, batch)
+    np.testing.assert_allclose(images, [float(m.mean()) for m in weighted],
+                               rtol=1e-6)
+
+
 def test_ripu_score_matches_its_definition():
     probs = torch.rand(4, 7, 9).softmax(0)
     torch.testing.assert_close(
@@ -202,3 +285,17 @@ def test_step_effects_measure_the_scored_losses_and_the_step(seg_setup):
     big = segmentation_step_effects(adapter, batch, 0.5, 'sam')
     assert all(b['step_ratio'] > r['step_ratio']
                for b, r in zip(big, records))
+
+
+def test_first_order_scores_images_and_refuses_maps(seg_setup):
+    model, batch = seg_setup
+    rho = 1e-3
+    exact = SAALSampler(rho=rho).adapter(model).instance_losses(
+        batch, rho, 'adaptive')
+    first = SAALSampler(rho=rho, approximation='first_order')
+    scores = first.score_batch(model, batch)
+    for (before, after), score in zip(exact, scores):
+        rise = float(after.mean() - before.mean())
+        assert score - float(before.mean()) == pytest.approx(rise, rel=0.01)
+    with pytest.raises(ValueError, match='gives no pixel maps'):
+        first.score_maps(model, batch)

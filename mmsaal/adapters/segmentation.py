@@ -9,7 +9,7 @@ from mmseg.structures import SegDataSample
 
 from mmsaal.pool import IGNORE_INDEX
 from mmsaal.registry import SAAL_ADAPTERS
-from mmsaal.sharpness import perturbed_loss
+from mmsaal.sharpness import loss_pair, perturbed_loss
 from .base import (PerturbScope, backbone_checkpointing, cached_stage,
                    compute_cached_stage, perturbed_parameters)
 
@@ -27,10 +27,15 @@ def valid_box(sample: SegDataSample, size: Tuple[int, int],
 
 def to_original_size(loss_map: torch.Tensor,
                      sample: SegDataSample) -> torch.Tensor:
-    """Resize an ``(H, W)`` map to the image's original (label) size."""
+    """Resize an ``(H, W)`` map to the image's original (label) size:
+    bilinear for values, nearest for labels (an integer map)."""
     ori_shape = tuple(sample.metainfo['ori_shape'][:2])
     if tuple(loss_map.shape) == ori_shape:
         return loss_map
+    if not loss_map.is_floating_point():
+        return F.interpolate(
+            loss_map[None, None].float(), size=ori_shape,
+            mode='nearest')[0, 0].to(loss_map.dtype)
     return F.interpolate(
         loss_map[None, None], size=ori_shape, mode='bilinear',
         align_corners=False)[0, 0]
@@ -117,40 +122,65 @@ class SegmentationSAAL:
             total = total + losses
         return total[0]
 
-    def instance_losses(self, data_batch: dict, rho: float,
-                        mode: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    def instance_losses(
+            self,
+            data_batch: dict,
+            rho: float,
+            mode: str,
+            with_labels: bool = False,
+            approximation: str = 'exact') -> List[Tuple[torch.Tensor, ...]]:
         """Per-pixel losses before and after the perturbation.
 
         Args:
             data_batch (dict): A collated pool batch (test pipeline).
             rho (float): Radius of the ascent step.
             mode (str): ``'adaptive'`` or ``'sam'``.
+            with_labels (bool): Also return each image's pseudo-label (the
+                argmax of its unperturbed prediction). Defaults to False.
+            approximation (str): ``'exact'``, or ``'first_order'``: the
+                image's mean losses only (scalars), L1 by its first-order
+                value (:func:`~mmsaal.sharpness.first_order_loss`). Defaults
+                to ``'exact'``.
 
         Returns:
-            list[tuple[Tensor, Tensor]]: ``(L0, L1)`` maps of every image,
-            each ``(H, W)`` at the image's original size, on CPU.
+            list[tuple[Tensor, ...]]: ``(L0, L1)`` maps of every image, each
+            ``(H, W)`` at the image's original size, on CPU; with
+            ``with_labels``, ``(L0, L1, pseudo-label)``, the label ``int64``
+            (resized by nearest neighbour).
         """
+        pair = loss_pair(approximation)
+        if pair is not perturbed_loss and with_labels:
+            raise ValueError(f'approximation={approximation!r} gives image '
+                             f'losses, not maps to go with labels')
         with backbone_checkpointing(self.model, self.stage, self.with_cp):
-            return self._instance_losses(data_batch, rho, mode)
+            return self._instance_losses(data_batch, rho, mode, with_labels,
+                                         pair)
 
-    def _instance_losses(self, data_batch: dict, rho: float,
-                         mode: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    def _instance_losses(self, data_batch: dict, rho: float, mode: str,
+                         with_labels: bool,
+                         pair: Callable) -> List[Tuple[torch.Tensor, ...]]:
         results = []
-        for sample, closure, _ in self.image_closures(data_batch):
-            before, after = perturbed_loss(
-                closure, self.params, rho=rho, mode=mode)
-            results.append((to_original_size(before, sample).cpu(),
-                            to_original_size(after, sample).cpu()))
+        for sample, closure, pseudo, _ in self.image_closures(data_batch):
+            maps = pair(closure, self.params, rho=rho, mode=mode)
+            if maps[0].dim() == 0:  # first order: the image's scalars
+                results.append(tuple(m.cpu() for m in maps))
+                continue
+            if with_labels:
+                maps = (*maps, pseudo[0][0])
+            results.append(
+                tuple(to_original_size(m, sample).cpu() for m in maps))
         return results
 
-    def image_closures(self, data_batch: dict, keep_logits: bool = False
-                       ) -> Iterator[Tuple[SegDataSample, Callable, list]]:
-        """``(data sample, closure, logits seen)`` of every image of a
-        collated pool batch. The closure returns the image's per-pixel loss
-        against the argmax of its first call's logits (the unperturbed
-        prediction, when :func:`perturbed_loss` calls it), on the scored
-        input, padding cut off. With ``keep_logits`` each call appends its
-        logits, detached, to the list (for diagnosis)."""
+    def image_closures(
+            self, data_batch: dict, keep_logits: bool = False
+    ) -> Iterator[Tuple[SegDataSample, Callable, list, list]]:
+        """``(data sample, closure, pseudo-label, logits seen)`` of every
+        image of a collated pool batch. The closure returns the image's
+        per-pixel loss against the argmax of its first call's logits (the
+        unperturbed prediction, when :func:`perturbed_loss` calls it), on
+        the scored input, padding cut off; that argmax ``(1, H, W)`` is then
+        the pseudo-label list's one entry. With ``keep_logits`` each call
+        appends its logits, detached, to the last list (for diagnosis)."""
         data = self.model.data_preprocessor(data_batch, False)
         inputs, samples = data['inputs'], data['data_samples']
         scale = self.score_resolution or 1.0
@@ -184,4 +214,4 @@ class SegmentationSAAL:
                     seen.append(logits.detach())
                 return self.pixel_losses(logits, pseudo[0])
 
-            yield sample, closure, seen
+            yield sample, closure, pseudo, seen

@@ -40,7 +40,7 @@ def segmentation_step_effects(adapter: SegmentationSAAL, data_batch: dict,
     """
     params = adapter.params
     records = []
-    for _, closure, logits_seen in adapter.image_closures(
+    for _, closure, _, logits_seen in adapter.image_closures(
             data_batch, keep_logits=True):
         with torch.enable_grad():
             grads = torch.autograd.grad(

@@ -39,8 +39,12 @@ class RandomSampler(BasePoolSampler):
                     tuple(sample.ori_shape[:2]), generator=generator))
         return maps
 
-    def select(self, scores: Optional[np.ndarray], num_candidates: int,
-               budget: int, rng: np.random.Generator) -> np.ndarray:
+    def select(self,
+               scores: Optional[np.ndarray],
+               num_candidates: int,
+               budget: int,
+               rng: np.random.Generator,
+               classes: Optional[np.ndarray] = None) -> np.ndarray:
         """A uniform draw of items; units (regions, pixels), which come
         scored by :meth:`score_maps`' noise, by their noise."""
         if scores is None:

@@ -7,16 +7,36 @@ from .uncertainty import (PredictionSampler, class_probabilities,
                           softmax_entropy)
 
 
+def region_impurity(labels: torch.Tensor, num_classes: int,
+                    radius: int = 1) -> torch.Tensor:
+    """RIPU's region impurity: for each pixel, the entropy of the histogram
+    of ``labels`` ``(H, W)`` over its ``(2 * radius + 1)``-square
+    neighbourhood (Xie et al., CVPR 2022, Eq. 2-3).
+
+    Returns:
+        Tensor: ``(H, W)`` impurities, 0 where the neighbourhood is of one
+        class, ln(n) where it holds n classes equally.
+    """
+    size = 2 * radius + 1
+    one_hot = F.one_hot(labels.long(), num_classes).permute(2, 0, 1)
+    # count_include_pad=False: border pixels average over their real
+    # neighbours only.
+    histogram = F.avg_pool2d(
+        one_hot.float()[None], size, stride=1, padding=radius,
+        count_include_pad=False)[0]
+    return softmax_entropy(histogram)
+
+
 def region_impurity_uncertainty(probs: torch.Tensor,
                                 radius: int = 1) -> torch.Tensor:
     """RIPU's pixel score: region impurity times prediction uncertainty.
 
     For each pixel, over its ``(2 * radius + 1)``-square neighbourhood:
-    impurity is the entropy of the histogram of predicted classes, and
-    uncertainty the mean entropy of the predicted distributions (Xie et al.,
-    "Towards Fewer Annotations: Active Learning via Region Impurity and
-    Prediction Uncertainty for Domain Adaptive Semantic Segmentation", CVPR
-    2022, Eq. 2-4).
+    impurity is the entropy of the histogram of predicted classes
+    (:func:`region_impurity`), and uncertainty the mean entropy of the
+    predicted distributions (Xie et al., "Towards Fewer Annotations: Active
+    Learning via Region Impurity and Prediction Uncertainty for Domain
+    Adaptive Semantic Segmentation", CVPR 2022, Eq. 2-4).
 
     Args:
         probs (Tensor): ``(C, H, W)`` class probabilities.
@@ -25,15 +45,8 @@ def region_impurity_uncertainty(probs: torch.Tensor,
     Returns:
         Tensor: ``(H, W)`` scores.
     """
-    num_classes = probs.shape[0]
     size = 2 * radius + 1
-    one_hot = F.one_hot(probs.argmax(dim=0), num_classes).permute(2, 0, 1)
-    # count_include_pad=False: border pixels average over their real
-    # neighbours only.
-    histogram = F.avg_pool2d(
-        one_hot.float()[None], size, stride=1, padding=radius,
-        count_include_pad=False)[0]
-    impurity = softmax_entropy(histogram)
+    impurity = region_impurity(probs.argmax(dim=0), probs.shape[0], radius)
     uncertainty = F.avg_pool2d(
         softmax_entropy(probs)[None, None], size, stride=1, padding=radius,
         count_include_pad=False)[0, 0]

@@ -1,15 +1,16 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 import contextlib
 import inspect
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 
 from mmsaal.adapters import find_adapter
 from mmsaal.adapters.base import PerturbScope
 from mmsaal.registry import POOL_SAMPLERS
-from mmsaal.sharpness import PERTURBATION_MODES
+from mmsaal.sharpness import APPROXIMATIONS, PERTURBATION_MODES
 from .base import BasePoolSampler
+from .ripu import region_impurity
 
 SCORES = ('max', 'diff')
 
@@ -28,8 +29,15 @@ class SAALSampler(BasePoolSampler):
             ``'adaptive'``.
         score (str): ``'max'`` (the perturbed loss) or ``'diff'`` (perturbed
             minus original). Defaults to ``'max'``.
-        diversity (bool): k-means++ seeding over the scores instead of
-            top-k. Defaults to False.
+        diversity (bool | str): False (top-k), True (k-means++ seeding
+            over the scores) or ``'classes'`` (over the units' predicted
+            classes; region and pixel queries). See
+            :class:`BasePoolSampler`. Defaults to False.
+        approximation (str): ``'exact'`` (a perturbed pass) or
+            ``'first_order'``: L1 = L0 + rho * ||T g|| (ASAM, ``T = |w|``;
+            ``||g||`` for SAM), the ascent step's first-order value, with no
+            perturbed pass. For image queries only: it gives no pixel maps.
+            Defaults to ``'exact'``.
         perturb_scope (str | Sequence[str]): Which parameters move:
             ``'head'`` (RPN + RoI heads, or the dense head), ``'neck+head'``,
             ``'all'``, or parameter-name prefixes. The stages that do not
@@ -44,6 +52,14 @@ class SAALSampler(BasePoolSampler):
             (proposal sampling), fixed per image. Defaults to 0.
         score_resolution (float, optional): Segmentation: score at this
             scale of the input and upsample the loss maps. Defaults to None.
+        impurity_radius (int, optional): Segmentation: multiply each score
+            map by the region impurity of the pseudo-label over the
+            ``(2 * impurity_radius + 1)``-square around each pixel (RIPU's
+            impurity, :func:`~mmsaal.pool_samplers.ripu.region_impurity`,
+            in place of its entropy term). A departure from SAAL's score:
+            units inside one predicted class score 0, so the budget goes to
+            the sharpest class boundaries. None keeps SAAL's score.
+            Defaults to None.
         with_cp (bool, optional): Activation checkpointing of the backbone's
             blocks while scoring, when the backbone moves (``perturb_scope=
             'all'``): it then costs one more backbone forward instead of
@@ -71,13 +87,15 @@ class SAALSampler(BasePoolSampler):
                  rho: float = 0.05,
                  perturbation: str = 'adaptive',
                  score: str = 'max',
-                 diversity: bool = False,
+                 diversity: Union[bool, str] = False,
+                 approximation: str = 'exact',
                  perturb_scope: PerturbScope = 'head',
                  score_thr: float = 0.3,
                  max_pseudo_per_img: int = 100,
                  loss_terms: Optional[Sequence[str]] = None,
                  seed: int = 0,
                  score_resolution: Optional[float] = None,
+                 impurity_radius: Optional[int] = None,
                  with_cp: Optional[bool] = None) -> None:
         super().__init__(diversity=diversity)
         if perturbation not in PERTURBATION_MODES:
@@ -88,15 +106,29 @@ class SAALSampler(BasePoolSampler):
                              f'got {score!r}')
         if rho <= 0:
             raise ValueError(f'SAALSampler.rho must be > 0, got {rho}')
+        if approximation not in APPROXIMATIONS:
+            raise ValueError(f'SAALSampler.approximation must be one of '
+                             f'{APPROXIMATIONS}, got {approximation!r}')
+        if approximation != 'exact' and impurity_radius is not None:
+            raise ValueError(
+                f'SAALSampler.impurity_radius weighs pixel maps, which '
+                f'approximation={approximation!r} does not give: use one '
+                f'of them')
+        if impurity_radius is not None and (
+                not isinstance(impurity_radius, int) or impurity_radius < 1):
+            raise ValueError(f'SAALSampler.impurity_radius must be None or '
+                             f'an int >= 1, got {impurity_radius!r}')
         self.rho = rho
         self.perturbation = perturbation
         self.score = score
+        self.approximation = approximation
         self.perturb_scope = perturb_scope
         self.score_thr = score_thr
         self.max_pseudo_per_img = max_pseudo_per_img
         self.loss_terms = loss_terms
         self.seed = seed
         self.score_resolution = score_resolution
+        self.impurity_radius = impurity_radius
         self.with_cp = with_cp
         self._adapter = None  # the round's, inside scoring()
 
@@ -105,6 +137,12 @@ class SAALSampler(BasePoolSampler):
         sampler's fields; a task field the adapter does not take, set away
         from its default, is an error that names it."""
         adapter = find_adapter(model)
+        if self.impurity_radius is not None and not adapter.PIXEL_MAPS:
+            raise ValueError(
+                f'SAALSampler.impurity_radius={self.impurity_radius!r} '
+                f'weighs segmentation loss maps, and a '
+                f'{type(model).__name__} gives none: remove impurity_radius '
+                f'from the pool_sampler config.')
         defaults = inspect.signature(SAALSampler).parameters
         options = {}
         for name in self.TASK_FIELDS:
@@ -138,24 +176,69 @@ class SAALSampler(BasePoolSampler):
         return adapter if adapter is not None and adapter.model is model \
             else self.adapter(model)
 
-    def _scores(self, adapter, data_batch: dict) -> List[torch.Tensor]:
-        pairs = adapter.instance_losses(data_batch, self.rho,
-                                        self.perturbation)
-        if self.score == 'max':
-            return [after for _, after in pairs]
-        return [after - before for before, after in pairs]
+    def _scores(self, adapter, data_batch: dict,
+                with_labels: bool = False) -> List[Tuple[torch.Tensor, ...]]:
+        """Each image's score map, and its pseudo-label with
+        ``with_labels``."""
+        with_labels = with_labels or self.impurity_radius is not None
+        if with_labels:  # segmentation only: adapter() refuses it elsewhere
+            maps = adapter.instance_losses(
+                data_batch, self.rho, self.perturbation, with_labels=True)
+        elif self.approximation != 'exact':
+            maps = adapter.instance_losses(
+                data_batch, self.rho, self.perturbation,
+                approximation=self.approximation)
+        else:
+            maps = adapter.instance_losses(data_batch, self.rho,
+                                           self.perturbation)
+        results = []
+        for before, after, *labels in maps:
+            score = after if self.score == 'max' else after - before
+            if self.impurity_radius is not None:
+                score = score * region_impurity(
+                    labels[0], adapter.model.decode_head.num_classes,
+                    self.impurity_radius)
+            results.append((score, *labels))
+        return results
 
     def score_batch(self, model: torch.nn.Module,
                     data_batch: dict) -> Sequence[float]:
         """A float per item: its score, or the mean of its score map."""
         return [
             float(score.mean())
-            for score in self._scores(self._adapter_for(model), data_batch)
+            for score, *_ in self._scores(self._adapter_for(model),
+                                          data_batch)
         ]
 
     def score_maps(self, model: torch.nn.Module,
                    data_batch: dict) -> List[torch.Tensor]:
+        return [
+            score for score, *_ in self._scores(
+                self._pixel_adapter(model, data_batch), data_batch)
+        ]
+
+    def labeled_score_maps(
+            self, model: torch.nn.Module,
+            data_batch: dict) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        return self._scores(
+            self._pixel_adapter(model, data_batch), data_batch,
+            with_labels=True)
+
+    def _pixel_adapter(self, model: torch.nn.Module, data_batch: dict):
         adapter = self._adapter_for(model)
         if not adapter.PIXEL_MAPS:
-            super().score_maps(model, data_batch)
-        return self._scores(adapter, data_batch)
+            super().score_maps(model, data_batch)  # raises: names the task
+        if self.approximation != 'exact':
+            raise ValueError(self._no_maps_message())
+        return adapter
+
+    def _no_maps_message(self) -> str:
+        return (f'SAALSampler.approximation={self.approximation!r} scores '
+                f'whole images (L0 + rho * ||T g||) and gives no pixel '
+                f"maps for region or pixel queries: use approximation="
+                f"'exact', or granularity='image'")
+
+    def check_granularity(self, granularity: str) -> None:
+        super().check_granularity(granularity)
+        if granularity != 'image' and self.approximation != 'exact':
+            raise ValueError(self._no_maps_message())

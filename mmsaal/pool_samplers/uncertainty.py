@@ -1,6 +1,6 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Uncertainty baselines over a model's real predictions."""
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 
@@ -59,6 +59,13 @@ class PredictionSampler(BasePoolSampler):
             self.pixel_scores(p).cpu()
             for p in self._predict(model, data_batch)
         ]
+
+    def labeled_score_maps(
+            self, model: torch.nn.Module,
+            data_batch: dict) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        return [(self.pixel_scores(p).cpu(),
+                 p.pred_sem_seg.data[0].cpu().long())
+                for p in self._predict(model, data_batch)]
 
     def score_prediction(self, prediction) -> float:
         if 'pred_instances' in prediction:

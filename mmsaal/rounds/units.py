@@ -24,7 +24,8 @@ from mmengine.utils import ProgressBar
 
 from mmsaal.datasets.transforms import revealed_mask_path
 from mmsaal.pool import IGNORE_INDEX, PoolState, dump_json_atomic, save_masks
-from mmsaal.regions import rank_units, unit_area, units_mask, units_per_image
+from mmsaal.regions import (class_shares, rank_units, unit_area, units_mask,
+                             units_per_image)
 
 Shape = Tuple[int, int]
 Writer = Callable[[str], None]
@@ -60,6 +61,9 @@ class UnitTable:
     items: np.ndarray
     scores: Optional[np.ndarray]
     corners: Optional[np.ndarray] = None
+    #: ``(N, C)`` each unit's share of pixels per predicted class, for
+    #: ``diversity='classes'``; None otherwise.
+    classes: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -386,10 +390,15 @@ class PixelUnits(ImageUnits):
             self._rank_cap = lambda index: budget.per_item(index) * factor
 
     def score_batch(self, sampler, model, data_batch: dict) -> List[Dict]:
-        """Each image's best units, greedy, avoiding revealed pixels."""
+        """Each image's best units, greedy, avoiding revealed pixels; with
+        ``diversity='classes'``, also their shares of predicted classes."""
+        if sampler.diversity == 'classes':
+            maps = sampler.labeled_score_maps(model, data_batch)
+        else:
+            maps = [(m, None) for m in sampler.score_maps(model, data_batch)]
         ranked = []
-        for sample, score_map in zip(data_batch['data_samples'],
-                                     sampler.score_maps(model, data_batch)):
+        for sample, (score_map, labels) in zip(data_batch['data_samples'],
+                                               maps):
             index = self.position[sample.img_path]
             if tuple(score_map.shape) != self.shapes[index]:
                 raise RuntimeError(
@@ -397,23 +406,34 @@ class PixelUnits(ImageUnits):
                     f'{tuple(score_map.shape)}, not at its size '
                     f'{self.shapes[index]}')
             blocked = self._state.revealed.mask(index)
-            ranked.append(
-                rank_units(
-                    score_map.float(), self.granularity, self.region_size,
-                    self._rank_cap(index),
-                    None if blocked is None else torch.from_numpy(blocked)))
+            units = rank_units(
+                score_map.float(), self.granularity, self.region_size,
+                self._rank_cap(index),
+                None if blocked is None else torch.from_numpy(blocked))
+            if labels is not None:
+                units['classes'] = class_shares(labels, units['corners'],
+                                                self.granularity,
+                                                self.region_size)
+            ranked.append(units)
         return ranked
 
     def table(self, candidates: np.ndarray,
               scored: Optional[List[Dict]]) -> UnitTable:
         items = [np.full(len(r['scores']), i, np.int64)
                  for i, r in zip(candidates, scored)]
+        classes = None
+        if scored and 'classes' in scored[0]:
+            width = max(r['classes'].shape[1] for r in scored)
+            classes = np.concatenate([
+                np.pad(r['classes'], ((0, 0), (0, width - r['classes'].shape[1])))
+                for r in scored
+            ])
         return UnitTable(
             np.concatenate(items) if items else np.zeros(0, np.int64),
             np.concatenate([r['scores'] for r in scored])
             if scored else np.zeros(0),
             np.concatenate([r['corners'] for r in scored])
-            if scored else np.zeros((0, 2), np.int64))
+            if scored else np.zeros((0, 2), np.int64), classes)
 
     def query(self, table: UnitTable, picked: np.ndarray,
               info: Dict) -> Query:
@@ -517,15 +537,21 @@ def pick_units(sampler, table: UnitTable, budget: Budget,
     one greedy pass over the whole pool (units of different images never
     overlap); ties go to the lower pool position, then the earlier unit.
     """
-    if budget.per_item is None:
+    def select(rows, budget: int) -> np.ndarray:
+        # classes only when there are some: a sampler written before them
+        # need not take the argument.
+        extra = {} if table.classes is None else dict(
+            classes=table.classes[rows])
+        scores = None if table.scores is None else table.scores[rows]
+        num = len(table.items[rows])
         return np.asarray(
-            sampler.select(table.scores, len(table),
-                           min(budget.total, len(table)), rng),
+            sampler.select(scores, num, min(budget, num), rng, **extra),
             dtype=np.int64)
+
+    if budget.per_item is None:
+        return select(slice(None), budget.total)
     picked = [
-        rows[sampler.select(table.scores[rows], len(rows),
-                            min(budget.per_item(int(table.items[rows[0]])),
-                                len(rows)), rng)]
+        rows[select(rows, budget.per_item(int(table.items[rows[0]])))]
         for rows in table.groups()
     ]
     return np.concatenate(picked) if picked else np.zeros(0, np.int64)

@@ -115,6 +115,8 @@ class ActiveLearningHook(Hook):
             pool_sampler or dict(type='RandomSampler'))
         check_fields(initial_labeled, budget, pool_subset, num_rounds,
                      epochs_per_round, granularity, region_size, oracle)
+        if hasattr(self.pool_sampler, 'check_granularity'):
+            self.pool_sampler.check_granularity(granularity)
         self.initial_labeled = initial_labeled
         self.initial_labeled_file = initial_labeled_file
         self.budget = budget

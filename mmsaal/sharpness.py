@@ -8,13 +8,19 @@ step ``eps`` and evaluate the loss again with the same pseudo-label::
     adaptive (ASAM): eps = rho * w^2 * g / (||w * g||_2 + 1e-12)
     sam:             eps = rho * g       / (||g||_2     + 1e-12)
 
-The norm is global over every perturbed tensor.
+The norm is global over every perturbed tensor. To first order the step
+raises the loss by ``g . eps = rho * ||T g||`` (``T = |w|`` for ASAM, the
+identity for SAM): :func:`first_order_loss` gives that value without the
+perturbed pass.
 """
 from typing import Callable, List, Sequence, Tuple
 
 import torch
 
 PERTURBATION_MODES = ('adaptive', 'sam')
+#: How the perturbed loss is computed: a second pass at ``w + eps``, or its
+#: first-order value (see :func:`loss_pair`).
+APPROXIMATIONS = ('exact', 'first_order')
 NORM_EPSILON = 1e-12
 
 
@@ -51,14 +57,20 @@ def _direction_(grads: List[torch.Tensor], params: Sequence[torch.Tensor],
     One parameter at a time, so no buffer as large as all perturbed weights
     is made besides ``grads`` itself.
     """
+    return float(1 / (_scaled_norm_(grads, params, mode) + NORM_EPSILON))
+
+
+def _scaled_norm_(grads: List[torch.Tensor], params: Sequence[torch.Tensor],
+                  mode: str) -> torch.Tensor:
+    """Scale ``grads`` in place by ``|w|`` (adaptive) and return their
+    global norm ``||T g||``."""
     if mode not in PERTURBATION_MODES:
         raise ValueError(f'perturbation mode must be one of '
                          f'{PERTURBATION_MODES}, got {mode!r}')
     if mode == 'adaptive':
         for grad, param in zip(grads, params):
             grad.mul_(param.abs())
-    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    return float(1 / (norm + NORM_EPSILON))
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
 def _writable(grads: Sequence[torch.Tensor]) -> List[torch.Tensor]:
@@ -102,17 +114,7 @@ def perturbed_loss(closure: Callable[[], torch.Tensor],
         the closure's shape.
     """
     params = list(params)
-    if not params:
-        raise ValueError('perturbed_loss needs at least one parameter')
-    with torch.enable_grad():
-        loss_before = closure()
-        grads = torch.autograd.grad(
-            loss_before.mean(), params, allow_unused=True)
-    # A parameter the loss does not reach gets no step.
-    grads = _writable([
-        torch.zeros_like(p) if g is None else g
-        for p, g in zip(params, grads)
-    ])
+    loss_before, grads = _loss_and_gradient(closure, params)
     with torch.no_grad():
         scale = rho * _direction_(grads, params, mode)
         original = [p.detach().clone() for p in params]
@@ -129,3 +131,58 @@ def perturbed_loss(closure: Callable[[], torch.Tensor],
         finally:
             torch._foreach_copy_(params, original)
     return loss_before.detach(), loss_after.detach()
+
+
+def _loss_and_gradient(closure: Callable[[], torch.Tensor],
+                       params: List[torch.Tensor]
+                       ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    """The closure's loss and the gradient of its mean, as writable
+    tensors (zeros for a parameter the loss does not reach)."""
+    if not params:
+        raise ValueError('the ascent step needs at least one parameter')
+    with torch.enable_grad():
+        loss_before = closure()
+        grads = torch.autograd.grad(
+            loss_before.mean(), params, allow_unused=True)
+    # A parameter the loss does not reach gets no step.
+    return loss_before, _writable([
+        torch.zeros_like(p) if g is None else g
+        for p, g in zip(params, grads)
+    ])
+
+
+def first_order_loss(closure: Callable[[], torch.Tensor],
+                     params: Sequence[torch.Tensor],
+                     rho: float = 0.05,
+                     mode: str = 'adaptive'
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The instance loss before the step and its first-order value after:
+    ``L1 ~ L0 + g . eps = L0 + rho * ||T g||``, with no perturbed pass.
+
+    Exact to first order in ``rho`` for the instance loss, the mean of the
+    closure's elements, which the step follows. It says nothing about each
+    element (a pixel's own change needs its own gradient), so both values
+    are the instance's: scalars.
+
+    Args:
+        closure, params, rho, mode: As for :func:`perturbed_loss`.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``(L0, L0 + rho * ||T g||)``, detached
+        scalars.
+    """
+    params = list(params)
+    loss_before, grads = _loss_and_gradient(closure, params)
+    with torch.no_grad():
+        rise = rho * _scaled_norm_(grads, params, mode)
+        before = loss_before.detach().mean()
+    return before, before + rise.to(before.dtype)
+
+
+def loss_pair(approximation: str) -> Callable:
+    """:func:`perturbed_loss` (``'exact'``) or :func:`first_order_loss`
+    (``'first_order'``)."""
+    if approximation not in APPROXIMATIONS:
+        raise ValueError(f'approximation must be one of {APPROXIMATIONS}, '
+                         f'got {approximation!r}')
+    return perturbed_loss if approximation == 'exact' else first_order_loss

@@ -8,13 +8,15 @@ import sys
 from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, SEG_DEMO_CONFIG,
                       data_options, seg_data_options)
 
-METHODS = ('inference', 'saal_head', 'saal_all', 'naive')
+METHODS = ('inference', 'saal_head', 'saal_all', 'naive', 'first_order_head')
 
 
-def benchmark(config: str, options: list, *extra: str) -> str:
+def benchmark(config: str, options: list, *extra: str,
+              num_images: int = 2) -> str:
     result = subprocess.run(
         [sys.executable, 'tools/benchmark_scoring.py', config,
-         '--num-images', '2', *extra, '--cfg-options', *options],
+         '--num-images', str(num_images), *extra, '--cfg-options',
+         *options],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'})
     assert result.returncode == 0, result.stderr[-5000:]
@@ -24,7 +26,7 @@ def benchmark(config: str, options: list, *extra: str) -> str:
 def table(stdout: str) -> dict:
     """``{method: [s/img, x infer, peak MB, x infer, live MB, x infer]}``."""
     rows = {}
-    for line in stdout.splitlines():
+    for line in stdout.split('agreement with')[0].splitlines():
         fields = line.split()
         if fields and fields[0] in METHODS:
             rows[fields[0]] = [float(f) for f in fields[1:]]
@@ -45,10 +47,26 @@ def check_columns(rows: dict, methods=METHODS) -> None:
     assert rows['inference'][1] == rows['inference'][3] == 1.0
 
 
+def agreement(stdout: str) -> dict:
+    """``{method: (spearman, top-k overlap)}`` against saal_head."""
+    found = re.search(r'agreement with saal_head \((\d+) images, top-(\d+) '
+                      r'query\):\n.*\n((?:\S+ +\S+ +\S+\n)+)', stdout)
+    assert found, stdout
+    return {
+        fields[0]: (float(fields[1]), float(fields[2]))
+        for fields in (line.split() for line in found.group(3).splitlines())
+    }
+
+
 def test_detector_columns_and_equal_scores(voc_shapes):
-    stdout = benchmark(DEMO_CONFIG, data_options(voc_shapes))
+    stdout = benchmark(DEMO_CONFIG, data_options(voc_shapes), '--methods',
+                       *METHODS, '--top-k', '2', num_images=3)
     check_columns(table(stdout))
     assert max_difference(stdout) < 1e-4
+    rows = agreement(stdout)
+    assert set(rows) == {'saal_all', 'naive', 'first_order_head'}
+    for spearman, overlap in rows.values():
+        assert -1 <= spearman <= 1 and overlap in (0.0, 0.5, 1.0)
 
 
 def test_segmentor_columns_and_parts(street_domains):

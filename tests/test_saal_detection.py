@@ -215,6 +215,16 @@ def test_bad_sampler_fields_are_refused():
         SAALSampler(score='mean')
     with pytest.raises(ValueError, match='rho'):
         SAALSampler(rho=0)
+    with pytest.raises(ValueError, match='impurity_radius'):
+        SAALSampler(impurity_radius=0)
+
+
+def test_impurity_weighting_is_refused_for_a_detector(batches):
+    cfg, _ = batches
+    with pytest.raises(ValueError,
+                       match='impurity_radius=1 weighs segmentation'):
+        SAALSampler(impurity_radius=1, **SCORING).adapter(
+            detector('faster_rcnn', cfg))
 
 
 def test_checkpointed_backbone_scores_the_same_and_is_restored(
@@ -258,3 +268,44 @@ def test_a_segmentation_field_is_refused_for_a_detector(batches):
         SAALSampler(score_resolution=0.5).adapter(model)
     with pytest.raises(NotImplementedError, match='scores whole items'):
         SAALSampler().score_maps(model, data[0])
+
+
+@pytest.mark.parametrize('kind, scope', [
+    # The RoI head alone: with the RPN fixed the proposals cannot flip
+    # between the two passes, which on untrained weights swamps the rise.
+    ('faster_rcnn', ['roi_head.']),
+    ('retinanet', 'head'),
+    ('fcos', 'head'),
+])
+def test_first_order_scores_are_the_exact_rise_to_first_order(
+        batches, kind, scope):
+    """approximation='first_order': L0 as the exact path has it, and
+    L1 - L0 = rho * ||T g||, which a perturbed pass at a small radius
+    matches."""
+    cfg, data = batches
+    model = detector(kind, cfg)
+    model.eval()
+    rho = 1e-3
+    exact = SAALSampler(rho=rho, perturb_scope=scope, **SCORING)
+    first = SAALSampler(rho=rho, perturb_scope=scope,
+                        approximation='first_order', **SCORING)
+    adapter = exact.adapter(model)
+    for batch in data:
+        (b0, b1), = adapter.instance_losses(batch, rho, 'adaptive')
+        (f0, f1), = adapter.instance_losses(batch, rho, 'adaptive',
+                                            approximation='first_order')
+        assert float(f0) == pytest.approx(float(b0), rel=1e-6)
+        assert float(f1 - f0) == pytest.approx(float(b1 - b0), rel=0.01)
+        assert first.score_batch(model, batch) == [float(f1)]
+
+
+def test_first_order_refuses_what_it_cannot_score():
+    sampler = SAALSampler(approximation='first_order')
+    sampler.check_granularity('image')
+    for granularity in ('region', 'pixel'):
+        with pytest.raises(ValueError, match='gives no pixel maps'):
+            sampler.check_granularity(granularity)
+    with pytest.raises(ValueError, match='approximation must be one of'):
+        SAALSampler(approximation='second_order')
+    with pytest.raises(ValueError, match='impurity_radius weighs pixel'):
+        SAALSampler(approximation='first_order', impurity_radius=1)

@@ -142,3 +142,46 @@ def test_ascent_step_is_the_formula_of_the_method(mode, rho):
     assert float(radius) == pytest.approx(rho, rel=1e-5)
     for g, k in zip(grads, kept):
         assert torch.equal(g, k)
+
+
+@pytest.mark.parametrize('mode', ['adaptive', 'sam'])
+def test_first_order_value_is_l0_plus_rho_times_the_scaled_gradient_norm(
+        mode):
+    """L1 ~ L0 + rho * ||T g||, with T = |w| (ASAM) or the identity (SAM),
+    written out by hand; no parameter moves, no .grad is written; element
+    losses give the instance's (mean) values."""
+    from mmsaal.sharpness import first_order_loss
+    model = small_net(2)
+    torch.manual_seed(3)
+    x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 5, (4, ))
+    params = list(model[3].parameters())
+    snapshot = [p.detach().clone() for p in model.parameters()]
+
+    def closure():
+        return nn.functional.cross_entropy(model(x), y, reduction='none')
+
+    before, after = first_order_loss(closure, params, rho=0.05, mode=mode)
+    loss = closure().mean()
+    grads = torch.autograd.grad(loss, params)
+    scaled = [g * p.abs() if mode == 'adaptive' else g
+              for g, p in zip(grads, params)]
+    norm = torch.sqrt(sum((s**2).sum() for s in scaled))
+    assert before.dim() == after.dim() == 0
+    torch.testing.assert_close(before, loss.detach())
+    torch.testing.assert_close(after, loss.detach() + 0.05 * norm)
+    for p, q in zip(model.parameters(), snapshot):
+        assert torch.equal(p, q) and p.grad is None
+    # At a small radius it is the exact perturbed loss to first order.
+    exact_before, exact_after = perturbed_loss(closure, params, rho=1e-4,
+                                               mode=mode)
+    _, first = first_order_loss(closure, params, rho=1e-4, mode=mode)
+    rise = float(exact_after.mean() - exact_before.mean())
+    assert float(first - before) == pytest.approx(rise, rel=0.02)
+
+
+def test_loss_pair_names_the_approximations():
+    from mmsaal.sharpness import first_order_loss, loss_pair
+    assert loss_pair('exact') is perturbed_loss
+    assert loss_pair('first_order') is first_order_loss
+    with pytest.raises(ValueError, match='approximation must be one of'):
+        loss_pair('second_order')

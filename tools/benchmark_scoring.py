@@ -8,9 +8,14 @@ target pool of a domain-adaptive config), one at a time, with
 (3) SAAL, ``perturb_scope='all'``;
 (4) the naive procedure (deep copy per image, full forward / backward /
     forward), as SAAL's classification code does;
+(5) on request (``--methods ... first_order_head``), SAAL's first-order
+    value ``L0 + rho * ||T g||`` (``approximation='first_order'``) for a
+    scope: one forward and one backward, no perturbed pass;
 and prints each as a ratio to (1), the peak memory of each (a fresh process
 per method, so peaks do not mix), and the largest relative difference
-between the scores of (3) and (4). Memory comes twice: ``peak MB`` is the
+between the scores of (3) and (4). Every other scoring method is compared
+with the exact ``saal_head`` scores: Spearman's rank correlation and the
+overlap of their top-k queries (``--top-k``). Memory comes twice: ``peak MB`` is the
 resident set, which keeps what glibc's allocator holds on to after a free;
 ``live MB`` is the heap in use (``mallinfo2``), what the tensors and the
 interpreter hold at the time.
@@ -18,6 +23,8 @@ interpreter hold at the time.
 Example::
 
     python tools/benchmark_scoring.py configs/demo/saal_tiny_faster_rcnn_shapes.py --num-images 20
+    python tools/benchmark_scoring.py configs/demo/saal_tiny_faster_rcnn_shapes.py \
+        --methods inference saal_head first_order_head --interleave
     python tools/benchmark_scoring.py configs/demo/saal_tiny_deeplabv3plus_street_domains.py
 
 For a segmentor, a score is the image's mean perturbed pixel loss, and
@@ -38,6 +45,7 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmsaal  # noqa: F401
+from mmsaal.analysis import rank_correlation, top_k_overlap
 from mmsaal.rounds.pool_dataset import build_pool_dataset
 from mmsaal.pool_samplers import SAALSampler
 from mmsaal.testing import naive_detection_scores, naive_segmentation_maps
@@ -89,6 +97,11 @@ def parse_args():
         action='store_true',
         help='segmentors: also time the backbone, the decode head forward '
         'and its backward, and print the lower bound they set on SAAL head')
+    parser.add_argument(
+        '--top-k',
+        type=int,
+        help='query size of the top-k overlap with saal_head (default: a '
+        'fifth of the images)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -168,8 +181,13 @@ def method_step(name, model, settings):
             with torch.no_grad():
                 model.test_step(batch)
             return [0.0] * len(batch['inputs'])
-    elif name.startswith('saal_'):
-        sampler = SAALSampler(perturb_scope=name[len('saal_'):], **settings)
+    elif name.startswith(('saal_', 'first_order_')):
+        exact = name.startswith('saal_')
+        prefix = 'saal_' if exact else 'first_order_'
+        sampler = SAALSampler(
+            perturb_scope=name[len(prefix):],
+            approximation='exact' if exact else 'first_order',
+            **{k: v for k, v in settings.items() if k != 'approximation'})
         def step(batch):
             return sampler.score_batch(model, batch)
     elif name == 'naive':
@@ -309,6 +327,24 @@ def measure(args, name, queue):
     queue.put(run_method(name, model, batches, settings, args.repeats))
 
 
+def print_agreement(results: dict, k: int) -> None:
+    """Every scoring method against the exact ``saal_head`` scores."""
+    if 'saal_head' not in results:
+        return
+    reference = np.asarray(results['saal_head']['scores'])
+    others = [name for name in results
+              if name not in ('inference', 'saal_head')]
+    if not others:
+        return
+    print(f'\nagreement with saal_head ({len(reference)} images, top-{k} '
+          f'query):')
+    print(f'{"method":<20}{"spearman":>10}{"top-k overlap":>15}')
+    for name in others:
+        scores = np.asarray(results[name]['scores'])
+        print(f'{name:<20}{rank_correlation(scores, reference):>10.3f}'
+              f'{top_k_overlap(scores, reference, k):>15.2f}')
+
+
 def main():
     args = parse_args()
     # A fresh interpreter per method: peaks do not mix, and no fork of a
@@ -335,17 +371,18 @@ def main():
     print(f'\n{count} images, {torch.get_num_threads()} threads, '
           f'{os.path.basename(args.config)}{timing}')
     live = base['peak_live'] is not None
-    print(f'{"method":<12}{"s/img":>9}{"x infer":>9}{"peak MB":>10}'
+    print(f'{"method":<18}{"s/img":>9}{"x infer":>9}{"peak MB":>10}'
           f'{"x infer":>9}' + (f'{"live MB":>10}{"x infer":>9}' if live
                                else ''))
     for name, r in results.items():
-        row = (f'{name:<12}{r["seconds"]:>9.3f}'
+        row = (f'{name:<18}{r["seconds"]:>9.3f}'
                f'{r["seconds"] / base["seconds"]:>9.2f}'
                f'{r["peak"] / 2**20:>10.0f}{r["peak"] / base["peak"]:>9.2f}')
         if live:
             row += (f'{r["peak_live"] / 2**20:>10.0f}'
                     f'{r["peak_live"] / base["peak_live"]:>9.2f}')
         print(row)
+    print_agreement(results, args.top_k or max(1, count // 5))
     if 'saal_all' in results and 'naive' in results:
         ours = np.asarray(results['saal_all']['scores'])
         ref = np.asarray(results['naive']['scores'])

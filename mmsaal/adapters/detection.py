@@ -2,7 +2,7 @@
 """SAAL over MMDetection detectors: pseudo boxes and per-image losses."""
 import contextlib
 import copy
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
@@ -12,7 +12,7 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from mmsaal.registry import SAAL_ADAPTERS
-from mmsaal.sharpness import perturbed_loss
+from mmsaal.sharpness import loss_pair
 from .base import (PerturbScope, backbone_checkpointing, cached_stage,
                    compute_cached_stage, instance_seed, perturbed_parameters,
                    replaced_forward, seeded, sum_losses)
@@ -264,14 +264,20 @@ class DetectionSAAL:
                     losses = self.model.loss(image, [sample])
         return sum_losses(losses, self.loss_terms)
 
-    def instance_losses(self, data_batch: dict, rho: float,
-                        mode: str) -> List[tuple]:
-        """``(L0, L1)`` of every image of a collated batch, scalars."""
+    def instance_losses(self,
+                        data_batch: dict,
+                        rho: float,
+                        mode: str,
+                        approximation: str = 'exact') -> List[tuple]:
+        """``(L0, L1)`` of every image of a collated batch, scalars; L1 by
+        a perturbed pass, or its first-order value (``approximation``, see
+        :func:`~mmsaal.sharpness.loss_pair`)."""
         with backbone_checkpointing(self.model, self.stage, self.with_cp):
-            return self._instance_losses(data_batch, rho, mode)
+            return self._instance_losses(data_batch, rho, mode,
+                                         loss_pair(approximation))
 
-    def _instance_losses(self, data_batch: dict, rho: float,
-                             mode: str) -> List[tuple]:
+    def _instance_losses(self, data_batch: dict, rho: float, mode: str,
+                         pair: Callable) -> List[tuple]:
         data = self.model.data_preprocessor(data_batch, False)
         inputs, samples = data['inputs'], data['data_samples']
         with torch.no_grad():
@@ -294,8 +300,7 @@ class DetectionSAAL:
                     reuse[0] = None
                 return self.loss(image, cache, index, pseudo, output)
 
-            results.append(
-                perturbed_loss(closure, self.params, rho=rho, mode=mode))
+            results.append(pair(closure, self.params, rho=rho, mode=mode))
         return results
 
 

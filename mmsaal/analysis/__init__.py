@@ -1,8 +1,9 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
+from .agreement import rank_correlation, top_k_overlap
 from .curves import (area_under_curve, load_curve, plot_curves,
                      summarize_curves, write_curves_csv)
 
 __all__ = [
-    'area_under_curve', 'load_curve', 'plot_curves', 'summarize_curves',
-    'write_curves_csv'
+    'area_under_curve', 'load_curve', 'plot_curves', 'rank_correlation',
+    'summarize_curves', 'top_k_overlap', 'write_curves_csv'
 ]

@@ -27,6 +27,7 @@ from mmengine.runner import load_checkpoint
 
 import mmsaal  # noqa: F401  (registers modules, allows mmengine checkpoints)
 from mmsaal.adapters.segmentation import SegmentationSAAL
+from mmsaal.analysis import rank_correlation
 from mmsaal.analysis.step_effects import segmentation_step_effects
 from mmsaal.rounds import build_pool_dataset
 
@@ -34,13 +35,6 @@ COLUMNS = ('l0', 'l1', 'score_cv', 'l1_over_lnC', 'rank_corr_img',
            'rank_corr_px', 'flipped', 'kl', 'entropy_after', 'grad_norm',
            'scaled_grad_norm', 'step_ratio', 'max_relative_step',
            'first_order', 'change')
-
-
-def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation (ties broken by position)."""
-    ranks_a = np.argsort(np.argsort(a, kind='stable'), kind='stable')
-    ranks_b = np.argsort(np.argsort(b, kind='stable'), kind='stable')
-    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
 
 
 def parse_args():

@@ -39,6 +39,7 @@ def test_benchmark_prints_the_area_under_the_curve_per_strategy(benchmark):
     root, stdout = benchmark
     assert 'RandomSampler' in stdout and 'LeastConfidenceSampler' in stdout
     assert 'AULC pascal_voc/mAP' in stdout
+    assert 'share of revealed pixels' not in stdout  # image queries
     summary = json.load(open(osp.join(root, 'summary.json')))
     assert {row['strategy'] for row in summary} == {
         'RandomSampler', 'LeastConfidenceSampler',
@@ -143,3 +144,40 @@ def test_segmentation_runs_report_curves_and_outlined_regions(
     nothing = tool('tools/analysis_tools/browse_queries.py', work_dir,
                    '--round', '0', check=False)
     assert nothing.returncode != 0 and 'queried nothing' in nothing.stderr
+
+
+def test_reveal_shares_count_classes_and_void_per_strategy(tmp_path):
+    """What region runs revealed: each class's pixels from the round
+    reports, void the revealed pixels of no class; round 0 never counts."""
+    import numpy as np
+
+    from mmsaal.analysis import (format_reveal_shares, reveal_shares,
+                                 revealed_classes)
+    from mmsaal.pool import save_masks
+
+    def run(name, per_round):
+        work_dir = tmp_path / name
+        rows = [dict(round=0, queried_classes=None)]
+        for round_idx, (classes, revealed) in enumerate(per_round, 1):
+            folder = work_dir / 'rounds' / f'round_{round_idx:02d}'
+            folder.mkdir(parents=True)
+            mask = np.zeros((4, 8), bool)
+            mask.flat[:revealed] = True
+            save_masks(str(folder / 'revealed.npz'), [(0, mask)])
+            rows.append(dict(round=round_idx, queried_classes=classes))
+        (work_dir / 'rounds' / 'round_00').mkdir(parents=True)
+        json.dump(rows, open(work_dir / 'report.json', 'w'))
+        return str(work_dir)
+
+    first = run('a', [(dict(road=6, sky=2), 10), (dict(road=4), 4)])
+    second = run('b', [(dict(car=4), 8)])
+    assert revealed_classes(first) == dict(road=10, sky=2, void=2)
+    shares = reveal_shares([dict(strategy='S', work_dir=first),
+                            dict(strategy='S', work_dir=second)])
+    assert shares['S'] == pytest.approx(
+        dict(car=100 * 4 / 22, road=100 * 10 / 22, sky=100 * 2 / 22,
+             void=100 * 6 / 22))
+    table = format_reveal_shares(shares)
+    assert table.splitlines()[1].split() == ['strategy', 'car', 'road',
+                                             'sky', 'void']
+    assert table.splitlines()[2].split()[-1] == f'{100 * 6 / 22:.1f}'

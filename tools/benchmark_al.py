@@ -21,7 +21,8 @@ import os.path as osp
 import subprocess
 import sys
 
-from mmsaal.analysis import load_curve, plot_curves, write_curves_csv
+from mmsaal.analysis import (format_reveal_shares, load_curve, plot_curves,
+                             reveal_shares, write_curves_csv)
 from mmsaal.analysis.curves import format_summary, summarize_curves
 
 ALIASES = dict(
@@ -115,6 +116,9 @@ def main():
     with open(osp.join(root, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1)
     print(format_summary(summary, curves[0]['metric_name']))
+    shares = reveal_shares(curves)
+    if shares:  # region / pixel queries
+        print(format_reveal_shares(shares))
     print(f'plot: {plot}')
 
 

@@ -1,0 +1,58 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""What a region or pixel run revealed, per class: the histogram a
+benchmark prints beside its curves."""
+import glob
+import json
+import os.path as osp
+from collections import Counter
+from typing import Dict, List, Sequence
+
+#: Revealed pixels that carry no class (the dataset's ignore label).
+VOID = 'void'
+
+
+def revealed_classes(work_dir: str) -> Counter:
+    """Pixels each class got over a run's query rounds (round 1 on), and
+    :data:`VOID` for revealed pixels of no class; empty for runs that
+    query whole images."""
+    from mmsaal.pool import load_masks
+    with open(osp.join(work_dir, 'report.json'), encoding='utf-8') as f:
+        rows = {r['round']: r for r in json.load(f)}
+    counts = Counter()
+    for folder in sorted(glob.glob(osp.join(work_dir, 'rounds', 'round_*'))):
+        round_idx = int(folder.rsplit('_', 1)[1])
+        masks_path = osp.join(folder, 'revealed.npz')
+        if round_idx == 0 or not osp.exists(masks_path):
+            continue
+        revealed = sum(int(m.sum()) for m in load_masks(masks_path).values())
+        classes = rows.get(round_idx, {}).get('queried_classes') or {}
+        counts.update(classes)
+        counts[VOID] += revealed - sum(classes.values())
+    return counts
+
+
+def reveal_shares(curves: Sequence[Dict]) -> Dict[str, Dict[str, float]]:
+    """Per strategy (as :func:`~mmsaal.analysis.summarize_curves` names
+    them), each class's percentage of the pixels its runs revealed."""
+    totals: Dict[str, Counter] = {}
+    for curve in curves:
+        totals.setdefault(curve['strategy'], Counter()).update(
+            revealed_classes(curve['work_dir']))
+    return {
+        strategy: {name: 100.0 * n / sum(counts.values())
+                   for name, n in sorted(counts.items())}
+        for strategy, counts in totals.items() if sum(counts.values())
+    }
+
+
+def format_reveal_shares(shares: Dict[str, Dict[str, float]]) -> str:
+    """A table: one row per strategy, one column per class (void last)."""
+    names: List[str] = sorted({n for s in shares.values() for n in s} -
+                              {VOID}) + [VOID]
+    width = max([len('strategy')] + [len(s) for s in shares]) + 2
+    lines = ['share of revealed pixels, %, query rounds over seeds:',
+             f'{"strategy":<{width}}' + ''.join(f'{n:>11}' for n in names)]
+    for strategy, row in shares.items():
+        lines.append(f'{strategy:<{width}}' +
+                     ''.join(f'{row.get(n, 0.0):>11.1f}' for n in names))
+    return '\n'.join(lines)

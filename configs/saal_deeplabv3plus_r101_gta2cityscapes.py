@@ -19,7 +19,14 @@ model = dict(
 num_rounds = 5
 epochs_per_round = 1
 active_learning = dict(
-    pool_sampler=dict(type='SAALSampler', perturb_scope='head'),
+    # SAAL x region impurity, spread over predicted classes (see
+    # docs/saal_segmentation_analysis.md); impurity_radius=None,
+    # diversity=False is SAAL's score as the paper defines it.
+    pool_sampler=dict(
+        type='SAALSampler',
+        perturb_scope='head',
+        impurity_radius=1,
+        diversity='classes'),
     granularity='region',
     region_size=32,
     budget=0.01,

@@ -181,3 +181,33 @@ def test_reveal_shares_count_classes_and_void_per_strategy(tmp_path):
     assert table.splitlines()[1].split() == ['strategy', 'car', 'road',
                                              'sky', 'void']
     assert table.splitlines()[2].split()[-1] == f'{100 * 6 / 22:.1f}'
+
+
+def test_benchmark_strategies_keep_the_configs_own_sampler_fields():
+    """`saal` on a config whose SAALSampler has fields runs those fields
+    (the config's default is what a benchmark of it must measure); another
+    sampler starts from its own defaults, not the SAAL fields."""
+    import importlib.util
+    from conftest import SEG_DEMO_CONFIG
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_al', osp.join(REPO, 'tools', 'benchmark_al.py'))
+    tool_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool_module)
+    from mmengine.config import Config
+    own = tool_module.config_sampler(SEG_DEMO_CONFIG, [])
+    assert own == 'SAALSampler'
+    key = 'active_learning.pool_sampler'
+    for strategy, expected in [
+        ('saal', dict(type='SAALSampler', impurity_radius=1,
+                      diversity='classes')),
+        ('saal:impurity_radius=None,diversity=False',
+         dict(type='SAALSampler', impurity_radius=None, diversity=False)),
+        ('ripu:radius=2', dict(type='RIPUSampler', radius=2)),
+        ('random', dict(type='RandomSampler')),
+    ]:
+        cfg = Config.fromfile(SEG_DEMO_CONFIG)
+        options = tool_module.sampler_options(strategy, own)
+        cfg.merge_from_dict(tool_module.parse_cfg_options(options))
+        assert cfg.active_learning.pool_sampler == expected, strategy
+    assert tool_module.config_sampler(
+        SEG_DEMO_CONFIG, [f'{key}=RIPUSampler']) == 'RIPUSampler'

@@ -8,6 +8,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import MODELS, init_default_scope
 
 from conftest import SEG_DEMO_CONFIG, seg_data_options
+from mmsaal.regions import rank_regions
+from mmsaal.registry import POOL_SAMPLERS
 from mmsaal.rounds.pool_dataset import build_pool_dataset
 from mmsaal.pool_samplers import EntropySampler, RIPUSampler, SAALSampler
 from mmsaal.pool_samplers.ripu import (region_impurity,
@@ -15,23 +17,24 @@ from mmsaal.pool_samplers.ripu import (region_impurity,
 from mmsaal.testing import naive_segmentation_maps
 
 
-@pytest.fixture(scope='module')
-def seg_setup(street_domains):
+def source_trained_model(root: str, optimizer, steps: int, images: int):
+    """The demo config (pointed to ``root``) and its segmentor after
+    ``steps`` of ``optimizer`` (a factory) on the first ``images`` source
+    images, in eval mode."""
     cfg = Config.fromfile(SEG_DEMO_CONFIG)
     cfg.merge_from_dict(
-        dict(o.split('=', 1) for o in seg_data_options(street_domains)
+        dict(o.split('=', 1) for o in seg_data_options(root)
              if 'preprocessor' not in o))
     init_default_scope('mmseg')
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    # A few steps on the source so that predictions are not uniform.
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    optimizer = optimizer(model.parameters())
     source = build_pool_dataset(cfg, cfg.train_dataloader.dataset.datasets[0]
                                 ['pipeline'], pool_index=0)
-    batch = pseudo_collate([source[i] for i in range(4)])
+    batch = pseudo_collate([source[i] for i in range(images)])
     model.train()
-    for _ in range(3):
+    for _ in range(steps):
         losses = model.loss(**model.data_preprocessor(batch, True))
         loss = sum(v for k, v in losses.items() if 'loss' in k)
         optimizer.zero_grad()
@@ -39,8 +42,21 @@ def seg_setup(street_domains):
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     model.eval()
+    return cfg, model
+
+
+def target_batch(cfg, images: int) -> dict:
     pool = build_pool_dataset(cfg, pool_index=1)
-    return model, pseudo_collate([pool[i] for i in range(3)])
+    return pseudo_collate([pool[i] for i in range(images)])
+
+
+@pytest.fixture(scope='module')
+def seg_setup(street_domains):
+    # A few steps on the source so that predictions are not uniform.
+    cfg, model = source_trained_model(
+        street_domains, lambda p: torch.optim.SGD(p, lr=0.05), steps=3,
+        images=4)
+    return model, target_batch(cfg, 3)
 
 
 @pytest.mark.parametrize('scope, prefixes', [('head', ('decode_head.', )),
@@ -299,3 +315,27 @@ def test_first_order_scores_images_and_refuses_maps(seg_setup):
         assert score - float(before.mean()) == pytest.approx(rise, rel=0.01)
     with pytest.raises(ValueError, match='gives no pixel maps'):
         first.score_maps(model, batch)
+
+
+#: The smallest spread (std / mean) of a round's image scores that still
+#: ranks: issue #9's saturated rounds had 0.0033.
+SCORE_SPREAD_FLOOR = 0.01
+
+
+def test_a_trained_demo_model_scores_target_images_apart(street_domains):
+    """The guard of issue #9: the demo's sampler, on the demo model trained
+    on the source until it predicts several classes on the target, gives
+    image scores (each image's best region, as a round records them) that
+    are not bunched at one value."""
+    cfg, model = source_trained_model(
+        street_domains, lambda p: torch.optim.AdamW(p, lr=1e-2), steps=30,
+        images=16)
+    target = target_batch(cfg, 8)
+    with torch.no_grad():
+        predictions = model.test_step(target)
+    assert all(len(p.pred_sem_seg.data.unique()) >= 3 for p in predictions)
+    sampler = POOL_SAMPLERS.build(cfg.active_learning.pool_sampler)
+    maps = sampler.score_maps(model, target)
+    best = np.array([rank_regions(m, cfg.active_learning.region_size, 1)[1][0]
+                     for m in maps])
+    assert best.std() / abs(best.mean()) > SCORE_SPREAD_FLOOR, best

@@ -41,8 +41,9 @@ def parse_args():
         nargs='+',
         default=['saal', 'random', 'entropy'],
         help=f'aliases {sorted(ALIASES)} or pool sampler names, each '
-        f'optionally with fields: saal:score=diff,rho=0.01 (merged into '
-        f"the config's pool_sampler)")
+        f'optionally with fields: saal:score=diff,rho=0.01. The config\'s '
+        f'own sampler keeps its config fields (the given ones merged in); '
+        f'another starts from its defaults')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument(
         '--work-dir',
@@ -60,18 +61,39 @@ def finished(work_dir: str) -> bool:
     return osp.exists(osp.join(work_dir, 'benchmark_done'))
 
 
-def sampler_options(strategy: str) -> list:
-    """``--cfg-options`` of a strategy: ``NAME`` (an alias or a pool sampler
-    with its defaults) or ``NAME:field=value,...`` (that sampler's type and
-    fields merged into the config's ``pool_sampler``)."""
+def parse_cfg_options(options: list) -> dict:
+    """``KEY=VALUE`` strings as ``--cfg-options`` reads them."""
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--options', nargs='+', action=DictAction)
+    return parser.parse_args(['--options', *options]).options \
+        if options else {}
+
+
+def config_sampler(config: str, options: list) -> str:
+    """The type of the config's own pool sampler (after ``options``)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(parse_cfg_options(options))
+    sampler = cfg.get('active_learning', {}).get('pool_sampler')
+    name = sampler if isinstance(sampler, str) else (sampler or {}).get(
+        'type', 'RandomSampler')
+    return name.split('.')[-1]  # 'mmsaal.SAALSampler' -> 'SAALSampler'
+
+
+def sampler_options(strategy: str, own: str = '') -> list:
+    """``--cfg-options`` of a strategy: ``NAME`` or ``NAME:field=value,...``
+    (an alias or a pool sampler). The config's own sampler (``own``) keeps
+    its config fields, the given ones merged in; any other sampler starts
+    from its defaults (the config's fields belong to another class)."""
     name, _, fields = strategy.partition(':')
     sampler = ALIASES.get(name, name)
-    if not fields:
-        return [f'active_learning.pool_sampler={sampler}']
-    return [f'active_learning.pool_sampler.type={sampler}'] + [
-        f'active_learning.pool_sampler.{field}'
-        for field in fields.split(',')
-    ]
+    key = 'active_learning.pool_sampler'
+    options = [f'{key}.type={sampler}']
+    if sampler != own:
+        options.insert(0, f'{key}._delete_=True')
+    return options + [f'{key}.{field}' for field in fields.split(',')
+                      if field]
 
 
 def run(config: str, work_dir: str, strategy: str, seed: int,
@@ -80,8 +102,8 @@ def run(config: str, work_dir: str, strategy: str, seed: int,
         sys.executable,
         osp.join(osp.dirname(osp.abspath(__file__)), 'train_al.py'), config,
         '--work-dir', work_dir, '--cfg-options',
-        *sampler_options(strategy), f'active_learning.seed={seed}',
-        f'randomness.seed={seed}', *options
+        *sampler_options(strategy, config_sampler(config, options)),
+        f'active_learning.seed={seed}', f'randomness.seed={seed}', *options
     ]
     if osp.isdir(osp.join(work_dir, 'rounds')):
         command.insert(command.index('--cfg-options'), '--resume')

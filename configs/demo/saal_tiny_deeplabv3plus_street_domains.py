@@ -9,7 +9,12 @@ _base_ = [
 ]
 epochs_per_round = 10
 active_learning = dict(
-    pool_sampler=dict(type='SAALSampler'),
+    # SAAL x region impurity, spread over predicted classes: the default of
+    # the domain-adaptive configs, chosen by the benchmark of
+    # docs/saal_segmentation_analysis.md (it beat plain SAAL by 5.6 / 6.2
+    # AULC mIoU on both synthetic sets).
+    pool_sampler=dict(
+        type='SAALSampler', impurity_radius=1, diversity='classes'),
     granularity='region',
     region_size=8,
     budget=0.02,

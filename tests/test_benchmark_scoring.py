@@ -8,7 +8,8 @@ import sys
 from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, SEG_DEMO_CONFIG,
                       data_options, seg_data_options)
 
-METHODS = ('inference', 'saal_head', 'saal_all', 'naive', 'first_order_head')
+METHODS = ('inference', 'saal_head', 'saal_all', 'naive', 'fixed_rois_head',
+           'first_order_head')
 
 
 def benchmark(config: str, options: list, *extra: str,
@@ -64,7 +65,8 @@ def test_detector_columns_and_equal_scores(voc_shapes):
     check_columns(table(stdout))
     assert max_difference(stdout) < 1e-4
     rows = agreement(stdout)
-    assert set(rows) == {'saal_all', 'naive', 'first_order_head'}
+    assert set(rows) == {'saal_all', 'naive', 'fixed_rois_head',
+                         'first_order_head'}
     for spearman, overlap in rows.values():
         assert -1 <= spearman <= 1 and overlap in (0.0, 0.5, 1.0)
 

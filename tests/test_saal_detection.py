@@ -309,3 +309,101 @@ def test_first_order_refuses_what_it_cannot_score():
         SAALSampler(approximation='second_order')
     with pytest.raises(ValueError, match='impurity_radius weighs pixel'):
         SAALSampler(approximation='first_order', impurity_radius=1)
+
+
+def hand_written_fixed_roi_losses(model, batch, rho, mode):
+    """L0 and L1 of one image with the RPN targets and the sampled RoIs of
+    the unperturbed pass held fixed, written out on a copy of the model:
+    the unperturbed loss (mmdet's RPN loss + StandardRoIHead.loss, recording
+    the targets and the sampling), its gradient over the heads, the ascent
+    step, then the perturbed heads on those targets and RoIs (RoIAlign run
+    again from the features)."""
+    from mmdet.models.utils import unpack_gt_instances
+    from mmdet.structures.bbox import bbox2roi
+
+    from mmsaal import ascent_step
+    from mmsaal.adapters.base import instance_seed, seeded
+    from mmsaal.adapters.detection import pseudo_sample
+    model = copy.deepcopy(model)
+    data = model.data_preprocessor(batch, False)
+    sample = data['data_samples'][0]
+    with torch.no_grad():
+        feats = model.extract_feat(data['inputs'])
+        prediction = model.predict(data['inputs'], [sample],
+                                   rescale=False)[0]
+    pseudo = pseudo_sample(sample, prediction, SCORING['score_thr'],
+                           SCORING['max_pseudo_per_img'])
+    rpn_sample = copy.deepcopy(pseudo)
+    rpn_sample.gt_instances.labels[:] = 0
+    gts, ignored, metas = unpack_gt_instances([rpn_sample])
+    rpn, roi = model.rpn_head, model.roi_head
+    seen = {}
+    get_targets, bbox_loss = rpn.get_targets, roi.bbox_loss
+
+    def recording_targets(*args, **kwargs):
+        seen['targets'] = get_targets(*args, **kwargs)
+        return seen['targets']
+
+    def recording_sampling(x, sampling_results):
+        seen['sampling'] = sampling_results
+        return bbox_loss(x, sampling_results)
+
+    rpn.get_targets, roi.bbox_loss = recording_targets, recording_sampling
+    params = [p for n, p in model.named_parameters()
+              if n.startswith(('rpn_head.', 'roi_head.'))]
+    with seeded(instance_seed(0, sample.img_path)):
+        out = rpn(feats)
+        losses = rpn.loss_by_feat(*out, gts, metas, ignored)
+        proposals = rpn.predict_by_feat(
+            *out, batch_img_metas=metas,
+            cfg=model.train_cfg.get('rpn_proposal', model.test_cfg.rpn))
+        losses.update(roi.loss(feats, proposals, [pseudo]))
+    del rpn.get_targets, roi.bbox_loss
+    before = sum(sum(v) if isinstance(v, list) else v
+                 for k, v in losses.items() if 'loss' in k)
+    grads = torch.autograd.grad(before, params, allow_unused=True)
+    grads = [torch.zeros_like(p) if g is None else g
+             for p, g in zip(params, grads)]
+    with torch.no_grad():
+        for param, step in zip(params, ascent_step(params, grads, rho, mode)):
+            param.add_(step)
+        rpn.get_targets = lambda *args, **kwargs: seen['targets']
+        after = rpn.loss_by_feat(*rpn(feats), gts, metas, ignored)
+        rois = bbox2roi([res.priors for res in seen['sampling']])
+        cls_score, bbox_pred = roi.bbox_head(roi.bbox_roi_extractor(
+            feats[:roi.bbox_roi_extractor.num_inputs], rois))
+        after.update(roi.bbox_head.loss_and_target(
+            cls_score, bbox_pred, rois, seen['sampling'],
+            roi.train_cfg)['loss_bbox'])
+    after = sum(sum(v) if isinstance(v, list) else v
+                for k, v in after.items() if 'loss' in k)
+    return float(before), float(after)
+
+
+@pytest.mark.parametrize('mode', ['adaptive', 'sam'])
+def test_fixed_rois_give_the_hand_written_loss_on_the_same_rois(batches, mode):
+    """recompute_proposals=False: L0 is the exact path's, and L1 equals
+    the perturbed heads written out on the unperturbed pass's targets and
+    RoIs."""
+    cfg, data = batches
+    model = detector('faster_rcnn', cfg)
+    model.eval()
+    fixed = SAALSampler(recompute_proposals=False, **SCORING).adapter(model)
+    exact = SAALSampler(**SCORING).adapter(model)
+    assert fixed.fixed_rois and not exact.fixed_rois
+    for batch in data:
+        (f0, f1), = fixed.instance_losses(batch, 0.05, mode)
+        (e0, _), = exact.instance_losses(batch, 0.05, mode)
+        h0, h1 = hand_written_fixed_roi_losses(model, batch, 0.05, mode)
+        assert float(f0) == pytest.approx(float(e0), rel=1e-6)
+        assert float(f0) == pytest.approx(h0, rel=1e-5)
+        assert float(f1) == pytest.approx(h1, rel=1e-5)
+        assert float(f1) > float(f0)
+
+
+def test_fixed_rois_are_refused_where_there_are_none(batches):
+    cfg, _ = batches
+    for kind, scope in [('retinanet', 'head'), ('faster_rcnn', 'all')]:
+        with pytest.raises(ValueError, match='recompute_proposals=True'):
+            SAALSampler(recompute_proposals=False, perturb_scope=scope,
+                        **SCORING).adapter(detector(kind, cfg))

@@ -8,9 +8,11 @@ target pool of a domain-adaptive config), one at a time, with
 (3) SAAL, ``perturb_scope='all'``;
 (4) the naive procedure (deep copy per image, full forward / backward /
     forward), as SAAL's classification code does;
-(5) on request (``--methods ... first_order_head``), SAAL's first-order
-    value ``L0 + rho * ||T g||`` (``approximation='first_order'``) for a
-    scope: one forward and one backward, no perturbed pass;
+(5) on request, ``first_order_<scope>``: SAAL's first-order value
+    ``L0 + rho * ||T g||`` (``approximation='first_order'``), one forward
+    and one backward, no perturbed pass; and ``fixed_rois_head``: the
+    perturbed loss on the unperturbed pass's RPN targets, RoIs and RoI
+    features (``recompute_proposals=False``, two-stage detectors);
 and prints each as a ratio to (1), the peak memory of each (a fresh process
 per method, so peaks do not mix), and the largest relative difference
 between the scores of (3) and (4). Every other scoring method is compared
@@ -24,7 +26,7 @@ Example::
 
     python tools/benchmark_scoring.py configs/demo/saal_tiny_faster_rcnn_shapes.py --num-images 20
     python tools/benchmark_scoring.py configs/demo/saal_tiny_faster_rcnn_shapes.py \
-        --methods inference saal_head first_order_head --interleave
+        --methods inference saal_head fixed_rois_head first_order_head --interleave
     python tools/benchmark_scoring.py configs/demo/saal_tiny_deeplabv3plus_street_domains.py
 
 For a segmentor, a score is the image's mean perturbed pixel loss, and
@@ -51,6 +53,13 @@ from mmsaal.pool_samplers import SAALSampler
 from mmsaal.testing import naive_detection_scores, naive_segmentation_maps
 
 NAIVE_FIELDS = ('rho', 'score_thr', 'max_pseudo_per_img', 'seed')
+#: Method name prefixes (followed by a perturb_scope) and the SAALSampler
+#: fields they score with.
+VARIANTS = {
+    'saal_': dict(),
+    'first_order_': dict(approximation='first_order'),
+    'fixed_rois_': dict(recompute_proposals=False),
+}
 
 
 def naive_scores(model, batch, settings) -> list:
@@ -181,13 +190,12 @@ def method_step(name, model, settings):
             with torch.no_grad():
                 model.test_step(batch)
             return [0.0] * len(batch['inputs'])
-    elif name.startswith(('saal_', 'first_order_')):
-        exact = name.startswith('saal_')
-        prefix = 'saal_' if exact else 'first_order_'
-        sampler = SAALSampler(
-            perturb_scope=name[len(prefix):],
-            approximation='exact' if exact else 'first_order',
-            **{k: v for k, v in settings.items() if k != 'approximation'})
+    elif name.startswith(tuple(VARIANTS)):
+        prefix = next(p for p in VARIANTS if name.startswith(p))
+        fields = {k: v for k, v in settings.items()
+                  if k not in ('approximation', 'recompute_proposals')}
+        sampler = SAALSampler(perturb_scope=name[len(prefix):],
+                              **VARIANTS[prefix], **fields)
         def step(batch):
             return sampler.score_batch(model, batch)
     elif name == 'naive':

@@ -2,11 +2,12 @@
 """SAAL over MMDetection detectors: pseudo boxes and per-image losses."""
 import contextlib
 import copy
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
+from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
@@ -59,21 +60,95 @@ class TwoStageHeads:
     def loss(self, feats: Tuple[torch.Tensor], first: tuple,
              sample: DetDataSample) -> dict:
         model = self.model
+        losses = self.rpn_loss(first, sample)
+        proposals = model.rpn_head.predict_by_feat(
+            *first,
+            batch_img_metas=[sample.metainfo],
+            cfg=model.train_cfg.get('rpn_proposal', model.test_cfg.rpn))
+        losses.update(model.roi_head.loss(feats, proposals, [sample]))
+        return losses
+
+
+    def fixed_rois_supported(self) -> bool:
+        """Whether :meth:`fixed_roi_losses` applies: an RoI head that keeps
+        ``StandardRoIHead``'s ``loss`` and ``bbox_loss`` and has no mask
+        branch (whose targets come from the sampled RoIs as well)."""
+        roi_head = self.model.roi_head
+        return isinstance(roi_head, StandardRoIHead) and all(
+            getattr(type(roi_head), name) is getattr(StandardRoIHead, name)
+            for name in ('loss', 'bbox_loss', '_bbox_forward')) and \
+            not roi_head.with_mask
+
+    def fixed_roi_losses(self, feats: Tuple[torch.Tensor],
+                         sample: DetDataSample) -> Callable[[tuple], dict]:
+        """Losses of one image with what the loss samples held fixed.
+
+        The returned function takes the RPN's raw output. Its first call
+        (the unperturbed weights) runs :meth:`loss` as is and keeps the RPN
+        targets, the sampled RoIs with their assignment, and the RoIs'
+        features. Later calls (the perturbed weights) give the RPN loss on
+        those targets and the RoI head's loss on those RoIs: proposals,
+        sampling and RoIAlign are not run again. The features are the
+        cached backbone + neck output, which the ``'head'`` scope does not
+        move, so the RoI features are the same under both weights.
+        """
+        kept = {}
+        model = self.model
+
+        def losses(first: tuple) -> dict:
+            if not kept:
+                with recorded(model.rpn_head, 'get_targets', kept,
+                              'targets'), \
+                        recorded(model.roi_head, 'bbox_loss', kept,
+                                 'sampling', argument=1), \
+                        recorded(model.roi_head.bbox_roi_extractor,
+                                 'forward', kept, 'roi_feats'):
+                    return self.loss(feats, first, sample)
+            with replaced_forward(model.rpn_head, 'get_targets',
+                                  kept['targets']):
+                result = self.rpn_loss(first, sample)
+            with replaced_forward(model.roi_head.bbox_roi_extractor,
+                                  'forward', kept['roi_feats']):
+                result.update(
+                    model.roi_head.bbox_loss(feats,
+                                             kept['sampling'])['loss_bbox'])
+            return result
+
+        return losses
+
+    def rpn_loss(self, first: tuple, sample: DetDataSample) -> dict:
+        """The RPN's losses (class-agnostic targets), named as mmdet does."""
         # The RPN is class-agnostic: its targets have label 0.
         rpn_sample = copy.deepcopy(sample)
         rpn_sample.gt_instances.labels = torch.zeros_like(
             rpn_sample.gt_instances.labels)
         gts, ignored, metas = unpack_gt_instances([rpn_sample])
-        losses = model.rpn_head.loss_by_feat(*first, gts, metas, ignored)
-        proposals = model.rpn_head.predict_by_feat(
-            *first,
-            batch_img_metas=metas,
-            cfg=model.train_cfg.get('rpn_proposal', model.test_cfg.rpn))
-        for key in list(losses):  # as mmdet names them
-            if 'loss' in key and 'rpn' not in key:
-                losses[f'rpn_{key}'] = losses.pop(key)
-        losses.update(model.roi_head.loss(feats, proposals, [sample]))
-        return losses
+        losses = self.model.rpn_head.loss_by_feat(*first, gts, metas,
+                                                  ignored)
+        return {
+            key if 'loss' not in key or 'rpn' in key else f'rpn_{key}': value
+            for key, value in losses.items()
+        }
+
+
+@contextlib.contextmanager
+def recorded(owner, attr: str, store: dict, key: str,
+             argument: Optional[int] = None) -> Iterator[None]:
+    """Inside the block, ``owner.<attr>`` runs as usual and ``store[key]``
+    keeps its first result (or its positional ``argument``)."""
+    original = getattr(owner, attr)
+
+    def call(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if key not in store:
+            store[key] = result if argument is None else args[argument]
+        return result
+
+    setattr(owner, attr, call)
+    try:
+        yield
+    finally:
+        delattr(owner, attr)
 
 
 class SingleStageHeads:
@@ -149,13 +224,23 @@ class DetectionSAAL:
         loss_terms (Sequence[str], optional): Loss-dict keys to sum; None
             sums every ``loss*`` key.
         seed (int): Seed of the per-image random draws of the loss.
+        recompute_proposals (bool): Two-stage detectors, ``'head'`` scope:
+            True runs the whole loss again under the perturbed weights
+            (RPN, proposals, RoI sampling, RoIAlign); False keeps the RPN
+            targets, the sampled RoIs and their features of the unperturbed
+            pass and evaluates only the perturbed heads on them
+            (:meth:`TwoStageHeads.fixed_roi_losses`): the proposals are
+            detached in mmdet, so the gradient that defines eps is taken
+            with them fixed, and no NMS flip between the passes adds
+            noise. Refused where it does not apply.
         with_cp (bool, optional): Checkpoint the backbone's blocks while
             scoring when it moves (see :func:`checkpointed_blocks`); None
             follows the blocks' own ``with_cp``.
     """
 
     #: ``SAALSampler`` fields that belong to this task.
-    OPTIONS = ('score_thr', 'max_pseudo_per_img', 'loss_terms', 'seed')
+    OPTIONS = ('score_thr', 'max_pseudo_per_img', 'loss_terms', 'seed',
+               'recompute_proposals')
     #: Whether :meth:`instance_losses` gives per-pixel maps.
     PIXEL_MAPS = False
 
@@ -166,6 +251,7 @@ class DetectionSAAL:
                  max_pseudo_per_img: int = 100,
                  loss_terms: Optional[Sequence[str]] = None,
                  seed: int = 0,
+                 recompute_proposals: bool = True,
                  with_cp: Optional[bool] = None) -> None:
         self.model = model
         named = perturbed_parameters(model, perturb_scope)
@@ -178,6 +264,16 @@ class DetectionSAAL:
         self.with_cp = with_cp
         self.heads = head_calls(model) \
             if self.stage == 'extract_feat' else None
+        self.fixed_rois = not recompute_proposals
+        if self.fixed_rois and not (isinstance(self.heads, TwoStageHeads)
+                                    and self.heads.fixed_rois_supported()):
+            raise ValueError(
+                f'recompute_proposals=False keeps the proposals and RoIs of '
+                f'a two-stage detector with a StandardRoIHead (no mask '
+                f'branch) scored with perturb_scope=\'head\'; this '
+                f'{type(model).__name__} with perturb_scope='
+                f'{perturb_scope!r} has none to keep: set '
+                f'recompute_proposals=True')
         self.first_stage = self._first_moving_stage()
         # A first stage none of whose weights move serves the perturbed
         # pass as well (e.g. the RPN when only the RoI head is perturbed).
@@ -249,16 +345,24 @@ class DetectionSAAL:
             with self._stages(cache, index, first_output):
                 return self.model.predict(image, [sample], rescale=False)[0]
 
-    def loss(self, image: torch.Tensor, cache, index: int,
-             sample: DetDataSample, first_output=None) -> torch.Tensor:
+    def loss(self,
+             image: torch.Tensor,
+             cache,
+             index: int,
+             sample: DetDataSample,
+             first_output=None,
+             fixed: Optional[Callable[[tuple], dict]] = None) -> torch.Tensor:
         """The summed training loss of image ``index`` against ``sample``;
-        ``first_output`` (None: recomputed) is the first moving stage's."""
+        ``first_output`` (None: recomputed) is the first moving stage's;
+        ``fixed`` (:meth:`TwoStageHeads.fixed_roi_losses`) computes the
+        heads' losses in place of :meth:`TwoStageHeads.loss`."""
         with seeded(instance_seed(self.seed, sample.img_path)):
             if self.heads is not None:
                 feats = _sliced(cache, index)
                 if first_output is None:
                     first_output = self.heads.first(feats)
-                losses = self.heads.loss(feats, first_output, sample)
+                losses = fixed(first_output) if fixed is not None else \
+                    self.heads.loss(feats, first_output, sample)
             else:
                 with self._stages(cache, index, first_output):
                     losses = self.model.loss(image, [sample])
@@ -291,14 +395,17 @@ class DetectionSAAL:
             pseudo = pseudo_sample(sample, prediction, self.score_thr,
                                    self.max_pseudo_per_img)
             # The first call (original weights) reuses ``first_output``;
-            # the perturbed call recomputes everything that moved.
+            # the perturbed call recomputes everything that moved (with
+            # fixed RoIs: the RPN and RoI heads' outputs only).
             reuse = [first_output]
+            fixed = self.heads.fixed_roi_losses(
+                _sliced(cache, index), pseudo) if self.fixed_rois else None
 
             def closure():
                 output = reuse[0]
                 if self.first_stage_moves:
                     reuse[0] = None
-                return self.loss(image, cache, index, pseudo, output)
+                return self.loss(image, cache, index, pseudo, output, fixed)
 
             results.append(pair(closure, self.params, rho=rho, mode=mode))
         return results

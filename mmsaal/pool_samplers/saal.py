@@ -50,6 +50,11 @@ class SAALSampler(BasePoolSampler):
             dict to sum. Defaults to None (every ``loss*`` entry).
         seed (int): Detection: seed of the random draws inside the loss
             (proposal sampling), fixed per image. Defaults to 0.
+        recompute_proposals (bool): Two-stage detection, ``'head'`` scope:
+            False evaluates the perturbed loss on the unperturbed pass's
+            RPN targets, sampled RoIs and RoI features (see
+            :class:`~mmsaal.adapters.detection.DetectionSAAL`); True runs
+            the whole loss again. Defaults to True.
         score_resolution (float, optional): Segmentation: score at this
             scale of the input and upsample the loss maps. Defaults to None.
         impurity_radius (int, optional): Segmentation: multiply each score
@@ -81,7 +86,7 @@ class SAALSampler(BasePoolSampler):
 
     #: Fields that belong to one task's adapter (its ``OPTIONS``).
     TASK_FIELDS = ('score_thr', 'max_pseudo_per_img', 'loss_terms', 'seed',
-                   'score_resolution')
+                   'recompute_proposals', 'score_resolution')
 
     def __init__(self,
                  rho: float = 0.05,
@@ -94,6 +99,7 @@ class SAALSampler(BasePoolSampler):
                  max_pseudo_per_img: int = 100,
                  loss_terms: Optional[Sequence[str]] = None,
                  seed: int = 0,
+                 recompute_proposals: bool = True,
                  score_resolution: Optional[float] = None,
                  impurity_radius: Optional[int] = None,
                  with_cp: Optional[bool] = None) -> None:
@@ -127,6 +133,7 @@ class SAALSampler(BasePoolSampler):
         self.max_pseudo_per_img = max_pseudo_per_img
         self.loss_terms = loss_terms
         self.seed = seed
+        self.recompute_proposals = recompute_proposals
         self.score_resolution = score_resolution
         self.impurity_radius = impurity_radius
         self.with_cp = with_cp

@@ -8,7 +8,7 @@ import sys
 from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, SEG_DEMO_CONFIG,
                       data_options, seg_data_options)
 
-METHODS = ('inference', 'saal_head', 'saal_all', 'naive', 'fixed_rois_head',
+METHODS = ('inference', 'saal_head', 'saal_all', 'naive', 'exact_head',
            'first_order_head')
 
 
@@ -49,8 +49,8 @@ def check_columns(rows: dict, methods=METHODS) -> None:
 
 
 def agreement(stdout: str) -> dict:
-    """``{method: (spearman, top-k overlap)}`` against saal_head."""
-    found = re.search(r'agreement with saal_head \((\d+) images, top-(\d+) '
+    """``{method: (spearman, top-k overlap)}`` against exact_head."""
+    found = re.search(r'agreement with exact_head \((\d+) images, top-(\d+) '
                       r'query\):\n.*\n((?:\S+ +\S+ +\S+\n)+)', stdout)
     assert found, stdout
     return {
@@ -65,7 +65,7 @@ def test_detector_columns_and_equal_scores(voc_shapes):
     check_columns(table(stdout))
     assert max_difference(stdout) < 1e-4
     rows = agreement(stdout)
-    assert set(rows) == {'saal_all', 'naive', 'fixed_rois_head',
+    assert set(rows) == {'saal_head', 'saal_all', 'naive',
                          'first_order_head'}
     for spearman, overlap in rows.values():
         assert -1 <= spearman <= 1 and overlap in (0.0, 0.5, 1.0)

@@ -121,8 +121,11 @@ def test_head_calls_on_cached_features_equal_the_detectors_own_loss(
     extract_feat answering from the cache (the generic way), bit for bit."""
     cfg, data = batches
     model = detector(kind, cfg)
-    direct = SAALSampler(perturb_scope=scope, **SCORING).adapter(model)
-    generic = SAALSampler(perturb_scope=scope, **SCORING).adapter(model)
+    # The exact path: the generic way cannot keep RoIs.
+    direct = SAALSampler(perturb_scope=scope, recompute_proposals=True,
+                         **SCORING).adapter(model)
+    generic = SAALSampler(perturb_scope=scope, recompute_proposals=True,
+                          **SCORING).adapter(model)
     generic.heads = None
     assert isinstance(direct.heads, heads)
     for batch in data:
@@ -389,8 +392,12 @@ def test_fixed_rois_give_the_hand_written_loss_on_the_same_rois(batches, mode):
     model = detector('faster_rcnn', cfg)
     model.eval()
     fixed = SAALSampler(recompute_proposals=False, **SCORING).adapter(model)
-    exact = SAALSampler(**SCORING).adapter(model)
+    exact = SAALSampler(recompute_proposals=True, **SCORING).adapter(model)
     assert fixed.fixed_rois and not exact.fixed_rois
+    # The default keeps the RoIs where it can.
+    assert SAALSampler(**SCORING).adapter(model).fixed_rois
+    assert not SAALSampler(perturb_scope='all', **SCORING).adapter(
+        model).fixed_rois
     for batch in data:
         (f0, f1), = fixed.instance_losses(batch, 0.05, mode)
         (e0, _), = exact.instance_losses(batch, 0.05, mode)

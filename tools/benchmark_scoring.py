@@ -4,11 +4,14 @@
 Scores the same N pool images (of a detector, or of a segmentor: the
 target pool of a domain-adaptive config), one at a time, with
 (1) plain inference (``model.test_step``): the floor;
-(2) SAAL, ``perturb_scope='head'`` (backbone + neck features cached);
+(2) SAAL, ``perturb_scope='head'`` (backbone + neck features cached; a
+    two-stage detector keeps its RoIs, ``recompute_proposals=None``);
 (3) SAAL, ``perturb_scope='all'``;
 (4) the naive procedure (deep copy per image, full forward / backward /
     forward), as SAAL's classification code does;
-(5) on request, ``first_order_<scope>``: SAAL's first-order value
+(5) on request, ``exact_<scope>``: a detector's perturbed pass with the
+    proposals recomputed (``recompute_proposals=True``);
+    ``first_order_<scope>``: SAAL's first-order value
     ``L0 + rho * ||T g||`` (``approximation='first_order'``), one forward
     and one backward, no perturbed pass; and ``fixed_rois_head``: the
     perturbed loss on the unperturbed pass's RPN targets, RoIs and RoI
@@ -16,8 +19,8 @@ target pool of a domain-adaptive config), one at a time, with
 and prints each as a ratio to (1), the peak memory of each (a fresh process
 per method, so peaks do not mix), and the largest relative difference
 between the scores of (3) and (4). Every other scoring method is compared
-with the exact ``saal_head`` scores: Spearman's rank correlation and the
-overlap of their top-k queries (``--top-k``). Memory comes twice: ``peak MB`` is the
+with the exact head scores (``exact_head``, else ``saal_head``): Spearman's
+rank correlation and the overlap of their top-k queries (``--top-k``). Memory comes twice: ``peak MB`` is the
 resident set, which keeps what glibc's allocator holds on to after a free;
 ``live MB`` is the heap in use (``mallinfo2``), what the tensors and the
 interpreter hold at the time.
@@ -57,6 +60,7 @@ NAIVE_FIELDS = ('rho', 'score_thr', 'max_pseudo_per_img', 'seed')
 #: fields they score with.
 VARIANTS = {
     'saal_': dict(),
+    'exact_': dict(recompute_proposals=True),
     'first_order_': dict(approximation='first_order'),
     'fixed_rois_': dict(recompute_proposals=False),
 }
@@ -336,15 +340,17 @@ def measure(args, name, queue):
 
 
 def print_agreement(results: dict, k: int) -> None:
-    """Every scoring method against the exact ``saal_head`` scores."""
-    if 'saal_head' not in results:
+    """Every scoring method against the exact head scores: ``exact_head``
+    (detectors: proposals recomputed), else ``saal_head``."""
+    name = next((n for n in ('exact_head', 'saal_head') if n in results),
+                None)
+    if name is None:
         return
-    reference = np.asarray(results['saal_head']['scores'])
-    others = [name for name in results
-              if name not in ('inference', 'saal_head')]
+    reference = np.asarray(results[name]['scores'])
+    others = [n for n in results if n not in ('inference', name)]
     if not others:
         return
-    print(f'\nagreement with saal_head ({len(reference)} images, top-{k} '
+    print(f'\nagreement with {name} ({len(reference)} images, top-{k} '
           f'query):')
     print(f'{"method":<20}{"spearman":>10}{"top-k overlap":>15}')
     for name in others:

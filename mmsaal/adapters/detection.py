@@ -224,15 +224,16 @@ class DetectionSAAL:
         loss_terms (Sequence[str], optional): Loss-dict keys to sum; None
             sums every ``loss*`` key.
         seed (int): Seed of the per-image random draws of the loss.
-        recompute_proposals (bool): Two-stage detectors, ``'head'`` scope:
-            True runs the whole loss again under the perturbed weights
-            (RPN, proposals, RoI sampling, RoIAlign); False keeps the RPN
-            targets, the sampled RoIs and their features of the unperturbed
-            pass and evaluates only the perturbed heads on them
-            (:meth:`TwoStageHeads.fixed_roi_losses`): the proposals are
-            detached in mmdet, so the gradient that defines eps is taken
-            with them fixed, and no NMS flip between the passes adds
-            noise. Refused where it does not apply.
+        recompute_proposals (bool, optional): Two-stage detectors,
+            ``'head'`` scope: True runs the whole loss again under the
+            perturbed weights (RPN, proposals, RoI sampling, RoIAlign);
+            False keeps the RPN targets, the sampled RoIs and their
+            features of the unperturbed pass and evaluates only the
+            perturbed heads on them (:meth:`TwoStageHeads.fixed_roi_losses`):
+            the proposals are detached in mmdet, so the gradient that
+            defines eps is taken with them fixed, and no NMS flip between
+            the passes adds noise. False is refused where it does not
+            apply. None: False where it applies, True elsewhere.
         with_cp (bool, optional): Checkpoint the backbone's blocks while
             scoring when it moves (see :func:`checkpointed_blocks`); None
             follows the blocks' own ``with_cp``.
@@ -251,7 +252,7 @@ class DetectionSAAL:
                  max_pseudo_per_img: int = 100,
                  loss_terms: Optional[Sequence[str]] = None,
                  seed: int = 0,
-                 recompute_proposals: bool = True,
+                 recompute_proposals: Optional[bool] = None,
                  with_cp: Optional[bool] = None) -> None:
         self.model = model
         named = perturbed_parameters(model, perturb_scope)
@@ -264,9 +265,11 @@ class DetectionSAAL:
         self.with_cp = with_cp
         self.heads = head_calls(model) \
             if self.stage == 'extract_feat' else None
-        self.fixed_rois = not recompute_proposals
-        if self.fixed_rois and not (isinstance(self.heads, TwoStageHeads)
-                                    and self.heads.fixed_rois_supported()):
+        supported = isinstance(self.heads, TwoStageHeads) and \
+            self.heads.fixed_rois_supported()
+        self.fixed_rois = supported if recompute_proposals is None else \
+            not recompute_proposals
+        if self.fixed_rois and not supported:
             raise ValueError(
                 f'recompute_proposals=False keeps the proposals and RoIs of '
                 f'a two-stage detector with a StandardRoIHead (no mask '

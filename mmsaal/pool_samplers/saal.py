@@ -50,11 +50,12 @@ class SAALSampler(BasePoolSampler):
             dict to sum. Defaults to None (every ``loss*`` entry).
         seed (int): Detection: seed of the random draws inside the loss
             (proposal sampling), fixed per image. Defaults to 0.
-        recompute_proposals (bool): Two-stage detection, ``'head'`` scope:
-            False evaluates the perturbed loss on the unperturbed pass's
-            RPN targets, sampled RoIs and RoI features (see
-            :class:`~mmsaal.adapters.detection.DetectionSAAL`); True runs
-            the whole loss again. Defaults to True.
+        recompute_proposals (bool, optional): Two-stage detection,
+            ``'head'`` scope: False evaluates the perturbed loss on the
+            unperturbed pass's RPN targets, sampled RoIs and RoI features
+            (see :class:`~mmsaal.adapters.detection.DetectionSAAL`); True
+            runs the whole loss again; None: False where it applies, True
+            elsewhere. Defaults to None.
         score_resolution (float, optional): Segmentation: score at this
             scale of the input and upsample the loss maps. Defaults to None.
         impurity_radius (int, optional): Segmentation: multiply each score
@@ -99,7 +100,7 @@ class SAALSampler(BasePoolSampler):
                  max_pseudo_per_img: int = 100,
                  loss_terms: Optional[Sequence[str]] = None,
                  seed: int = 0,
-                 recompute_proposals: bool = True,
+                 recompute_proposals: Optional[bool] = None,
                  score_resolution: Optional[float] = None,
                  impurity_radius: Optional[int] = None,
                  with_cp: Optional[bool] = None) -> None:

@@ -97,13 +97,14 @@ def sampler_options(strategy: str, own: str = '') -> list:
 
 
 def run(config: str, work_dir: str, strategy: str, seed: int,
-        options: list) -> None:
+        options: list, own: str) -> None:
+    """Train one strategy and seed; ``own`` is :func:`config_sampler`'s."""
     command = [
         sys.executable,
         osp.join(osp.dirname(osp.abspath(__file__)), 'train_al.py'), config,
         '--work-dir', work_dir, '--cfg-options',
-        *sampler_options(strategy, config_sampler(config, options)),
-        f'active_learning.seed={seed}', f'randomness.seed={seed}', *options
+        *sampler_options(strategy, own), f'active_learning.seed={seed}',
+        f'randomness.seed={seed}', *options
     ]
     if osp.isdir(osp.join(work_dir, 'rounds')):
         command.insert(command.index('--cfg-options'), '--resume')
@@ -120,12 +121,16 @@ def main():
         'benchmark_al_' + osp.splitext(osp.basename(args.config))[0])
     os.makedirs(root, exist_ok=True)
     curves = []
+    own = None  # the config's sampler, read once a run is to be trained
     for strategy in args.strategies:
         for seed in args.seeds:
             folder = strategy.replace(':', '-').replace(',', '-')
             work_dir = osp.join(root, f'{folder}_seed{seed}')
             if not finished(work_dir):
-                run(args.config, work_dir, strategy, seed, args.cfg_options)
+                if own is None:
+                    own = config_sampler(args.config, args.cfg_options)
+                run(args.config, work_dir, strategy, seed, args.cfg_options,
+                    own)
             curve = load_curve(work_dir)
             fields = strategy.partition(':')[2]
             if fields:  # a variant is its own line

@@ -22,10 +22,4 @@ model = dict(
         loss_bbox=dict(type='IoULoss', loss_weight=1.0),
         loss_centerness=dict(
             type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
-    train_cfg=dict(_delete_=True),
-    test_cfg=dict(
-        nms_pre=500,
-        min_bbox_size=0,
-        score_thr=0.05,
-        nms=dict(type='nms', iou_threshold=0.5),
-        max_per_img=20))
+    train_cfg=dict(_delete_=True))  # test_cfg: RetinaNet's, which FCOS reads

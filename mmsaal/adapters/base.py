@@ -81,6 +81,26 @@ def replaced_forward(module: torch.nn.Module, attr: str,
         delattr(module, attr)
 
 
+@contextlib.contextmanager
+def recorded(owner, attr: str, store: dict, key: str,
+             argument: Optional[int] = None) -> Iterator[None]:
+    """Inside the block, ``owner.<attr>`` runs as usual and ``store[key]``
+    keeps its first result (or its positional ``argument``)."""
+    original = getattr(owner, attr)
+
+    def call(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if key not in store:
+            store[key] = result if argument is None else args[argument]
+        return result
+
+    setattr(owner, attr, call)
+    try:
+        yield
+    finally:
+        delattr(owner, attr)
+
+
 def checkpoint_blocks(module: torch.nn.Module) -> List[torch.nn.Module]:
     """The blocks of ``module`` that OpenMMLab lets checkpoint: the
     innermost modules with a ``with_cp`` switch (ResNet's Bottleneck and

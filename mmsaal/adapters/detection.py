@@ -2,7 +2,7 @@
 """SAAL over MMDetection detectors: pseudo boxes and per-image losses."""
 import contextlib
 import copy
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
@@ -16,7 +16,7 @@ from mmsaal.registry import SAAL_ADAPTERS
 from mmsaal.sharpness import loss_pair
 from .base import (PerturbScope, backbone_checkpointing, cached_stage,
                    compute_cached_stage, instance_seed, perturbed_parameters,
-                   replaced_forward, seeded, sum_losses)
+                   recorded, replaced_forward, seeded, sum_losses)
 
 
 def pseudo_sample(sample: DetDataSample, prediction: DetDataSample,
@@ -67,7 +67,6 @@ class TwoStageHeads:
             cfg=model.train_cfg.get('rpn_proposal', model.test_cfg.rpn))
         losses.update(model.roi_head.loss(feats, proposals, [sample]))
         return losses
-
 
     def fixed_rois_supported(self) -> bool:
         """Whether :meth:`fixed_roi_losses` applies: an RoI head that keeps
@@ -129,26 +128,6 @@ class TwoStageHeads:
             key if 'loss' not in key or 'rpn' in key else f'rpn_{key}': value
             for key, value in losses.items()
         }
-
-
-@contextlib.contextmanager
-def recorded(owner, attr: str, store: dict, key: str,
-             argument: Optional[int] = None) -> Iterator[None]:
-    """Inside the block, ``owner.<attr>`` runs as usual and ``store[key]``
-    keeps its first result (or its positional ``argument``)."""
-    original = getattr(owner, attr)
-
-    def call(*args, **kwargs):
-        result = original(*args, **kwargs)
-        if key not in store:
-            store[key] = result if argument is None else args[argument]
-        return result
-
-    setattr(owner, attr, call)
-    try:
-        yield
-    finally:
-        delattr(owner, attr)
 
 
 class SingleStageHeads:

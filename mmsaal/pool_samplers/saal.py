@@ -188,17 +188,17 @@ class SAALSampler(BasePoolSampler):
                 with_labels: bool = False) -> List[Tuple[torch.Tensor, ...]]:
         """Each image's score map, and its pseudo-label with
         ``with_labels``."""
-        with_labels = with_labels or self.impurity_radius is not None
-        if with_labels:  # segmentation only: adapter() refuses it elsewhere
-            maps = adapter.instance_losses(
-                data_batch, self.rho, self.perturbation, with_labels=True)
-        elif self.approximation != 'exact':
-            maps = adapter.instance_losses(
-                data_batch, self.rho, self.perturbation,
-                approximation=self.approximation)
-        else:
-            maps = adapter.instance_losses(data_batch, self.rho,
-                                           self.perturbation)
+        # Only options away from their defaults, so an adapter registered
+        # without them still serves the default score. Labels come from
+        # segmentation adapters only: adapter() and _pixel_adapter() refuse
+        # what would ask a detector for them.
+        options = {}
+        if self.approximation != 'exact':
+            options['approximation'] = self.approximation
+        if with_labels or self.impurity_radius is not None:
+            options['with_labels'] = True
+        maps = adapter.instance_losses(data_batch, self.rho,
+                                       self.perturbation, **options)
         results = []
         for before, after, *labels in maps:
             score = after if self.score == 'max' else after - before

@@ -425,7 +425,8 @@ class PixelUnits(ImageUnits):
         if scored and 'classes' in scored[0]:
             width = max(r['classes'].shape[1] for r in scored)
             classes = np.concatenate([
-                np.pad(r['classes'], ((0, 0), (0, width - r['classes'].shape[1])))
+                np.pad(r['classes'],
+                       ((0, 0), (0, width - r['classes'].shape[1])))
                 for r in scored
             ])
         return UnitTable(

@@ -33,9 +33,10 @@ def parse_args():
         '--width', type=int, default=None,
         help='seg: image width (2 x height)')
     parser.add_argument(
-        '--style', default='demo', choices=['demo', 'dusk'],
-        help="seg: 'demo' (make demo-seg) or 'dusk', a second set with "
-        'other palettes, a rare class and side void pillars')
+        '--style', default='demo', choices=['demo', 'dusk', 'clutter'],
+        help="'demo' (make demo / demo-seg); seg: 'dusk', a second set with "
+        "other palettes, a rare class and side void pillars; det: "
+        "'clutter', six classes (one rare), distractors, empty images")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--force', action='store_true', help='rewrite existing data')
@@ -44,6 +45,10 @@ def parse_args():
 
 def main():
     args = parse_args()
+    det_styles, seg_styles = ('demo', 'clutter'), ('demo', 'dusk')
+    if args.style not in (det_styles if args.task == 'det' else seg_styles):
+        raise SystemExit(f'--style {args.style} is not a {args.task} style: '
+                         f'det takes {det_styles}, seg takes {seg_styles}')
     if args.task == 'det':
         done = osp.join(args.root, 'VOCdevkit', 'Shapes', 'ImageSets',
                         'Main', 'test.txt')
@@ -55,7 +60,7 @@ def main():
     if args.task == 'det':
         voc = generate_voc_shapes(args.root, args.num_trainval or 200,
                                   args.num_test or 60, args.image_size
-                                  or 128, args.seed)
+                                  or 128, args.seed, style=args.style)
         print(f'wrote the shapes set to {voc}')
         return
     height = args.image_size or 64

@@ -1,8 +1,9 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 from .street_domains import STREET_LABEL_IDS, generate_street_domains
-from .voc_shapes import SHAPE_CLASSES, generate_voc_shapes
+from .voc_shapes import (CLUTTER_CLASSES, SHAPE_CLASSES,
+                         generate_voc_shapes)
 
 __all__ = [
-    'SHAPE_CLASSES', 'generate_voc_shapes', 'STREET_LABEL_IDS',
-    'generate_street_domains'
+    'SHAPE_CLASSES', 'CLUTTER_CLASSES', 'generate_voc_shapes',
+    'STREET_LABEL_IDS', 'generate_street_domains'
 ]

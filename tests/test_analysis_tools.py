@@ -40,6 +40,12 @@ def test_benchmark_prints_the_area_under_the_curve_per_strategy(benchmark):
     assert 'RandomSampler' in stdout and 'LeastConfidenceSampler' in stdout
     assert 'AULC pascal_voc/mAP' in stdout
     assert 'share of revealed pixels' not in stdout  # image queries
+    # The scorers' spread per round is printed; random has no scores.
+    spread = stdout.split('scores per query round')[1].splitlines()
+    assert spread[1].split() == ['strategy', 'round', '1']
+    assert {line.split()[0] for line in spread[2:4]} == {
+        'LeastConfidenceSampler', 'EntropySampler:aggregation=sum'}
+    assert 'RandomSampler' not in '\n'.join(spread[2:4])
     summary = json.load(open(osp.join(root, 'summary.json')))
     assert {row['strategy'] for row in summary} == {
         'RandomSampler', 'LeastConfidenceSampler',
@@ -181,6 +187,37 @@ def test_reveal_shares_count_classes_and_void_per_strategy(tmp_path):
     assert table.splitlines()[1].split() == ['strategy', 'car', 'road',
                                              'sky', 'void']
     assert table.splitlines()[2].split()[-1] == f'{100 * 6 / 22:.1f}'
+
+
+def test_score_spread_averages_each_rounds_mean_and_std_over_seeds(
+        tmp_path):
+    """The saturation check a benchmark prints: per strategy and query
+    round, the seeds' mean score, std and std / mean; unscored rounds (the
+    initial set, random queries) are not rows."""
+    from mmsaal.analysis import format_score_spread, score_spread
+
+    def run(name, stats):
+        rows = [dict(round=0)] + [
+            dict(round=i, score_mean=m, score_std=s)
+            for i, (m, s) in enumerate(stats, 1)]
+        (tmp_path / name).mkdir()
+        json.dump(rows, open(tmp_path / name / 'report.json', 'w'))
+        return dict(strategy=name.rstrip('01'), work_dir=str(tmp_path / name))
+
+    spread = score_spread([
+        run('saal0', [(2.0, 0.2), (1.0, 0.01)]),
+        run('saal1', [(4.0, 0.6), (3.0, 0.03)]),
+        run('random0', [])])
+    assert list(spread) == ['saal']
+    assert spread['saal'] == [
+        dict(round=1, mean=3.0, std=pytest.approx(0.4),
+             relative=pytest.approx(0.4 / 3)),
+        dict(round=2, mean=2.0, std=pytest.approx(0.02),
+             relative=pytest.approx(0.01))]
+    table = format_score_spread(spread).splitlines()
+    assert table[1].split() == ['strategy', 'round', '1', 'round', '2']
+    assert table[2].split() == ['saal', '3', '/', '0.4', '(0.13)', '2', '/',
+                                '0.02', '(0.01)']
 
 
 def test_benchmark_strategies_keep_the_configs_own_sampler_fields():

@@ -21,8 +21,9 @@ import os.path as osp
 import subprocess
 import sys
 
-from mmsaal.analysis import (format_reveal_shares, load_curve, plot_curves,
-                             reveal_shares, write_curves_csv)
+from mmsaal.analysis import (format_reveal_shares, format_score_spread,
+                             load_curve, plot_curves, reveal_shares,
+                             score_spread, write_curves_csv)
 from mmsaal.analysis.curves import format_summary, summarize_curves
 
 ALIASES = dict(
@@ -143,6 +144,9 @@ def main():
     with open(osp.join(root, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1)
     print(format_summary(summary, curves[0]['metric_name']))
+    spread = score_spread(curves)
+    if spread:  # strategies that score (random does not)
+        print(format_score_spread(spread))
     shares = reveal_shares(curves)
     if shares:  # region / pixel queries
         print(format_reveal_shares(shares))

@@ -1,6 +1,6 @@
 """tools/benchmark_scoring.py on the demo detector and segmentor: every
-column printed, SAAL 'all' equal to the naive procedure, the segmentor's
-cost breakdown."""
+column printed, SAAL 'all' equal to the naive procedure, both cost
+breakdowns."""
 import re
 import subprocess
 import sys
@@ -61,7 +61,7 @@ def agreement(stdout: str) -> dict:
 
 def test_detector_columns_and_equal_scores(voc_shapes):
     stdout = benchmark(DEMO_CONFIG, data_options(voc_shapes), '--methods',
-                       *METHODS, '--top-k', '2', num_images=3)
+                       *METHODS, '--top-k', '2', '--parts', num_images=3)
     check_columns(table(stdout))
     assert max_difference(stdout) < 1e-4
     rows = agreement(stdout)
@@ -69,6 +69,35 @@ def test_detector_columns_and_equal_scores(voc_shapes):
                          'first_order_head'}
     for spearman, overlap in rows.values():
         assert -1 <= spearman <= 1 and overlap in (0.0, 0.5, 1.0)
+    # The parts of SAAL head and the floor each path's parts set.
+    parts = re.search(r'loss beyond the first head (\S+) \(RPN targets \+ '
+                      r'loss (\S+), proposals (\S+), .* RoI head (\S+)\)',
+                      stdout)
+    assert parts and all(float(v.rstrip(',')) > 0 for v in parts.groups())
+    floors = dict(re.findall(r'SAAL head, (.+): at least (\S+)x inference; '
+                             r'the largest part beyond inference is \w+',
+                             stdout))
+    assert set(floors) == {'exact', 'fixed RoIs', 'first order'}
+    # Sums of the same parts, first order's without a perturbed pass.
+    assert float(floors['first order']) <= min(float(floors['fixed RoIs']),
+                                               float(floors['exact']))
+
+
+def test_a_measuring_process_that_dies_stops_the_benchmark():
+    """Before, the parent waited on the dead child's queue for ever."""
+    import multiprocessing as mp
+
+    import pytest
+    sys.path.insert(0, f'{REPO}/tools')  # the child imports it by name
+    try:
+        import benchmark_scoring
+        with pytest.raises(SystemExit, match='measure_parts failed in its '
+                           'process'):
+            benchmark_scoring.child_result(
+                mp.get_context('spawn'), benchmark_scoring.measure_parts,
+                None)  # no arguments: setup() fails in the child
+    finally:
+        sys.path.pop(0)
 
 
 def test_segmentor_columns_and_parts(street_domains):

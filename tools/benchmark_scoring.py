@@ -20,10 +20,12 @@ and prints each as a ratio to (1), the peak memory of each (a fresh process
 per method, so peaks do not mix), and the largest relative difference
 between the scores of (3) and (4). Every other scoring method is compared
 with the exact head scores (``exact_head``, else ``saal_head``): Spearman's
-rank correlation and the overlap of their top-k queries (``--top-k``). Memory comes twice: ``peak MB`` is the
-resident set, which keeps what glibc's allocator holds on to after a free;
-``live MB`` is the heap in use (``mallinfo2``), what the tensors and the
-interpreter hold at the time.
+rank correlation and the overlap of their top-k queries (``--top-k``).
+Memory comes twice: ``peak MB`` is the resident set, which keeps what
+glibc's allocator holds on to after a free; ``live MB`` is the heap in use
+(``mallinfo2``), what the tensors and the interpreter hold at the time.
+``--parts`` times the parts of SAAL ``head`` and prints the floor they set
+on each path (for a detector: which part beyond inference costs most).
 
 Example::
 
@@ -39,8 +41,10 @@ import argparse
 import ctypes
 import multiprocessing as mp
 import os
+import queue as queue_module
 import threading
 import time
+from collections import defaultdict
 
 import numpy as np
 import torch
@@ -108,8 +112,10 @@ def parse_args():
     parser.add_argument(
         '--parts',
         action='store_true',
-        help='segmentors: also time the backbone, the decode head forward '
-        'and its backward, and print the lower bound they set on SAAL head')
+        help='also time the parts of SAAL head (segmentors: backbone, decode '
+        'head forward and backward; detectors: backbone + neck, heads, '
+        'loss, backward, perturbed pass) and print the lower bound they '
+        'set on it')
     parser.add_argument(
         '--top-k',
         type=int,
@@ -296,12 +302,79 @@ def head_parts(model, batches) -> dict:
     return {key: value / len(batches) for key, value in totals.items()}
 
 
+def detector_parts(model, batches) -> dict:
+    """Seconds per image of what SAAL ``head`` runs on a detector whose
+    heads mmsaal calls directly: the backbone + neck, the first head's
+    forward (the RPN, or the dense head), the prediction from it, the rest
+    of the unperturbed loss (proposals, sampling, RoIAlign, RoI head), its
+    backward, and the perturbed pass without autograd: exact (the whole
+    loss again) and, for two-stage detectors, on fixed RoIs."""
+    from mmsaal.adapters.base import sum_losses
+    from mmsaal.adapters.detection import (DetectionSAAL, TwoStageHeads,
+                                           pseudo_sample)
+    adapter = DetectionSAAL(model, 'head')
+    heads = adapter.heads
+    if heads is None:
+        raise ValueError(f'--parts times detectors whose heads mmsaal calls '
+                         f'directly; {type(model).__name__} goes through '
+                         f'its own loss()')
+    totals = defaultdict(float)
+    for batch in batches:
+        data = model.data_preprocessor(batch, False)
+        inputs, sample = data['inputs'], data['data_samples'][0]
+        with torch.no_grad():
+            totals['inference'] += best_seconds(lambda: model.test_step(batch))
+            totals['backbone'] += best_seconds(
+                lambda: model.extract_feat(inputs))
+            feats = model.extract_feat(inputs)
+            totals['first_forward'] += best_seconds(lambda: heads.first(feats))
+            first = heads.first(feats)
+            totals['predict'] += best_seconds(
+                lambda: heads.predict(feats, first, sample))
+            pseudo = pseudo_sample(sample, heads.predict(feats, first, sample),
+                                   adapter.score_thr,
+                                   adapter.max_pseudo_per_img)
+        first = heads.first(feats)  # with autograd, as SAAL keeps it
+        totals['loss_forward'] += best_seconds(
+            lambda: heads.loss(feats, first, pseudo))
+        if isinstance(heads, TwoStageHeads):  # where the loss's time goes
+            totals['rpn_loss'] += best_seconds(
+                lambda: heads.rpn_loss(first, pseudo))
+            rpn_cfg = model.train_cfg.get('rpn_proposal', model.test_cfg.rpn)
+            proposals = lambda: model.rpn_head.predict_by_feat(  # noqa: E731
+                *first, batch_img_metas=[pseudo.metainfo], cfg=rpn_cfg)
+            totals['proposals'] += best_seconds(proposals)
+            kept = proposals()
+            # roi_head.loss renames the proposals' fields: one copy a call.
+            totals['roi_loss'] += best_seconds(
+                lambda: model.roi_head.loss(
+                    feats, [p.clone() for p in kept], [pseudo]))
+        totals['loss_forward_backward'] += best_seconds(
+            lambda: torch.autograd.grad(
+                sum_losses(heads.loss(feats, first, pseudo)), adapter.params,
+                retain_graph=True, allow_unused=True))
+        with torch.no_grad():
+            totals['perturbed_exact'] += best_seconds(
+                lambda: heads.loss(feats, heads.first(feats), pseudo))
+            if adapter.fixed_rois:
+                fixed = heads.fixed_roi_losses(feats, pseudo)
+                fixed(heads.first(feats))  # keeps the targets and RoIs
+                totals['perturbed_fixed_rois'] += best_seconds(
+                    lambda: fixed(heads.first(feats)))
+    return {key: value / len(batches) for key, value in totals.items()}
+
+
 def measure_parts(args, queue):
     model, batches, _ = setup(args)
-    queue.put(head_parts(model, batches))
+    parts = detector_parts if 'decode_head' not in dict(
+        model.named_children()) else head_parts
+    queue.put(parts(model, batches))
 
 
 def print_parts(parts: dict) -> None:
+    if 'first_forward' in parts:
+        print_detector_parts(parts)
+        return
     inference, head = parts['inference'], parts['head_forward']
     backward = parts['head_forward_backward'] - head
     floor = (inference + head + backward) / inference
@@ -311,6 +384,41 @@ def print_parts(parts: dict) -> None:
           f'({backward / head:.2f}x its forward)')
     print(f'SAAL head = inference + one more head forward + one head '
           f'backward: at least {floor:.2f}x inference')
+
+
+def print_detector_parts(parts: dict) -> None:
+    """The parts, and the floor each scoring path's extra work sets: SAAL
+    ``head`` = inference + the unperturbed loss (beyond the first head's
+    forward, which the prediction shares) + its backward + the perturbed
+    pass; first order leaves the perturbed pass out."""
+    inference = parts['inference']
+    loss = parts['loss_forward']
+    extra = dict(loss_forward=loss,
+                 backward=parts['loss_forward_backward'] - loss)
+    print(f'\nfastest of {PART_REPEATS}, s/img: inference {inference:.3f} '
+          f'(backbone + neck {parts["backbone"]:.3f}, first head '
+          f'{parts["first_forward"]:.3f}, prediction '
+          f'{parts["predict"]:.3f}); loss beyond the first head '
+          f'{loss:.3f}' + (
+              f' (RPN targets + loss {parts["rpn_loss"]:.3f}, proposals '
+              f'{parts["proposals"]:.3f}, RoI assignment + sampling + '
+              f'RoIAlign + RoI head {parts["roi_loss"]:.3f})'
+              if 'rpn_loss' in parts else '') +
+          f', its backward {extra["backward"]:.3f}; perturbed '
+          f'pass {parts["perturbed_exact"]:.3f} exact' +
+          (f', {parts["perturbed_fixed_rois"]:.3f} on fixed RoIs'
+           if 'perturbed_fixed_rois' in parts else ''))
+    paths = dict(exact=dict(extra, perturbed=parts['perturbed_exact']))
+    if 'perturbed_fixed_rois' in parts:
+        paths['fixed RoIs'] = dict(extra,
+                                   perturbed=parts['perturbed_fixed_rois'])
+    paths['first order'] = extra
+    for path, costs in paths.items():
+        floor = (inference + sum(costs.values())) / inference
+        largest = max(costs, key=costs.get)
+        print(f'SAAL head, {path}: at least {floor:.2f}x inference; the '
+              f'largest part beyond inference is {largest} '
+              f'({costs[largest] / inference:.2f}x inference)')
 
 
 def setup(args):
@@ -359,6 +467,26 @@ def print_agreement(results: dict, k: int) -> None:
               f'{top_k_overlap(scores, reference, k):>15.2f}')
 
 
+def child_result(context, target, *args):
+    """What ``target(*args, queue)`` puts on its queue, run in a fresh
+    process; a child that dies first stops the benchmark (its traceback
+    is on stderr) instead of leaving it waiting."""
+    queue = context.Queue()
+    child = context.Process(target=target, args=(*args, queue))
+    child.start()
+    while True:
+        try:
+            result = queue.get(timeout=1)
+            break
+        except queue_module.Empty:
+            if not child.is_alive():
+                raise SystemExit(f'{target.__name__} failed in its process '
+                                 f'(exit code {child.exitcode}); its error '
+                                 f'is above')
+    child.join()
+    return result
+
+
 def main():
     args = parse_args()
     # A fresh interpreter per method: peaks do not mix, and no fork of a
@@ -366,19 +494,11 @@ def main():
     context = mp.get_context('spawn')
     results = {}
     for name in args.methods:
-        queue = context.Queue()
-        child = context.Process(target=measure, args=(args, name, queue))
-        child.start()
-        results[name] = queue.get()
-        child.join()
+        results[name] = child_result(context, measure, args, name)
     if args.interleave:
-        queue = context.Queue()
-        child = context.Process(target=measure_interleaved,
-                                args=(args, queue))
-        child.start()
-        for name, seconds in queue.get().items():
+        for name, seconds in child_result(context, measure_interleaved,
+                                          args).items():
             results[name]['seconds'] = seconds
-        child.join()
     base = results.get('inference', next(iter(results.values())))
     count = len(base['scores'])
     timing = ', timed in turn on each image' if args.interleave else ''
@@ -403,15 +523,7 @@ def main():
         diff = np.max(np.abs(ours - ref) / np.maximum(np.abs(ref), 1e-12))
         print(f'max relative difference saal_all vs naive: {diff:.2e}')
     if args.parts:
-        model_cfg = Config.fromfile(args.config).model
-        if 'decode_head' not in model_cfg:
-            print('--parts times segmentors only')
-            return
-        queue = context.Queue()
-        child = context.Process(target=measure_parts, args=(args, queue))
-        child.start()
-        print_parts(queue.get())
-        child.join()
+        print_parts(child_result(context, measure_parts, args))
 
 
 if __name__ == '__main__':

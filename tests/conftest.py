@@ -12,14 +12,20 @@ DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
 PYTHONPATH = os.pathsep.join([REPO, osp.join(REPO, 'tests')])
 
 
+def small_voc_set(tmp_path_factory, name: str, style: str = 'demo') -> str:
+    """A small synthetic VOC-layout set (40 pool and 12 test images of
+    96 px); returns its ``data_root``."""
+    from mmsaal.datasets.synthetic import generate_voc_shapes
+    root = tmp_path_factory.mktemp(name)
+    generate_voc_shapes(str(root), num_trainval=40, num_test=12,
+                        image_size=96, seed=0, style=style)
+    return str(root / 'VOCdevkit') + '/'
+
+
 @pytest.fixture(scope='session')
 def voc_shapes(tmp_path_factory):
-    """A small synthetic VOC-layout set, written once per test session."""
-    from mmsaal.datasets.synthetic import generate_voc_shapes
-    root = tmp_path_factory.mktemp('voc_shapes')
-    generate_voc_shapes(str(root), num_trainval=40, num_test=12,
-                        image_size=96, seed=0)
-    return str(root / 'VOCdevkit') + '/'
+    """The demo style's small set, written once per test session."""
+    return small_voc_set(tmp_path_factory, 'voc_shapes')
 
 
 def data_options(data_root: str) -> list:

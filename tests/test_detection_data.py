@@ -9,7 +9,7 @@ import os.path as osp
 import pytest
 from mmengine.registry import init_default_scope
 
-from conftest import REPO, quick_options, run_train_al
+from conftest import REPO, quick_options, run_train_al, small_voc_set
 from mmsaal.datasets.synthetic import CLUTTER_CLASSES, generate_voc_shapes
 
 CLUTTER_CONFIG = osp.join(REPO, 'configs', 'benchmark',
@@ -18,10 +18,7 @@ CLUTTER_CONFIG = osp.join(REPO, 'configs', 'benchmark',
 
 @pytest.fixture(scope='module')
 def clutter_set(tmp_path_factory):
-    root = tmp_path_factory.mktemp('clutter')
-    generate_voc_shapes(str(root), num_trainval=40, num_test=12,
-                        image_size=96, seed=0, style='clutter')
-    return str(root / 'VOCdevkit') + '/'
+    return small_voc_set(tmp_path_factory, 'clutter', style='clutter')
 
 
 def read(data_root, split):

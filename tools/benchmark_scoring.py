@@ -39,6 +39,7 @@ SAAL's loss maps are what the region and pixel queries rank.
 """
 import argparse
 import ctypes
+import functools
 import multiprocessing as mp
 import os
 import queue as queue_module
@@ -50,12 +51,10 @@ import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import MODELS, init_default_scope
-from mmengine.runner import load_checkpoint
 
 import mmsaal  # noqa: F401
 from mmsaal.analysis import rank_correlation, top_k_overlap
-from mmsaal.rounds.pool_dataset import build_pool_dataset
+from mmsaal.apis.measure import fastest_seconds, model_and_pool
 from mmsaal.pool_samplers import SAALSampler
 from mmsaal.testing import naive_detection_scores, naive_segmentation_maps
 
@@ -259,15 +258,7 @@ def measure_interleaved(args, queue):
 PART_REPEATS = 3
 
 
-def best_seconds(function, repeats: int = PART_REPEATS) -> float:
-    """The fastest of ``repeats`` runs (after one warm-up run)."""
-    function()
-    best = float('inf')
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
+best_seconds = functools.partial(fastest_seconds, repeats=PART_REPEATS)
 
 
 def head_parts(model, batches) -> dict:
@@ -423,22 +414,10 @@ def print_detector_parts(parts: dict) -> None:
 
 def setup(args):
     """The model (eval mode) and the first ``--num-images`` pool batches."""
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    # Every method's process must build the same weights.
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu',
-                        logger='silent')
-    model.eval()
-    dataset = build_pool_dataset(cfg)
-    count = min(args.num_images, len(dataset))
-    batches = [pseudo_collate([dataset[i]]) for i in range(count)]
-    return model, batches, saal_settings(cfg)
+    cfg, model, items = model_and_pool(args.config, args.cfg_options,
+                                       args.checkpoint, args.num_images)
+    return model, [pseudo_collate([item]) for item in items], \
+        saal_settings(cfg)
 
 
 def measure(args, name, queue):

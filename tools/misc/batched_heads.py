@@ -13,17 +13,15 @@ Example::
         configs/benchmark/saal_faster_rcnn_r50_shapes_voc_resolution.py --images 4
 """
 import argparse
-import time
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import MODELS, init_default_scope
 from torch.func import functional_call
 
 import mmsaal  # noqa: F401
 from mmsaal.adapters.batched import batched_forward, stacked_weights
-from mmsaal.rounds.pool_dataset import build_pool_dataset
+from mmsaal.apis.measure import fastest_seconds, model_and_pool
 
 
 def parse_args():
@@ -36,16 +34,6 @@ def parse_args():
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
-
-
-def fastest(function, repeats: int) -> float:
-    function()  # warm-up
-    best = float('inf')
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def ascent_like_steps(module, count: int, scale: float = 1e-3) -> list:
@@ -91,24 +79,17 @@ def compare(name: str, module, inputs: tuple, count: int,
     with torch.no_grad():
         diff = largest_difference(batched_forward(module, weights, *inputs),
                                   looped())
-        loop_s = fastest(looped, repeats)
-        batch_s = fastest(lambda: batched_forward(module, weights, *inputs),
-                          repeats)
+        loop_s = fastest_seconds(looped, repeats)
+        batch_s = fastest_seconds(
+            lambda: batched_forward(module, weights, *inputs), repeats)
     return dict(head=name, loop=loop_s, batched=batch_s, diff=diff)
 
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    model.eval()
-    dataset = build_pool_dataset(cfg)
-    batch = pseudo_collate([dataset[i] for i in range(args.images)])
+    cfg, model, items = model_and_pool(args.config, args.cfg_options,
+                                       num_images=args.images)
+    batch = pseudo_collate(items)
     with torch.no_grad():
         inputs = model.data_preprocessor(batch, False)['inputs']
         feats = model.extract_feat(inputs)

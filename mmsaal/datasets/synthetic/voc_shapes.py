@@ -14,7 +14,7 @@ objects, and a fifth of the images holding no object at all.
 """
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -83,15 +83,18 @@ def _overlaps(box, boxes, max_iou: float = 0.1) -> bool:
     return False
 
 
-def render_image(rng: np.random.Generator,
-                 size: int,
-                 max_objects: int = 3) -> Tuple[np.ndarray, List[Dict]]:
-    """One image and its objects (``name`` and ``bbox`` x1, y1, x2, y2)."""
-    img = _background(rng, size)
+def _place_objects(img: np.ndarray, rng: np.random.Generator, count: int,
+                   sides: Tuple[float, float],
+                   pick_name: Callable[[], str]) -> List[Dict]:
+    """Draw up to ``count`` objects in square boxes of a side drawn from
+    ``sides`` that overlap no earlier box (an object that finds no free
+    place in 20 tries is left out); ``pick_name`` draws each one's class.
+    """
+    size = img.shape[0]
     objects, boxes = [], []
-    for _ in range(int(rng.integers(1, max_objects + 1))):
+    for _ in range(count):
         for _attempt in range(20):
-            side = int(rng.integers(size // 6, size // 2.5))
+            side = int(rng.integers(*sides))
             x1 = int(rng.integers(1, size - side - 1))
             y1 = int(rng.integers(1, size - side - 1))
             box = (x1, y1, x1 + side, y1 + side)
@@ -99,11 +102,23 @@ def render_image(rng: np.random.Generator,
                 break
         else:
             continue
-        label = int(rng.integers(len(SHAPE_CLASSES)))
+        name = pick_name()
         color = tuple(int(c) for c in rng.integers(0, 256, size=3))
-        _draw(img, SHAPE_CLASSES[label], box, color)
+        _draw(img, name, box, color)
         boxes.append(box)
-        objects.append(dict(name=SHAPE_CLASSES[label], bbox=box))
+        objects.append(dict(name=name, bbox=box))
+    return objects
+
+
+def render_image(rng: np.random.Generator,
+                 size: int,
+                 max_objects: int = 3) -> Tuple[np.ndarray, List[Dict]]:
+    """One image and its objects (``name`` and ``bbox`` x1, y1, x2, y2)."""
+    img = _background(rng, size)
+    objects = _place_objects(
+        img, rng, int(rng.integers(1, max_objects + 1)),
+        (size // 6, size // 2.5),
+        lambda: SHAPE_CLASSES[int(rng.integers(len(SHAPE_CLASSES)))])
     return img, objects
 
 
@@ -136,23 +151,11 @@ def render_cluttered_image(rng: np.random.Generator,
     img = _background(rng, size)
     _draw_clutter(img, rng, int(rng.integers(3, 10)), size)
     empty = rng.random() < CLUTTER_EMPTY_FRACTION
-    objects, boxes = [], []
-    for _ in range(0 if empty else int(rng.integers(1, max_objects + 1))):
-        for _attempt in range(20):
-            side = int(rng.integers(size // 8, size // 3))
-            x1 = int(rng.integers(1, size - side - 1))
-            y1 = int(rng.integers(1, size - side - 1))
-            box = (x1, y1, x1 + side, y1 + side)
-            if not _overlaps(box, boxes):
-                break
-        else:
-            continue
-        name = CLUTTER_CLASSES[int(
-            rng.choice(len(CLUTTER_CLASSES), p=CLUTTER_CLASS_WEIGHTS))]
-        color = tuple(int(c) for c in rng.integers(0, 256, size=3))
-        _draw(img, name, box, color)
-        boxes.append(box)
-        objects.append(dict(name=name, bbox=box))
+    objects = _place_objects(
+        img, rng, 0 if empty else int(rng.integers(1, max_objects + 1)),
+        (size // 8, size // 3),
+        lambda: CLUTTER_CLASSES[int(
+            rng.choice(len(CLUTTER_CLASSES), p=CLUTTER_CLASS_WEIGHTS))])
     # A few strokes on top: objects are partly crossed, not only framed.
     _draw_clutter(img, rng, int(rng.integers(0, 3)), size)
     return img, objects

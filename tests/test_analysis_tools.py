@@ -46,6 +46,12 @@ def test_benchmark_prints_the_area_under_the_curve_per_strategy(benchmark):
     assert {line.split()[0] for line in spread[2:4]} == {
         'LeastConfidenceSampler', 'EntropySampler:aggregation=sum'}
     assert 'RandomSampler' not in '\n'.join(spread[2:4])
+    # Detection pools: the share of queried images with nothing to box
+    # (the shapes set has no empty image).
+    empty = stdout.split('queried images that held no object')[1]
+    assert [line.split() for line in empty.splitlines()[1:4]] == [
+        ['RandomSampler', '0.0'], ['LeastConfidenceSampler', '0.0'],
+        ['EntropySampler:aggregation=sum', '0.0']]
     summary = json.load(open(osp.join(root, 'summary.json')))
     assert {row['strategy'] for row in summary} == {
         'RandomSampler', 'LeastConfidenceSampler',
@@ -71,8 +77,10 @@ def test_report_lists_every_round_with_counts_times_and_classes(benchmark):
     assert sum(rows[1]['queried_classes'].values()) >= 5  # >= 1 object each
     assert rows[1]['score_max'] >= rows[1]['score_mean'] >= rows[1][
         'score_min']
+    assert rows[1]['queried_empty'] == 0  # no empty image in this set
     table = open(osp.join(work_dir, 'report.md')).read()
     assert '| round | labeled | fraction | added | pascal_voc/mAP |' in table
+    assert table.splitlines()[4].endswith('| queried_classes | queried_empty |')
     assert len(list(csv.reader(open(osp.join(work_dir,
                                               'report.csv'))))) == 3
     scalars_file = next(
@@ -187,6 +195,43 @@ def test_reveal_shares_count_classes_and_void_per_strategy(tmp_path):
     assert table.splitlines()[1].split() == ['strategy', 'car', 'road',
                                              'sky', 'void']
     assert table.splitlines()[2].split()[-1] == f'{100 * 6 / 22:.1f}'
+
+
+def test_empty_images_are_counted_per_query_and_shared_per_strategy(
+        tmp_path):
+    """A detection query's images with no object: counted from the parsed
+    annotations, None for a pool without instance annotations, and shared
+    over a strategy's query rounds (round 0, the initial set, left out)."""
+    from mmsaal.analysis import empty_query_shares, format_empty_query_shares
+    from mmsaal.rounds.record import empty_images
+
+    class Pool:
+        def __init__(self, infos):
+            self.infos = infos
+
+        def get_data_info(self, index):
+            return self.infos[index]
+
+    detection = Pool([dict(instances=[]), dict(instances=[dict(
+        bbox_label=0)]), dict(instances=[])])
+    assert empty_images(detection, [0, 1, 2]) == 2
+    assert empty_images(detection, [1]) == 0
+    assert empty_images(Pool([dict(seg_map_path='a.png')]), [0]) is None
+
+    def run(name, rounds):
+        rows = [dict(round=0, added=10, queried_empty=9)] + [
+            dict(round=i, added=added, queried_empty=empty)
+            for i, (added, empty) in enumerate(rounds, 1)]
+        (tmp_path / name).mkdir()
+        json.dump(rows, open(tmp_path / name / 'report.json', 'w'))
+        return dict(strategy=name[:-1], work_dir=str(tmp_path / name))
+
+    shares = empty_query_shares([run('lc0', [(5, 2), (5, 3)]),
+                                 run('lc1', [(10, 0)]),
+                                 run('saal0', [(5, 0)])])
+    assert shares == dict(lc=25.0, saal=0.0)
+    assert format_empty_query_shares(shares).splitlines()[1].split() == [
+        'lc', '25.0']
 
 
 def test_score_spread_averages_each_rounds_mean_and_std_over_seeds(

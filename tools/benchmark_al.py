@@ -21,7 +21,8 @@ import os.path as osp
 import subprocess
 import sys
 
-from mmsaal.analysis import (format_reveal_shares, format_score_spread,
+from mmsaal.analysis import (empty_query_shares, format_empty_query_shares,
+                             format_reveal_shares, format_score_spread,
                              load_curve, plot_curves, reveal_shares,
                              score_spread, write_curves_csv)
 from mmsaal.analysis.curves import format_summary, summarize_curves
@@ -147,6 +148,9 @@ def main():
     spread = score_spread(curves)
     if spread:  # strategies that score (random does not)
         print(format_score_spread(spread))
+    empty = empty_query_shares(curves)
+    if empty:  # detection pools
+        print(format_empty_query_shares(empty))
     shares = reveal_shares(curves)
     if shares:  # region / pixel queries
         print(format_reveal_shares(shares))

@@ -1,6 +1,7 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-"""What a region or pixel run revealed, per class: the histogram a
-benchmark prints beside its curves."""
+"""What a run revealed: per class for region or pixel runs, and the share
+of queried images that held no object for detection runs; what a benchmark
+prints beside its curves."""
 import glob
 import json
 import os.path as osp
@@ -56,3 +57,28 @@ def format_reveal_shares(shares: Dict[str, Dict[str, float]]) -> str:
         lines.append(f'{strategy:<{width}}' +
                      ''.join(f'{row.get(n, 0.0):>11.1f}' for n in names))
     return '\n'.join(lines)
+
+
+def empty_query_shares(curves: Sequence[Dict]) -> Dict[str, float]:
+    """Per strategy, the percentage of the images its query rounds (round 1
+    on) labeled that held no object (``queried_empty`` of the reports:
+    detection pools only)."""
+    empty: Counter = Counter()
+    queried: Counter = Counter()
+    for curve in curves:
+        with open(osp.join(curve['work_dir'], 'report.json'),
+                  encoding='utf-8') as f:
+            rows = [r for r in json.load(f)
+                    if r['round'] > 0 and 'queried_empty' in r]
+        empty[curve['strategy']] += sum(r['queried_empty'] for r in rows)
+        queried[curve['strategy']] += sum(r['added'] for r in rows)
+    return {strategy: 100.0 * empty[strategy] / n
+            for strategy, n in queried.items() if n}
+
+
+def format_empty_query_shares(shares: Dict[str, float]) -> str:
+    width = max([len('strategy')] + [len(s) for s in shares]) + 2
+    return '\n'.join(
+        ['queried images that held no object, %, query rounds over seeds:'] +
+        [f'{strategy:<{width}}{share:>6.1f}'
+         for strategy, share in shares.items()])

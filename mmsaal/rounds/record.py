@@ -21,7 +21,9 @@ from .units import ImageUnits, Query
 COLUMNS = ('round', 'labeled', 'fraction', 'pixel_fraction', 'added',
            'metric',
            'train_seconds', 'scoring_seconds', 'score_mean', 'score_std',
-           'score_min', 'score_max', 'queried_classes')
+           'score_min', 'score_max', 'queried_classes', 'queried_empty')
+#: Columns only some runs have (region/pixel queries; detection pools).
+OPTIONAL_COLUMNS = ('pixel_fraction', 'queried_empty')
 
 
 def class_histogram(dataset, indices: Sequence[int]) -> Dict[str, int]:
@@ -41,6 +43,16 @@ def class_histogram(dataset, indices: Sequence[int]) -> Dict[str, int]:
                 name = classes[label] if label < len(classes) else str(label)
                 counts[name] += 1
     return dict(sorted(counts.items()))
+
+
+def empty_images(dataset, indices: Sequence[int]) -> Optional[int]:
+    """How many of ``indices`` hold no object: a detection query spent on
+    an image with nothing to box. None when the dataset has no instance
+    annotations (e.g. segmentation)."""
+    infos = [dataset.get_data_info(int(index)) for index in indices]
+    if not any('instances' in info for info in infos):
+        return None
+    return sum(not info.get('instances') for info in infos)
 
 
 def pixel_class_histogram(dataset,
@@ -106,8 +118,11 @@ def round_rows(store: RoundStore, state: PoolState,
         if 'queried_classes' in queried:
             row['queried_classes'] = queried['queried_classes']
         elif dataset is not None:
-            row['queried_classes'] = class_histogram(
-                dataset, [item['index'] for item in queried['items']])
+            indices = [item['index'] for item in queried['items']]
+            row['queried_classes'] = class_histogram(dataset, indices)
+            empty = empty_images(dataset, indices)
+            if empty is not None:
+                row['queried_empty'] = empty
         rows.append(row)
     return rows
 
@@ -130,10 +145,9 @@ def write_report(work_dir: str, rows: List[Dict],
         str: The path of ``report.md``.
     """
     dump_json_atomic(rows, osp.join(work_dir, 'report.json'))
-    # The pixel fraction is for region/pixel queries only.
     columns = [
         c for c in COLUMNS
-        if c != 'pixel_fraction' or any(c in row for row in rows)
+        if c not in OPTIONAL_COLUMNS or any(c in row for row in rows)
     ]
     buffer = io.StringIO()
     writer = csv.writer(buffer)

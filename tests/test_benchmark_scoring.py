@@ -74,9 +74,9 @@ def test_detector_columns_and_equal_scores(voc_shapes):
                       r'loss (\S+), proposals (\S+), .* RoI head (\S+)\)',
                       stdout)
     assert parts and all(float(v.rstrip(',')) > 0 for v in parts.groups())
-    floors = dict(re.findall(r'SAAL head, (.+): at least (\S+)x inference; '
-                             r'the largest part beyond inference is \w+',
-                             stdout))
+    floors = dict(re.findall(r'SAAL head, (.+): its parts sum to (\S+)x '
+                             r'inference; the largest part beyond inference '
+                             r'is \w+', stdout))
     assert set(floors) == {'exact', 'fixed RoIs', 'first order'}
     # Sums of the same parts, first order's without a perturbed pass.
     assert float(floors['first order']) <= min(float(floors['fixed RoIs']),

@@ -378,10 +378,12 @@ def print_parts(parts: dict) -> None:
 
 
 def print_detector_parts(parts: dict) -> None:
-    """The parts, and the floor each scoring path's extra work sets: SAAL
-    ``head`` = inference + the unperturbed loss (beyond the first head's
-    forward, which the prediction shares) + its backward + the perturbed
-    pass; first order leaves the perturbed pass out."""
+    """The parts, and what each scoring path's parts sum to: SAAL ``head``
+    = inference + the unperturbed loss (beyond the first head's forward,
+    which the prediction shares) + its backward + the perturbed pass; first
+    order leaves the perturbed pass out. Each part is timed on its own
+    (fastest of :data:`PART_REPEATS`), so the sum estimates the path's
+    floor to within the machine's noise; it is not a bound."""
     inference = parts['inference']
     loss = parts['loss_forward']
     extra = dict(loss_forward=loss,
@@ -407,8 +409,8 @@ def print_detector_parts(parts: dict) -> None:
     for path, costs in paths.items():
         floor = (inference + sum(costs.values())) / inference
         largest = max(costs, key=costs.get)
-        print(f'SAAL head, {path}: at least {floor:.2f}x inference; the '
-              f'largest part beyond inference is {largest} '
+        print(f'SAAL head, {path}: its parts sum to {floor:.2f}x '
+              f'inference; the largest part beyond inference is {largest} '
               f'({costs[largest] / inference:.2f}x inference)')
 
 

@@ -157,18 +157,26 @@ def main():
 
 
 def leave_process_group() -> None:
-    """End a distributed run's process group once every rank is done.
+    """End a distributed run's process once every rank is done.
 
-    Neither mmengine's Runner nor torchrun destroys it; left to interpreter
-    exit, gloo's worker threads can still hold tensors while Python tears
-    down, and the rank dies with SIGABRT ("terminate called without an
-    active exception", pytorch/pytorch#190489) after all its work is
-    written. Called on success only: a rank that failed must not wait here
-    for ranks still inside a collective.
+    Neither mmengine's Runner nor torchrun destroys the process group; left
+    to interpreter exit, a rank can die with SIGABRT ("terminate called
+    without an active exception", pytorch/pytorch#190489) after all its
+    work is written: a C++ thread of the distributed stack is still
+    joinable when the interpreter's teardown destroys it. Destroying the
+    group first was not enough (CI hit it again, 1 run in about 20). So,
+    with every rank past the barrier, the group destroyed and the logs and
+    streams flushed, the rank exits without that teardown. Called on
+    success only: a rank that failed must not wait here for ranks still
+    inside a collective.
     """
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.barrier()
         torch_dist.destroy_process_group()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @contextlib.contextmanager

@@ -24,8 +24,9 @@ rank correlation and the overlap of their top-k queries (``--top-k``).
 Memory comes twice: ``peak MB`` is the resident set, which keeps what
 glibc's allocator holds on to after a free; ``live MB`` is the heap in use
 (``mallinfo2``), what the tensors and the interpreter hold at the time.
-``--parts`` times the parts of SAAL ``head`` and prints the floor they set
-on each path (for a detector: which part beyond inference costs most).
+``--parts`` times the parts of SAAL ``head`` on their own and prints what
+they sum to: a lower bound for a segmentor; for a detector, an estimate per
+path and the part beyond inference that costs most.
 
 Example::
 
@@ -113,8 +114,7 @@ def parse_args():
         action='store_true',
         help='also time the parts of SAAL head (segmentors: backbone, decode '
         'head forward and backward; detectors: backbone + neck, heads, '
-        'loss, backward, perturbed pass) and print the lower bound they '
-        'set on it')
+        'loss, backward, perturbed pass) and print what they sum to')
     parser.add_argument(
         '--top-k',
         type=int,
@@ -331,11 +331,9 @@ def detector_parts(model, batches) -> dict:
         if isinstance(heads, TwoStageHeads):  # where the loss's time goes
             totals['rpn_loss'] += best_seconds(
                 lambda: heads.rpn_loss(first, pseudo))
-            rpn_cfg = model.train_cfg.get('rpn_proposal', model.test_cfg.rpn)
-            proposals = lambda: model.rpn_head.predict_by_feat(  # noqa: E731
-                *first, batch_img_metas=[pseudo.metainfo], cfg=rpn_cfg)
-            totals['proposals'] += best_seconds(proposals)
-            kept = proposals()
+            totals['proposals'] += best_seconds(
+                lambda: heads.loss_proposals(first, pseudo))
+            kept = heads.loss_proposals(first, pseudo)
             # roi_head.loss renames the proposals' fields: one copy a call.
             totals['roi_loss'] += best_seconds(
                 lambda: model.roi_head.loss(
@@ -357,8 +355,7 @@ def detector_parts(model, batches) -> dict:
 
 def measure_parts(args, queue):
     model, batches, _ = setup(args)
-    parts = detector_parts if 'decode_head' not in dict(
-        model.named_children()) else head_parts
+    parts = head_parts if hasattr(model, 'decode_head') else detector_parts
     queue.put(parts(model, batches))
 
 

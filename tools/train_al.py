@@ -164,7 +164,7 @@ def leave_process_group() -> None:
     without an active exception", pytorch/pytorch#190489) after all its
     work is written: a C++ thread of the distributed stack is still
     joinable when the interpreter's teardown destroys it. Destroying the
-    group first was not enough (CI hit it again, 1 run in about 20). So,
+    group first was not enough (CI's clean clone hit it again). So,
     with every rank past the barrier, the group destroyed and the logs and
     streams flushed, the rank exits without that teardown. Called on
     success only: a rank that failed must not wait here for ranks still

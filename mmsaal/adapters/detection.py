@@ -59,14 +59,19 @@ class TwoStageHeads:
 
     def loss(self, feats: Tuple[torch.Tensor], first: tuple,
              sample: DetDataSample) -> dict:
-        model = self.model
         losses = self.rpn_loss(first, sample)
-        proposals = model.rpn_head.predict_by_feat(
+        losses.update(self.model.roi_head.loss(
+            feats, self.loss_proposals(first, sample), [sample]))
+        return losses
+
+    def loss_proposals(self, first: tuple, sample: DetDataSample) -> list:
+        """The proposals the training loss samples its RoIs from (the
+        ``rpn_proposal`` train config, as mmdet's loss takes them)."""
+        model = self.model
+        return model.rpn_head.predict_by_feat(
             *first,
             batch_img_metas=[sample.metainfo],
             cfg=model.train_cfg.get('rpn_proposal', model.test_cfg.rpn))
-        losses.update(model.roi_head.loss(feats, proposals, [sample]))
-        return losses
 
     def fixed_rois_supported(self) -> bool:
         """Whether :meth:`fixed_roi_losses` applies: an RoI head that keeps

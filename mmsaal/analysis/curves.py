@@ -9,6 +9,17 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 
+def report_rows(work_dir: str) -> List[Dict]:
+    """The rows of a run's ``report.json``, one per finished round."""
+    path = osp.join(work_dir, 'report.json')
+    if not osp.exists(path):
+        raise FileNotFoundError(
+            f'{work_dir} has no report.json: it is not the work dir of an '
+            f'active-learning run, or its first round has not finished.')
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
 def load_curve(work_dir: str) -> Dict:
     """The curve of one run, from its ``report.json``.
 
@@ -17,13 +28,7 @@ def load_curve(work_dir: str) -> Dict:
         ``seed``, ``metric_name``, and per round ``labeled``, ``fraction``
         (of the pool's pixels for region/pixel queries), ``metric``.
     """
-    path = osp.join(work_dir, 'report.json')
-    if not osp.exists(path):
-        raise FileNotFoundError(
-            f'{work_dir} has no report.json: it is not the work dir of an '
-            f'active-learning run, or its first round has not finished.')
-    with open(path, encoding='utf-8') as f:
-        rows = [r for r in json.load(f) if r.get('metric') is not None]
+    rows = [r for r in report_rows(work_dir) if r.get('metric') is not None]
     if not rows:
         raise ValueError(f'{work_dir}: no round has a validation metric yet')
     state_path = osp.join(work_dir, 'rounds', 'round_00', 'state.json')

@@ -3,10 +3,11 @@
 of queried images that held no object for detection runs; what a benchmark
 prints beside its curves."""
 import glob
-import json
 import os.path as osp
 from collections import Counter
 from typing import Dict, List, Sequence
+
+from .curves import report_rows
 
 #: Revealed pixels that carry no class (the dataset's ignore label).
 VOID = 'void'
@@ -17,8 +18,7 @@ def revealed_classes(work_dir: str) -> Counter:
     :data:`VOID` for revealed pixels of no class; empty for runs that
     query whole images."""
     from mmsaal.pool import load_masks
-    with open(osp.join(work_dir, 'report.json'), encoding='utf-8') as f:
-        rows = {r['round']: r for r in json.load(f)}
+    rows = {r['round']: r for r in report_rows(work_dir)}
     counts = Counter()
     for folder in sorted(glob.glob(osp.join(work_dir, 'rounds', 'round_*'))):
         round_idx = int(folder.rsplit('_', 1)[1])
@@ -66,10 +66,8 @@ def empty_query_shares(curves: Sequence[Dict]) -> Dict[str, float]:
     empty: Counter = Counter()
     queried: Counter = Counter()
     for curve in curves:
-        with open(osp.join(curve['work_dir'], 'report.json'),
-                  encoding='utf-8') as f:
-            rows = [r for r in json.load(f)
-                    if r['round'] > 0 and 'queried_empty' in r]
+        rows = [r for r in report_rows(curve['work_dir'])
+                if r['round'] > 0 and 'queried_empty' in r]
         empty[curve['strategy']] += sum(r['queried_empty'] for r in rows)
         queried[curve['strategy']] += sum(r['added'] for r in rows)
     return {strategy: 100.0 * empty[strategy] / n

@@ -2,23 +2,21 @@
 """How far apart a strategy's scores are in each query round: the check
 that a score has not saturated, which a benchmark prints beside its
 curves."""
-import json
-import os.path as osp
 from collections import defaultdict
 from typing import Dict, List, Sequence
 
 import numpy as np
+
+from .curves import report_rows
 
 
 def round_score_stats(work_dir: str) -> Dict[int, Dict[str, float]]:
     """A run's ``score_mean`` and ``score_std`` per query round, from its
     ``report.json``; rounds without scores (the initial set, a random
     query) are left out."""
-    with open(osp.join(work_dir, 'report.json'), encoding='utf-8') as f:
-        rows = json.load(f)
     return {
         r['round']: dict(mean=r['score_mean'], std=r['score_std'])
-        for r in rows if r.get('score_mean') is not None
+        for r in report_rows(work_dir) if r.get('score_mean') is not None
     }
 
 

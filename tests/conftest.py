@@ -22,6 +22,19 @@ def small_voc_set(tmp_path_factory, name: str, style: str = 'demo') -> str:
     return str(root / 'VOCdevkit') + '/'
 
 
+def float32_rise_tolerance(loss: float, ulps: int = 4) -> float:
+    """The absolute error a loss rise L1 - L0 carries in float32.
+
+    Both losses are float32 sums, each known to a few units in its last
+    place; a rise of 1e-5 on a loss near 2 is under a hundred ulps, so a 1%
+    tolerance alone is about one ulp, which another CPU's summation order
+    moves (CI measured 2). Tests comparing rises allow these ulps beside
+    their relative tolerance.
+    """
+    import numpy as np
+    return ulps * float(np.spacing(np.float32(float(loss))))
+
+
 @pytest.fixture(scope='session')
 def voc_shapes(tmp_path_factory):
     """The demo style's small set, written once per test session."""

@@ -9,7 +9,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.hub import get_config
 from mmengine.registry import MODELS, init_default_scope
 
-from conftest import DEMO_CONFIG, data_options
+from conftest import DEMO_CONFIG, data_options, float32_rise_tolerance
 from mmsaal.adapters import base as adapters_base
 from mmsaal.adapters.base import checkpoint_blocks
 from mmsaal.adapters.detection import (SingleStageHeads, TwoStageHeads,
@@ -298,7 +298,9 @@ def test_first_order_scores_are_the_exact_rise_to_first_order(
         (f0, f1), = adapter.instance_losses(batch, rho, 'adaptive',
                                             approximation='first_order')
         assert float(f0) == pytest.approx(float(b0), rel=1e-6)
-        assert float(f1 - f0) == pytest.approx(float(b1 - b0), rel=0.01)
+        # Faster R-CNN: L0 about 2.25, the rise 3e-5, some 128 ulps.
+        assert float(f1 - f0) == pytest.approx(
+            float(b1 - b0), rel=0.01, abs=float32_rise_tolerance(b0))
         assert first.score_batch(model, batch) == [float(f1)]
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from mmsaal.engine import InitialTrainingState
 from mmsaal.engine.hooks import ActiveLearningHook
 from mmsaal.pool import PoolState, RoundStore
-from mmsaal.pool_samplers import BasePoolSampler
+from mmsaal.pool_samplers import BasePoolSampler, RandomSampler
 from mmsaal.registry import POOL_SAMPLERS
 from mmsaal.rounds import (ImageUnits, RoundPipeline, RoundRecorder,
                            SimulatedOracle, score_in_eval_mode)
@@ -112,7 +112,8 @@ class TenItems:
         return dict(img_path=f'{index}.jpg')
 
 
-def pipeline(folder, sampler, budget=2, pool_subset=4, seed=1):
+def pipeline(folder, sampler, budget=2, pool_subset=4, seed=1,
+             cold_start_rounds=0):
     """A round pipeline over a pool of 10 items whose data (and score) is
     their index, with items 0 and 1 labeled in round 0."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,7 +126,8 @@ def pipeline(folder, sampler, budget=2, pool_subset=4, seed=1):
         sampler, units, SimulatedOracle(pool), state, store,
         RoundRecorder(store, state, units, pool, str(folder), 'unit'),
         pool_dataset=lambda: [float(i) for i in range(10)],
-        pool_subset=pool_subset, pool_dataloader=dict(batch_size=3))
+        pool_subset=pool_subset, pool_dataloader=dict(batch_size=3),
+        cold_start_rounds=cold_start_rounds)
     rounds.label_initial_set(0, initial_file=str(folder / 'initial.json'))
     return rounds
 
@@ -161,7 +163,28 @@ def test_image_queries_pick_through_the_samplers_diversity(tmp_path):
     assert picked == (expected + 2).tolist()
 
 
+def test_cold_start_rounds_draw_as_random_does_then_the_sampler_picks(
+        tmp_path):
+    model = fake_runner(tmp_path).model
+    random = pipeline(tmp_path / 'random', RandomSampler(), pool_subset=None)
+    sampler = RecordingSampler()
+    cold = pipeline(tmp_path / 'cold', sampler, pool_subset=None,
+                    cold_start_rounds=1)
+    first = cold.run(1, model, 1)
+    assert first.indices.tolist() == random.run(1, model, 1).indices.tolist()
+    assert first.info['strategy'].startswith('RandomSampler(')
+    assert sampler.modes == []  # the pool sampler never scored round 1
+    second = cold.run(2, model, 2)
+    left = sorted(set(range(2, 10)) - set(first.indices.tolist()))
+    assert sorted(second.indices.tolist()) == left[-2:]
+    assert second.info['strategy'].startswith('RecordingSampler(')
+    assert sampler.modes  # round 2 was scored
+
+
 @pytest.mark.parametrize('fields, message', [
+    (dict(cold_start_rounds=-1), 'cold_start_rounds must be an int >= 0'),
+    (dict(cold_start_rounds=3, num_rounds=3),
+     'cold_start_rounds=3 leaves none of the num_rounds=3 rounds'),
     (dict(granularity='region', budget=5),
      "granularity='region' the budget is a fraction"),
     (dict(granularity='superpixel'), 'granularity must be one of'),
@@ -170,6 +193,6 @@ def test_image_queries_pick_through_the_samplers_diversity(tmp_path):
     (dict(pool_sampler=dict(type='EntropySampler', diversity='classes')),
      "diversity='classes'.*granularity='image' queries whole images"),
 ])
-def test_bad_segmentation_fields_get_clear_errors(fields, message):
+def test_bad_fields_get_clear_errors(fields, message):
     with pytest.raises(ValueError, match=message):
         ActiveLearningHook(**fields)

@@ -16,7 +16,8 @@ from .units import ImageUnits, PixelLabels, PixelUnits
 PIPELINE_FIELDS = ('initial_labeled', 'initial_labeled_file', 'budget',
                    'num_rounds', 'pool_subset', 'seed', 'pool_dataloader',
                    'pool_pipeline', 'state_dir', 'granularity',
-                   'region_size', 'budget_per_image', 'oracle')
+                   'region_size', 'budget_per_image', 'oracle',
+                   'cold_start_rounds')
 
 
 def build_round_pipeline(cfg,
@@ -36,7 +37,8 @@ def build_round_pipeline(cfg,
                          granularity: str,
                          region_size: int,
                          budget_per_image: bool,
-                         oracle: str) -> RoundPipeline:
+                         oracle: str,
+                         cold_start_rounds: int = 0) -> RoundPipeline:
     """The rounds over the pool of the train ``sampler``
     (``LabeledSetSampler``), as the ``ActiveLearningHook`` fields describe.
 
@@ -86,4 +88,4 @@ def build_round_pipeline(cfg,
                              f'Active learning: {title}')
     return RoundPipeline(pool_sampler, units, labeler, state, store,
                          recorder, pool_dataset, pool_subset,
-                         pool_dataloader)
+                         pool_dataloader, cold_start_rounds)

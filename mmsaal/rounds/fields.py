@@ -23,7 +23,7 @@ def check_amount(field: str, amount) -> None:
 def check_fields(initial_labeled: Amount, budget: Amount,
                  pool_subset: Optional[Amount], num_rounds: int,
                  epochs_per_round: int, granularity: str, region_size: int,
-                 oracle: str) -> None:
+                 oracle: str, cold_start_rounds: int = 0) -> None:
     """The checks that need no pool."""
     if initial_labeled != 0:
         check_amount('initial_labeled', initial_labeled)
@@ -50,6 +50,15 @@ def check_fields(initial_labeled: Amount, budget: Amount,
     if oracle not in ORACLES:
         raise ValueError(f'ActiveLearningHook.oracle must be one of '
                          f'{ORACLES}, got {oracle!r}')
+    if not isinstance(cold_start_rounds, int) or cold_start_rounds < 0:
+        raise ValueError(f'ActiveLearningHook.cold_start_rounds must be an '
+                         f'int >= 0, got {cold_start_rounds!r}')
+    if cold_start_rounds and cold_start_rounds >= num_rounds:
+        raise ValueError(
+            f'ActiveLearningHook.cold_start_rounds={cold_start_rounds} '
+            f'leaves none of the num_rounds={num_rounds} rounds to '
+            f'pool_sampler: lower it below num_rounds, or query at random '
+            f"throughout with pool_sampler='RandomSampler'.")
 
 
 def check_against_pool(pool_size: int, initial_labeled: Amount,

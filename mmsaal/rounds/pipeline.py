@@ -10,6 +10,7 @@ from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.logging import print_log
 
 from mmsaal.pool import PoolState, RoundStore, read_initial_file
+from mmsaal.pool_samplers import RandomSampler
 from mmsaal.utils import random_states
 from .record import RoundRecorder
 from .score import score_in_eval_mode
@@ -32,6 +33,9 @@ class RoundPipeline:
             fraction) of the candidates each round. Defaults to None.
         pool_dataloader (dict, optional): ``batch_size`` and
             ``num_workers`` of the scoring passes.
+        cold_start_rounds (int): The first this many query rounds draw
+            uniformly at random (``RandomSampler``, as the random baseline
+            draws) instead of with ``sampler``. Defaults to 0.
     """
 
     def __init__(self,
@@ -43,8 +47,11 @@ class RoundPipeline:
                  recorder: RoundRecorder,
                  pool_dataset: Callable,
                  pool_subset: Optional[Union[int, float]] = None,
-                 pool_dataloader: Optional[dict] = None) -> None:
+                 pool_dataloader: Optional[dict] = None,
+                 cold_start_rounds: int = 0) -> None:
         self.sampler = sampler
+        self.cold_start_rounds = cold_start_rounds
+        self.cold_start_sampler = RandomSampler()
         self.units = units
         self.oracle = oracle
         self.state = state
@@ -130,34 +137,44 @@ class RoundPipeline:
 
     def select(self, round_idx: int, model: torch.nn.Module,
                epoch: int) -> Query:
-        """Steps 1 and 2: score the candidates, let the sampler pick."""
+        """Steps 1 and 2: score the candidates, let the round's sampler
+        pick."""
+        sampler = self.sampler_for(round_idx)
         rng = self.state.round_rng(round_idx)
         candidates = self.units.candidates(self.state)
         budget = self.units.round_budget(self.state, candidates)
         candidates = self.subset(candidates, rng, budget.min_candidates)
-        self.units.prepare(self.sampler, self.state, budget)
+        self.units.prepare(sampler, self.state, budget)
         start = time.perf_counter()
-        scored = self.score(model, candidates) \
-            if self.units.needs_scoring(self.sampler) else None
+        scored = self.score(sampler, model, candidates) \
+            if self.units.needs_scoring(sampler) else None
         table = self.units.table(candidates, scored)
         picked = [None]
         if is_main_process():
-            picked[0] = pick_units(self.sampler, table, budget, rng)
+            picked[0] = pick_units(sampler, table, budget, rng)
         broadcast_object_list(picked)
         info = dict(
-            strategy=repr(self.sampler),
+            strategy=repr(sampler),
             epoch=epoch,
             **self.units.round_info(),
             num_candidates=int(len(candidates)),
             scoring_seconds=round(time.perf_counter() - start, 3))
         return self.units.query(table, picked[0], info)
 
-    def score(self, model: torch.nn.Module, candidates: np.ndarray) -> list:
+    def sampler_for(self, round_idx: int):
+        """The sampler that picks round ``round_idx``: the cold start's in
+        the first ``cold_start_rounds``, then ``sampler``."""
+        if round_idx <= self.cold_start_rounds:
+            return self.cold_start_sampler
+        return self.sampler
+
+    def score(self, sampler, model: torch.nn.Module,
+              candidates: np.ndarray) -> list:
         """Step 1: one result per candidate (a float, or ranked units)."""
-        with self.sampler.scoring(model):
+        with sampler.scoring(model):
             return score_in_eval_mode(
-                lambda batch: self.units.score_batch(self.sampler, model,
-                                                     batch), model,
+                lambda batch: self.units.score_batch(sampler, model, batch),
+                model,
                 self.pool_dataset, candidates, **self.pool_dataloader)
 
     def subset(self, candidates: np.ndarray, rng: np.random.Generator,

@@ -86,6 +86,12 @@ class ActiveLearningHook(Hook):
             queried regions), then ``--resume`` goes on; the initial set is
             then every item labeled at the start. Defaults to
             ``'simulated'``.
+        cold_start_rounds (int): Query the first this many rounds uniformly
+            at random, as the random baseline does, and with
+            ``pool_sampler`` after them. A score of the model's own
+            confidence cannot see where it is confidently wrong, which is
+            where a model trained on another domain stands before its first
+            target labels. Defaults to 0.
 
     With a ``ConcatDataset`` of labeled parts and a pool
     (``LabeledSetSampler.pool_index``, domain adaptation), the pool is that
@@ -110,11 +116,13 @@ class ActiveLearningHook(Hook):
                  granularity: str = 'image',
                  region_size: int = 32,
                  budget_per_image: bool = True,
-                 oracle: str = 'simulated') -> None:
+                 oracle: str = 'simulated',
+                 cold_start_rounds: int = 0) -> None:
         self.pool_sampler = build_pool_sampler(
             pool_sampler or dict(type='RandomSampler'))
         check_fields(initial_labeled, budget, pool_subset, num_rounds,
-                     epochs_per_round, granularity, region_size, oracle)
+                     epochs_per_round, granularity, region_size, oracle,
+                     cold_start_rounds)
         if hasattr(self.pool_sampler, 'check_granularity'):
             self.pool_sampler.check_granularity(granularity)
         self.initial_labeled = initial_labeled
@@ -133,6 +141,7 @@ class ActiveLearningHook(Hook):
         self.region_size = region_size
         self.budget_per_image = budget_per_image
         self.oracle = oracle
+        self.cold_start_rounds = cold_start_rounds
         self.rounds: Optional[RoundPipeline] = None
         self.initial_training: Optional[InitialTrainingState] = None
         self._train_started: Optional[float] = None

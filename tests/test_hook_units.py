@@ -15,6 +15,7 @@ from mmsaal.pool_samplers import BasePoolSampler, RandomSampler
 from mmsaal.registry import POOL_SAMPLERS
 from mmsaal.rounds import (ImageUnits, RoundPipeline, RoundRecorder,
                            SimulatedOracle, score_in_eval_mode)
+from mmsaal.rounds.record import strategy_line
 from mmsaal.selection import kmeans_pp_seeding
 
 
@@ -179,6 +180,17 @@ def test_cold_start_rounds_draw_as_random_does_then_the_sampler_picks(
     assert sorted(second.indices.tolist()) == left[-2:]
     assert second.info['strategy'].startswith('RecordingSampler(')
     assert sampler.modes  # round 2 was scored
+    report = (tmp_path / 'cold' / 'report.md').read_text()
+    assert ('Strategies: `RandomSampler(diversity=False, seed=0)` (round 1), '
+            '`RecordingSampler(diversity=False') in report
+
+
+def test_the_report_names_each_strategy_with_its_rounds():
+    rows = [dict(round=0, strategy='initial'), dict(round=1, strategy='R'),
+            dict(round=2, strategy='S'), dict(round=3, strategy='S')]
+    assert strategy_line(rows) == 'Strategies: `R` (round 1), `S` (rounds 2-3)'
+    assert strategy_line(rows[:1] + rows[2:]) == 'Strategy: `S`'
+    assert strategy_line(rows[:1]) == 'Strategy: `initial`'
 
 
 @pytest.mark.parametrize('fields, message', [

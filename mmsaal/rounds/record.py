@@ -137,6 +137,23 @@ def _cell(value) -> str:
     return str(value)
 
 
+def strategy_line(rows: List[Dict]) -> str:
+    """The report's strategy: the last round's, or, when rounds differ
+    (``cold_start_rounds``), each strategy with the rounds it picked."""
+    queried = [r for r in rows if r['round'] > 0 and r.get('strategy')]
+    runs = []  # [strategy, first round, last round]
+    for row in queried:
+        if runs and runs[-1][0] == row['strategy']:
+            runs[-1][2] = row['round']
+        else:
+            runs.append([row['strategy'], row['round'], row['round']])
+    if len(runs) < 2:
+        return f'Strategy: `{rows[-1].get("strategy") if rows else ""}`'
+    return 'Strategies: ' + ', '.join(
+        f'`{name}` (round {first})' if first == last else
+        f'`{name}` (rounds {first}-{last})' for name, first, last in runs)
+
+
 def write_report(work_dir: str, rows: List[Dict],
                  title: Optional[str] = None) -> str:
     """Write ``report.md``, ``report.json`` and ``report.csv`` (atomically).
@@ -159,7 +176,7 @@ def write_report(work_dir: str, rows: List[Dict],
                   'metric')
     lines = [
         f'# {title or "Active learning report"}', '',
-        f'Strategy: `{rows[-1].get("strategy") if rows else ""}`', '',
+        strategy_line(rows), '',
         '| ' + ' | '.join(c if c != 'metric' else metric
                           for c in columns) + ' |',
         '|' + '---|' * len(columns)

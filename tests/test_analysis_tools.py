@@ -265,6 +265,27 @@ def test_score_spread_averages_each_rounds_mean_and_std_over_seeds(
                                 '0.02', '(0.01)']
 
 
+def test_a_cold_started_run_is_named_and_spread_by_its_pool_sampler(
+        tmp_path):
+    """cold_start_rounds: the run is its pool sampler's, named with the
+    field, and the random rounds' noise scores are not in its spread."""
+    from mmsaal.analysis import run_strategy, score_spread
+    rows = [dict(round=0, strategy='initial'),
+            dict(round=1, strategy='RandomSampler(seed=0)', score_mean=0.5,
+                 score_std=0.3),
+            dict(round=2, strategy='SAALSampler(rho=0.05)', score_mean=2.0,
+                 score_std=0.2),
+            dict(round=3, strategy='SAALSampler(rho=0.05)', score_mean=1.0,
+                 score_std=0.1)]
+    assert run_strategy(rows) == 'SAALSampler:cold_start_rounds=1'
+    assert run_strategy(rows[:1] + rows[2:]) == 'SAALSampler'
+    assert run_strategy(rows[:2]) == 'RandomSampler'
+    assert run_strategy(rows[:1]) == 'initial only'
+    json.dump(rows, open(tmp_path / 'report.json', 'w'))
+    spread = score_spread([dict(strategy='S', work_dir=str(tmp_path))])
+    assert [r['round'] for r in spread['S']] == [2, 3]
+
+
 def test_benchmark_strategies_keep_the_configs_own_sampler_fields():
     """`saal` on a config whose SAALSampler has fields runs those fields
     (the config's default is what a benchmark of it must measure); another

@@ -34,17 +34,34 @@ def load_curve(work_dir: str) -> Dict:
     state_path = osp.join(work_dir, 'rounds', 'round_00', 'state.json')
     with open(state_path, encoding='utf-8') as f:
         seed = json.load(f)['seed']
-    strategy = next((r['strategy'] for r in rows[1:] if r.get('strategy')),
-                    'initial only')
     return dict(
         work_dir=work_dir,
-        strategy=strategy.split('(')[0],
+        strategy=run_strategy(rows),
         seed=seed,
         metric_name=rows[0]['metric_name'],
         labeled=[r['labeled'] for r in rows],
         # Region/pixel queries: the labeled share is in pixels.
         fraction=[r.get('pixel_fraction', r['fraction']) for r in rows],
         metric=[r['metric'] for r in rows])
+
+
+def query_strategies(rows: Sequence[Dict]) -> List[str]:
+    """The sampler class of each query round (round 0 left out)."""
+    return [
+        r['strategy'].split('(')[0] for r in rows
+        if r['round'] > 0 and r.get('strategy')
+    ]
+
+
+def run_strategy(rows: Sequence[Dict]) -> str:
+    """The pool sampler's class, from the last query round; a run whose
+    first rounds drew with another class (``cold_start_rounds``) is named
+    with that field, ``SAALSampler:cold_start_rounds=1``."""
+    names = query_strategies(rows)
+    if not names:
+        return 'initial only'
+    cold = next(i for i, name in enumerate(names) if name == names[-1])
+    return names[-1] + (f':cold_start_rounds={cold}' if cold else '')
 
 
 def area_under_curve(fraction: Sequence[float],

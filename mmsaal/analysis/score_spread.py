@@ -7,16 +7,20 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from .curves import report_rows
+from .curves import query_strategies, report_rows
 
 
 def round_score_stats(work_dir: str) -> Dict[int, Dict[str, float]]:
     """A run's ``score_mean`` and ``score_std`` per query round, from its
     ``report.json``; rounds without scores (the initial set, a random
-    query) are left out."""
+    query) and a cold start's rounds (another sampler's scores) are left
+    out."""
+    rows = report_rows(work_dir)
+    own = (query_strategies(rows) or [None])[-1]
     return {
         r['round']: dict(mean=r['score_mean'], std=r['score_std'])
-        for r in report_rows(work_dir) if r.get('score_mean') is not None
+        for r in rows if r.get('score_mean') is not None and (
+            own is None or r.get('strategy', '').split('(')[0] == own)
     }
 
 

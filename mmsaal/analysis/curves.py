@@ -103,12 +103,13 @@ def summarize_curves(curves: Sequence[Dict]) -> List[Dict]:
 
 
 def format_summary(rows: Sequence[Dict], metric_name: str) -> str:
+    width = max([24] + [len(r['strategy']) + 2 for r in rows])
     lines = [
-        f'{"strategy":<24}{"seeds":>8}{"AULC " + metric_name:>28}'
+        f'{"strategy":<{width}}{"seeds":>8}{"AULC " + metric_name:>28}'
         f'{"final":>20}'
     ]
     for r in rows:
-        lines.append(f'{r["strategy"]:<24}{len(r["seeds"]):>8}'
+        lines.append(f'{r["strategy"]:<{width}}{len(r["seeds"]):>8}'
                      f'{r["auc_mean"]:>20.4f} ± {r["auc_std"]:.4f}'
                      f'{r["final_mean"]:>12.4f} ± {r["final_std"]:.4f}')
     return '\n'.join(lines)

@@ -122,10 +122,14 @@ def seg_data_options(root: str) -> list:
 
 def seg_quick_options(root: str, rounds: int = 2, epochs: int = 1,
                       budget: float = 0.05, sampler: str = 'RandomSampler',
-                      granularity: str = 'region') -> list:
-    """A short domain-adaptive schedule of the segmentation demo config."""
+                      granularity: str = 'region',
+                      cold_start_rounds: int = 0) -> list:
+    """A short domain-adaptive schedule of the segmentation demo config;
+    ``sampler`` picks every round unless ``cold_start_rounds`` says
+    otherwise (the config's own cold start is turned off)."""
     return seg_data_options(root) + [
         f'active_learning.num_rounds={rounds}',
+        f'active_learning.cold_start_rounds={cold_start_rounds}',
         f'active_learning.epochs_per_round={epochs}',
         f'active_learning.budget={budget}',
         f'active_learning.pool_sampler={sampler}',

@@ -36,7 +36,8 @@ def test_region_queries_reveal_exactly_the_budget_per_image(
     result = run_train_al(
         work_dir,
         seg_quick_options(street_domains, sampler='SAALSampler',
-                          budget=0.05), config=SEG_DEMO_CONFIG)
+                          budget=0.05, cold_start_rounds=1),
+        config=SEG_DEMO_CONFIG)
     states = replay(work_dir)
     assert sorted(states) == [0, 1, 2]
     assert states[0] == {}  # the target starts unlabeled
@@ -68,6 +69,9 @@ def test_region_queries_reveal_exactly_the_budget_per_image(
                2 * per_round / IMAGE_PIXELS) < 1e-6
     report = open(osp.join(work_dir, 'report.md')).read()
     assert 'pixel_fraction' in report
+    # cold_start_rounds=1: round 1 at random, then the pool sampler.
+    assert 'Strategies: `RandomSampler(diversity=False, seed=0)` (round 1), ' \
+        '`SAALSampler(' in report
     # Classes of the pixels each round revealed (the ego band is ignored).
     rows = json.load(open(osp.join(work_dir, 'report.json')))
     for row in rows[1:]:

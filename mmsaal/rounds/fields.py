@@ -53,7 +53,7 @@ def check_fields(initial_labeled: Amount, budget: Amount,
     if not isinstance(cold_start_rounds, int) or cold_start_rounds < 0:
         raise ValueError(f'ActiveLearningHook.cold_start_rounds must be an '
                          f'int >= 0, got {cold_start_rounds!r}')
-    if cold_start_rounds and cold_start_rounds >= num_rounds:
+    if 0 < num_rounds <= cold_start_rounds:
         raise ValueError(
             f'ActiveLearningHook.cold_start_rounds={cold_start_rounds} '
             f'leaves none of the num_rounds={num_rounds} rounds to '

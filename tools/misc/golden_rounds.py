@@ -93,17 +93,21 @@ def cases(data: str) -> dict:
             pool_sampler='EntropySampler') + ['train_dataloader.batch_size=4']),
         'seg_pixel_entropy_poolwide':
         (SEG_CONFIG, seg_data(seg_small, '(48,96)') + quick(
+            cold_start_rounds=0,
             granularity='pixel', budget=0.01, budget_per_image=False,
             pool_sampler='EntropySampler')),
         'seg_region_random':
         (SEG_CONFIG, seg_data(seg_small, '(48,96)') + quick(
+            cold_start_rounds=0,
             budget=0.05, pool_sampler='RandomSampler')),
         'seg_region_ripu_subset':
         (SEG_CONFIG, seg_data(seg_small, '(48,96)') + quick(
+            cold_start_rounds=0,
             budget=0.05, pool_subset=0.5, budget_per_image=False,
             pool_sampler='RIPUSampler')),
         'seg_image_saal':
         (SEG_CONFIG, seg_data(seg_small, '(48,96)') + quick(
+            cold_start_rounds=0,
             granularity='image', budget=3, pool_sampler='SAALSampler') +
          ['train_dataloader.dataset.datasets.1.pipeline.1.type='
           'LoadAnnotations']),

@@ -3,6 +3,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -31,7 +32,6 @@ def float32_rise_tolerance(loss: float, ulps: int = 4) -> float:
     moves (CI measured 2). Tests comparing rises allow these ulps beside
     their relative tolerance.
     """
-    import numpy as np
     return ulps * float(np.spacing(np.float32(float(loss))))
 
 

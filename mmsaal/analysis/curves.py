@@ -45,10 +45,16 @@ def load_curve(work_dir: str) -> Dict:
         metric=[r['metric'] for r in rows])
 
 
+def sampler_class(strategy: str) -> str:
+    """The class of a round's recorded strategy, ``SAALSampler(rho=...)``
+    -> ``SAALSampler``."""
+    return strategy.split('(')[0]
+
+
 def query_strategies(rows: Sequence[Dict]) -> List[str]:
     """The sampler class of each query round (round 0 left out)."""
     return [
-        r['strategy'].split('(')[0] for r in rows
+        sampler_class(r['strategy']) for r in rows
         if r['round'] > 0 and r.get('strategy')
     ]
 

@@ -7,7 +7,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from .curves import query_strategies, report_rows
+from .curves import query_strategies, report_rows, sampler_class
 
 
 def round_score_stats(work_dir: str) -> Dict[int, Dict[str, float]]:
@@ -20,7 +20,7 @@ def round_score_stats(work_dir: str) -> Dict[int, Dict[str, float]]:
     return {
         r['round']: dict(mean=r['score_mean'], std=r['score_std'])
         for r in rows if r.get('score_mean') is not None and (
-            own is None or r.get('strategy', '').split('(')[0] == own)
+            own is None or sampler_class(r.get('strategy', '')) == own)
     }
 
 

@@ -20,6 +20,13 @@ def check_amount(field: str, amount) -> None:
             f'fraction in (0, 1] (float), got {amount!r}.')
 
 
+def check_int(field: str, value, minimum: int) -> None:
+    """An int >= ``minimum``."""
+    if not isinstance(value, int) or value < minimum:
+        raise ValueError(f'ActiveLearningHook.{field} must be an int '
+                         f'>= {minimum}, got {value!r}')
+
+
 def check_fields(initial_labeled: Amount, budget: Amount,
                  pool_subset: Optional[Amount], num_rounds: int,
                  epochs_per_round: int, granularity: str, region_size: int,
@@ -30,18 +37,12 @@ def check_fields(initial_labeled: Amount, budget: Amount,
     check_amount('budget', budget)
     if pool_subset is not None:
         check_amount('pool_subset', pool_subset)
-    if not isinstance(num_rounds, int) or num_rounds < 0:
-        raise ValueError(f'ActiveLearningHook.num_rounds must be an int '
-                         f'>= 0, got {num_rounds!r}')
-    if not isinstance(epochs_per_round, int) or epochs_per_round < 1:
-        raise ValueError(f'ActiveLearningHook.epochs_per_round must be '
-                         f'an int >= 1, got {epochs_per_round!r}')
+    check_int('num_rounds', num_rounds, 0)
+    check_int('epochs_per_round', epochs_per_round, 1)
     if granularity not in GRANULARITIES:
         raise ValueError(f'ActiveLearningHook.granularity must be one '
                          f'of {GRANULARITIES}, got {granularity!r}')
-    if not isinstance(region_size, int) or region_size < 1:
-        raise ValueError(f'ActiveLearningHook.region_size must be an '
-                         f'int >= 1, got {region_size!r}')
+    check_int('region_size', region_size, 1)
     if granularity != 'image' and not isinstance(budget, float):
         raise ValueError(
             f'ActiveLearningHook.budget={budget!r}: with '
@@ -50,9 +51,7 @@ def check_fields(initial_labeled: Amount, budget: Amount,
     if oracle not in ORACLES:
         raise ValueError(f'ActiveLearningHook.oracle must be one of '
                          f'{ORACLES}, got {oracle!r}')
-    if not isinstance(cold_start_rounds, int) or cold_start_rounds < 0:
-        raise ValueError(f'ActiveLearningHook.cold_start_rounds must be an '
-                         f'int >= 0, got {cold_start_rounds!r}')
+    check_int('cold_start_rounds', cold_start_rounds, 0)
     if 0 < num_rounds <= cold_start_rounds:
         raise ValueError(
             f'ActiveLearningHook.cold_start_rounds={cold_start_rounds} '

@@ -78,6 +78,13 @@ def cases(data: str) -> dict:
     demo, small = osp.join(data, 'demo'), osp.join(data, 'small')
     seg_demo, seg_small = osp.join(data, 'demo_seg'), osp.join(
         data, 'small_seg')
+
+    def small_seg(**fields) -> list:
+        # The case's sampler picks every round (the config's cold start
+        # off).
+        return seg_data(seg_small, '(48,96)') + quick(cold_start_rounds=0,
+                                                      **fields)
+
     return {
         'det_demo': (DET_CONFIG, det_data(demo)),
         'seg_demo': (SEG_CONFIG, seg_data(seg_demo)),
@@ -92,22 +99,17 @@ def cases(data: str) -> dict:
             initial_labeled=10, budget=0.1, reset_each_round=True,
             pool_sampler='EntropySampler') + ['train_dataloader.batch_size=4']),
         'seg_pixel_entropy_poolwide':
-        (SEG_CONFIG, seg_data(seg_small, '(48,96)') + quick(
-            cold_start_rounds=0,
+        (SEG_CONFIG, small_seg(
             granularity='pixel', budget=0.01, budget_per_image=False,
             pool_sampler='EntropySampler')),
         'seg_region_random':
-        (SEG_CONFIG, seg_data(seg_small, '(48,96)') + quick(
-            cold_start_rounds=0,
-            budget=0.05, pool_sampler='RandomSampler')),
+        (SEG_CONFIG, small_seg(budget=0.05, pool_sampler='RandomSampler')),
         'seg_region_ripu_subset':
-        (SEG_CONFIG, seg_data(seg_small, '(48,96)') + quick(
-            cold_start_rounds=0,
+        (SEG_CONFIG, small_seg(
             budget=0.05, pool_subset=0.5, budget_per_image=False,
             pool_sampler='RIPUSampler')),
         'seg_image_saal':
-        (SEG_CONFIG, seg_data(seg_small, '(48,96)') + quick(
-            cold_start_rounds=0,
+        (SEG_CONFIG, small_seg(
             granularity='image', budget=3, pool_sampler='SAALSampler') +
          ['train_dataloader.dataset.datasets.1.pipeline.1.type='
           'LoadAnnotations']),

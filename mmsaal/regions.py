@@ -6,14 +6,22 @@ window at any position of the image; it scores the mean of the map over
 its pixels. Regions are picked greedily, best first, never overlapping one
 another nor a pixel revealed before (RIPU's region-based setting). Pixels
 are ranked by their score directly.
+
+Ranking costs a few passes over the map, not one per region: window sums
+come from two prefix sums, their maxima are kept per tile, and a window
+whose prefix-sum mean lies within the sums' rounding error of the best is
+summed again exactly. The corners and scores are those of the plain
+definition (``avg_pool2d`` in float64 and one full-map argmax per region,
+first index on ties), bit for bit.
 """
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 GRANULARITIES = ('image', 'region', 'pixel')
+#: Double precision's unit roundoff, times 2.
+_EPS = 2.0**-52
 
 
 def unit_area(granularity: str, region_size: int) -> int:
@@ -21,74 +29,265 @@ def unit_area(granularity: str, region_size: int) -> int:
     return region_size * region_size if granularity == 'region' else 1
 
 
+def window_sums(values: np.ndarray, size: int,
+                out: Optional[np.ndarray] = None) -> np.ndarray:
+    """The sum of every ``size x size`` window of ``values`` ``(H, W)``,
+    ``(H - size + 1, W - size + 1)``, from a prefix sum along each axis.
+
+    Exact for integer counts; for floats each sum is within
+    :func:`window_error` of the window's own sum.
+    """
+    height, width = values.shape
+    rows = torch.cumsum(torch.from_numpy(values), 1)
+    across = torch.empty((height, width - size + 1), dtype=rows.dtype)
+    across[:, 0] = rows[:, size - 1]
+    torch.sub(rows[:, size:], rows[:, :width - size], out=across[:, 1:])
+    cols = torch.cumsum(across, 0)
+    sums = torch.empty((height - size + 1, width - size + 1),
+                       dtype=cols.dtype) if out is None else \
+        torch.from_numpy(out)
+    sums[0] = cols[size - 1]
+    torch.sub(cols[size:], cols[:height - size], out=sums[1:])
+    return sums.numpy()
+
+
+def window_means(values: np.ndarray, size: int, ys: np.ndarray,
+                 xs: np.ndarray) -> np.ndarray:
+    """The mean of the windows at corners ``(ys, xs)`` as ``avg_pool2d``
+    computes it in float64: the window's values summed row by row, in
+    order, divided by its area."""
+    ys, xs = np.asarray(ys, np.int64), np.asarray(xs, np.int64)
+    means = np.empty(len(ys), np.float64)
+    offsets = np.arange(size)
+    step = max(1, 2**20 // (size * size))  # bounds the gathered windows
+    for start in range(0, len(ys), step):
+        rows = ys[start:start + step, None, None] + offsets[None, :, None]
+        cols = xs[start:start + step, None, None] + offsets[None, None, :]
+        windows = values[rows, cols].reshape(len(rows), -1)
+        # cumsum adds in order, as avg_pool2d's loop does; sum() would not.
+        means[start:start + step] = np.cumsum(
+            windows, axis=1)[:, -1] / (size * size)
+    return means
+
+
+class _TileMaxima:
+    """The maxima of a ``(H, W)`` array of keys over ``tile x tile``
+    blocks, kept up to date as keys drop to ``-inf``."""
+
+    def __init__(self, shape: Tuple[int, int], tile: int) -> None:
+        height, width = shape
+        self.tile = tile
+        rows, cols = -(-height // tile), -(-width // tile)
+        self.keys = np.empty((rows * tile, cols * tile), np.float64)
+        self.keys[height:] = -np.inf
+        self.keys[:, width:] = -np.inf
+        self.view = self.keys[:height, :width]
+        self.maxima = None
+
+    def ready(self) -> None:
+        """Take the maxima once :attr:`view` holds the keys."""
+        self.maxima = self._maxima(0, self.maxima_shape[0], 0,
+                                   self.maxima_shape[1])
+
+    @property
+    def maxima_shape(self) -> Tuple[int, int]:
+        return (self.keys.shape[0] // self.tile,
+                self.keys.shape[1] // self.tile)
+
+    def _maxima(self, a0: int, a1: int, b0: int, b1: int) -> np.ndarray:
+        t = self.tile
+        block = self.keys[a0 * t:a1 * t, b0 * t:b1 * t]
+        return block.reshape(a1 - a0, t, b1 - b0, t).max(axis=(1, 3))
+
+    def best(self) -> float:
+        return float(self.maxima.max())
+
+    def at_least(self, threshold: float) -> Tuple[np.ndarray, np.ndarray]:
+        """``(ys, xs)`` of every key >= ``threshold``."""
+        t = self.tile
+        ys, xs = [], []
+        for a, b in zip(*np.nonzero(self.maxima >= threshold)):
+            y, x = np.nonzero(
+                self.keys[a * t:(a + 1) * t, b * t:(b + 1) * t] >= threshold)
+            ys.append(y + a * t)
+            xs.append(x + b * t)
+        if not ys:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(ys), np.concatenate(xs)
+
+    def drop(self, y0: int, y1: int, x0: int, x1: int) -> None:
+        """Set the keys of rows ``[y0, y1)``, columns ``[x0, x1)`` to
+        ``-inf``."""
+        t = self.tile
+        self.keys[y0:y1, x0:x1] = -np.inf
+        a0, a1, b0, b1 = y0 // t, -(-y1 // t), x0 // t, -(-x1 // t)
+        self.maxima[a0:a1, b0:b1] = self._maxima(a0, a1, b0, b1)
+
+
 def rank_regions(score_map: torch.Tensor,
                  size: int,
                  max_regions: int,
-                 blocked: Optional[torch.Tensor] = None
+                 blocked: Optional[torch.Tensor] = None,
+                 floor: Optional[float] = None
                  ) -> Tuple[np.ndarray, np.ndarray]:
     """Greedy non-overlapping ``size x size`` regions, best mean first.
 
+    Each step takes the window of the highest mean (the first in row-major
+    order on ties) among those that overlap no region taken before and no
+    blocked pixel.
+
     Args:
-        score_map (Tensor): ``(H, W)`` pixel scores.
+        score_map (Tensor): ``(H, W)`` pixel scores, finite.
         size (int): Side of the square regions.
         max_regions (int): Stop after this many.
         blocked (Tensor, optional): ``(H, W)`` bool, pixels no region may
             cover (already revealed).
+        floor (float, optional): Stop before the first region that scores
+            below it. Defaults to None.
 
     Returns:
         tuple[np.ndarray, np.ndarray]: Top-left corners ``(K, 2)`` as
         ``(y, x)`` and their scores ``(K,)``, best first, ``K <=
         max_regions``.
     """
-    height, width = score_map.shape
+    values = _as_float64(score_map)
+    height, width = values.shape
     if height < size or width < size or max_regions <= 0:
         return np.zeros((0, 2), np.int64), np.zeros(0, np.float64)
-    window = F.avg_pool2d(
-        score_map.double()[None, None], size, stride=1)[0, 0]
-    if blocked is not None and bool(blocked.any()):
-        touches = F.max_pool2d(
-            blocked.double()[None, None], size, stride=1)[0, 0] > 0
-        window = window.masked_fill(touches, float('-inf'))
+    area = size * size
+    tiles = _TileMaxima((height - size + 1, width - size + 1), size)
+    means = window_sums(values, size, out=tiles.view)
+    means /= area
+    # How far a prefix-sum mean can lie from the window's own: both sums
+    # carry at most (number of additions) * eps * sum(|v|).
+    tolerance = 2 * ((8.0 * (height + width) + 2 * area + 16) * _EPS *
+                     float(np.abs(values).sum()) / area +
+                     8 * _EPS * float(np.abs(means).max()))
+    # Windows of zeros sum to exactly 0 either way: they are kept aside
+    # (first one first), so a plateau of them costs nothing.
+    free = None
+    if blocked is not None:
+        blocked = blocked.cpu().numpy() if isinstance(
+            blocked, torch.Tensor) else np.asarray(blocked)
+        if blocked.any():
+            free = window_sums(blocked.astype(np.float32), size) == 0
+    zeros = np.zeros(0, np.int64)
+    if not values.all():
+        zero = window_sums((values != 0).astype(np.float32), size) == 0
+        if free is not None:
+            zero &= free
+        zeros = np.flatnonzero(zero)
+        if free is None:
+            free = np.ones(zero.shape, bool)
+        tiles.view[zero] = -np.inf
+    if free is not None:
+        tiles.view[~free] = -np.inf
+    tiles.ready()
+    width_w = means.shape[1]
+    next_zero = 0
     corners, scores = [], []
-    for _ in range(max_regions):
-        flat = int(torch.argmax(window))
-        best = float(window.view(-1)[flat])
-        if best == float('-inf'):
+    while len(corners) < max_regions:
+        next_zero = _first_free(zeros, next_zero, free)
+        zero_left = next_zero < len(zeros)
+        best = tiles.best()
+        if zero_left:
+            best = max(best, 0.0)
+        if best == -np.inf:
             break
-        y, x = divmod(flat, window.shape[1])
+        ys, xs = tiles.at_least(best - tolerance)
+        exact = window_means(values, size, ys, xs)
+        flat = ys * width_w + xs
+        if zero_left and 0.0 >= best - tolerance:
+            exact = np.append(exact, 0.0)
+            flat = np.append(flat, zeros[next_zero])
+        top = exact.max()
+        if floor is not None and top < floor:
+            break
+        y, x = divmod(int(flat[exact == top].min()), width_w)
         corners.append((y, x))
-        scores.append(best)
+        scores.append(float(top))
         # Every window whose top-left corner lies within size - 1 of this
         # one overlaps it.
-        window[max(y - size + 1, 0):y + size, max(x - size + 1, 0):x + size] \
-            = float('-inf')
+        y0, x0 = max(y - size + 1, 0), max(x - size + 1, 0)
+        y1, x1 = min(y + size, means.shape[0]), min(x + size, width_w)
+        tiles.drop(y0, y1, x0, x1)
+        if free is not None:
+            free[y0:y1, x0:x1] = False
     return (np.asarray(corners, np.int64).reshape(-1, 2),
             np.asarray(scores, np.float64))
 
 
+def _first_free(flat: np.ndarray, start: int,
+                free: Optional[np.ndarray]) -> int:
+    """The first position from ``start`` of ``flat`` whose window is still
+    free (``len(flat)`` when none is)."""
+    step = 64
+    while start < len(flat):
+        ok = free.flat[flat[start:start + step]]
+        if ok.any():
+            return start + int(np.argmax(ok))
+        start += step
+        step = min(step * 2, 1 << 16)
+    return len(flat)
+
+
+def _as_float64(score_map) -> np.ndarray:
+    """The map as a float64 array, refusing what cannot be ranked."""
+    values = score_map.detach().cpu().double().numpy() if isinstance(
+        score_map, torch.Tensor) else np.asarray(score_map, np.float64)
+    if values.ndim != 2:
+        raise ValueError(f'a score map is (H, W), got {values.shape}')
+    if not np.isfinite(values).all():
+        raise ValueError('the score map holds NaN or infinite values; a '
+                         'unit cannot be ranked on them')
+    return values
+
+
 def rank_pixels(score_map: torch.Tensor,
                 max_pixels: int,
-                blocked: Optional[torch.Tensor] = None
+                blocked: Optional[torch.Tensor] = None,
+                floor: Optional[float] = None
                 ) -> Tuple[np.ndarray, np.ndarray]:
     """The ``max_pixels`` best pixels not blocked, best first (ties by
     position).
 
+    Args:
+        floor (float, optional): Leave out pixels that score below it.
+
     Returns:
         tuple[np.ndarray, np.ndarray]: ``(K, 2)`` ``(y, x)`` and scores.
     """
-    scores = score_map.double().flatten().cpu().numpy()
-    free = np.ones_like(scores, dtype=bool) if blocked is None else \
-        ~blocked.flatten().cpu().numpy()
-    positions = np.flatnonzero(free)
-    order = np.lexsort((positions, -scores[positions]))[:max(max_pixels, 0)]
+    values = _as_float64(score_map)
+    scores = values.ravel()
+    if blocked is None:
+        positions = np.arange(scores.size)
+    else:
+        blocked = blocked.cpu().numpy() if isinstance(
+            blocked, torch.Tensor) else np.asarray(blocked)
+        positions = np.flatnonzero(~blocked.ravel())
+    count = min(max(max_pixels, 0), len(positions))
+    candidates = scores[positions]
+    if floor is not None:
+        keep = candidates >= floor
+        positions, candidates = positions[keep], candidates[keep]
+        count = min(count, len(positions))
+    if 0 < count < len(positions):
+        # Only what can be among the best: every pixel at least as good as
+        # the count-th, ties included, so the order below is the full one.
+        cut = np.partition(candidates, len(candidates) - count)[
+            len(candidates) - count]
+        keep = candidates >= cut
+        positions, candidates = positions[keep], candidates[keep]
+    order = np.lexsort((positions, -candidates))[:count]
     chosen = positions[order]
-    corners = np.stack(np.divmod(chosen, score_map.shape[1]), axis=1)
-    return corners.astype(np.int64).reshape(-1, 2), scores[chosen]
+    corners = np.stack(np.divmod(chosen, values.shape[1]), axis=1)
+    return corners.astype(np.int64).reshape(-1, 2), candidates[order]
 
 
 def rank_units(score_map: torch.Tensor, granularity: str, region_size: int,
                max_units: int,
-               blocked: Optional[torch.Tensor] = None) -> Dict:
+               blocked: Optional[torch.Tensor] = None,
+               floor: Optional[float] = None) -> Dict:
     """Rank an image's candidate units (see :func:`rank_regions`,
     :func:`rank_pixels`).
 
@@ -98,9 +297,9 @@ def rank_units(score_map: torch.Tensor, granularity: str, region_size: int,
     """
     if granularity == 'region':
         corners, scores = rank_regions(score_map, region_size, max_units,
-                                       blocked)
+                                       blocked, floor)
     elif granularity == 'pixel':
-        corners, scores = rank_pixels(score_map, max_units, blocked)
+        corners, scores = rank_pixels(score_map, max_units, blocked, floor)
     else:
         raise ValueError(f'granularity must be one of {GRANULARITIES[1:]} '
                          f'to rank units, got {granularity!r}')
@@ -119,15 +318,32 @@ def class_shares(labels: torch.Tensor, corners: np.ndarray,
         region_size (int): Side of a region.
 
     Returns:
-        np.ndarray: ``(K, labels.max() + 1)``, rows summing to 1.
+        np.ndarray: Regions: ``(K, labels.max() + 1)``, rows summing to 1.
+        Pixels: ``(K,)``, the predicted class of each (its share is that
+        class alone), which keeps a pixel table small.
     """
     labels = labels.cpu().numpy().astype(np.int64)
+    corners = np.asarray(corners, np.int64).reshape(-1, 2)
+    if granularity == 'pixel':
+        return labels[corners[:, 0], corners[:, 1]]
     num_classes = int(labels.max()) + 1 if labels.size else 1
-    side = region_size if granularity == 'region' else 1
+    side = region_size
     shares = np.zeros((len(corners), num_classes), np.float64)
-    for row, (y, x) in enumerate(np.asarray(corners).reshape(-1, 2)):
+    for row, (y, x) in enumerate(corners):
         window = labels[y:y + side, x:x + side].ravel()
         shares[row] = np.bincount(window, minlength=num_classes) / len(window)
+    return shares
+
+
+def one_hot_shares(classes: np.ndarray, width: int = 0) -> np.ndarray:
+    """Class shares ``(N, C)`` from :func:`class_shares`' pixel classes
+    ``(N,)`` (shares pass through), at least ``width`` classes wide."""
+    classes = np.asarray(classes)
+    if classes.ndim == 2:
+        return classes
+    width = max(width, int(classes.max()) + 1 if classes.size else 1)
+    shares = np.zeros((len(classes), width), np.float64)
+    shares[np.arange(len(classes)), classes] = 1.0
     return shares
 
 
@@ -135,9 +351,12 @@ def units_mask(shape: Tuple[int, int], corners: np.ndarray,
                granularity: str, region_size: int) -> np.ndarray:
     """The bool mask of the pixels the units cover."""
     mask = np.zeros(shape, dtype=bool)
-    side = region_size if granularity == 'region' else 1
-    for y, x in np.asarray(corners).reshape(-1, 2):
-        mask[y:y + side, x:x + side] = True
+    corners = np.asarray(corners, np.int64).reshape(-1, 2)
+    if granularity != 'region':
+        mask[corners[:, 0], corners[:, 1]] = True
+        return mask
+    for y, x in corners:
+        mask[y:y + region_size, x:x + region_size] = True
     return mask
 
 

@@ -27,3 +27,45 @@ def test_kmeans_pp_spreads_over_clusters():
     scores = np.array([10.0] * 5 + [0.0] * 5)
     picks = kmeans_pp_seeding(scores, 2, np.random.default_rng(1))
     assert {int(scores[p]) for p in picks} == {10, 0}
+
+
+def dense_kmeans_pp(scores, k, rng):
+    """The definition, O(k N): every pick updates every distance, every
+    draw is ``rng.choice`` over all candidates."""
+    points = np.asarray(scores, np.float64)[:, None]
+    if k == 0:
+        return []
+    picks = [int(top_k(points[:, 0], 1)[0])]
+    nearest = ((points - points[picks[0]])**2).sum(axis=1)
+    while len(picks) < k:
+        total = nearest.sum()
+        if total <= 0:
+            remaining = np.setdiff1d(np.arange(len(points)), picks)
+            order = top_k(points[remaining, 0], k - len(picks))
+            return picks + [int(i) for i in remaining[order]]
+        choice = int(rng.choice(len(points), p=nearest / total))
+        picks.append(choice)
+        nearest = np.minimum(nearest,
+                             ((points - points[choice])**2).sum(axis=1))
+    return picks
+
+
+@pytest.mark.parametrize('style', ['uniform', 'ties', 'zeros', 'signed'])
+def test_kmeans_pp_over_scores_draws_as_the_definition(style):
+    """The O(N log N) seeding over a score vector picks what the O(k N)
+    definition picks, draw for draw, with the same generator: ties,
+    repeated values and coinciding candidates included."""
+    for seed in range(150):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(1, 400))
+        scores = rng.random(n)
+        if style == 'ties':
+            scores = np.round(scores * 4) / 4
+        elif style == 'zeros':
+            scores[rng.random(n) < 0.6] = 0.0
+        elif style == 'signed':
+            scores = rng.normal(size=n) * 100
+        k = int(rng.integers(0, n + 1))
+        fast = kmeans_pp_seeding(scores, k, np.random.default_rng(seed + 1))
+        assert fast.tolist() == dense_kmeans_pp(
+            scores, k, np.random.default_rng(seed + 1)), (style, seed)

@@ -1,11 +1,12 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 from .checkpoint import (AtomicLocalBackend, allow_mmengine_checkpoints,
-                         checkpoint_to_resume, mmengine_safe_globals,
-                         write_bytes_atomic)
+                         checkpoint_to_resume, mmengine_safe_globals)
+from .files import atomic_write, remove_temporaries, write_bytes_atomic
 from .work_dir import work_dir_config
 
 __all__ = [
-    'AtomicLocalBackend', 'allow_mmengine_checkpoints',
+    'AtomicLocalBackend', 'allow_mmengine_checkpoints', 'atomic_write',
+    'remove_temporaries',
     'checkpoint_to_resume', 'mmengine_safe_globals', 'work_dir_config',
     'write_bytes_atomic'
 ]

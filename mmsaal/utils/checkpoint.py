@@ -35,6 +35,8 @@ import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 
+from .files import write_bytes_atomic
+
 DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
 
 
@@ -77,20 +79,6 @@ def allow_mmengine_checkpoints() -> None:
 
 ATOMIC_BACKEND = 'mmsaal_atomic_local'
 CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_\d+\.pth$')
-
-
-def write_bytes_atomic(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder,
-    flushed to disk and renamed into place: a reader, or a kill at any
-    moment, sees the old file or the whole new one, never a part."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.{osp.basename(path)}.tmp{os.getpid()}')
-    with open(tmp, 'wb') as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @register_backend(ATOMIC_BACKEND)

@@ -1,0 +1,81 @@
+# Copyright (c) mmsaal contributors. All rights reserved.
+"""Atomic writes: a reader, or a kill at any moment, sees the old file or
+the whole new one, never a part.
+
+A file is written to a fresh temporary file in its folder, created with
+``O_CREAT | O_EXCL`` by :func:`tempfile.mkstemp` (so a planted file or
+link under a guessable name is never opened, let alone followed), flushed
+to disk and renamed into place. A failed write removes its temporary
+file; one a kill left behind is removed by :func:`remove_temporaries` at
+the next start.
+"""
+import contextlib
+import os
+import os.path as osp
+import re
+import tempfile
+from typing import BinaryIO, Iterator
+
+#: Temporary files start with this; nothing else in a work dir does.
+TMP_PREFIX = '.mmsaal-tmp-'
+#: The temporary names of earlier versions (``.{name}.tmp{pid}``).
+OLD_TMP = re.compile(r'^\..+\.tmp\d+$')
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: mkstemp makes files only its owner reads; a written file gets the
+#: permissions ``open`` would have given it. Read once: umask() sets it
+#: to read it, which threads must not race.
+FILE_MODE = 0o666 & ~_umask()
+
+
+@contextlib.contextmanager
+def atomic_write(path: str) -> Iterator[BinaryIO]:
+    """``with atomic_write(path) as f: f.write(...)`` writes ``path``
+    atomically (binary)."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f'{TMP_PREFIX}{osp.basename(path)[:64]}.', dir=folder)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, 'wb') as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        if osp.islink(path):
+            # os.replace swaps a link itself, never its target; say so
+            # rather than leave a planted link's target looking written.
+            os.unlink(path)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(data: bytes, path: str) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_write`)."""
+    with atomic_write(path) as f:
+        f.write(data)
+
+
+def remove_temporaries(folder: str) -> int:
+    """Remove the temporary files a killed write left directly in
+    ``folder``; returns how many. Call it only while no other process
+    writes there (one run per work dir holds its lock)."""
+    if not osp.isdir(folder):
+        return 0
+    removed = 0
+    for name in os.listdir(folder):
+        path = osp.join(folder, name)
+        if (name.startswith(TMP_PREFIX) or OLD_TMP.match(name)) and \
+                not osp.isdir(path):
+            os.unlink(path)
+            removed += 1
+    return removed

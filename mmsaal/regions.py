@@ -1,21 +1,23 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """From a per-pixel score map to query units: square regions or pixels.
 
-Pure torch/numpy, no OpenMMLab imports. A region is a ``size x size``
+Pure numpy/OpenCV/torch, no OpenMMLab imports. A region is a ``size x size``
 window at any position of the image; it scores the mean of the map over
 its pixels. Regions are picked greedily, best first, never overlapping one
 another nor a pixel revealed before (RIPU's region-based setting). Pixels
 are ranked by their score directly.
 
 Ranking costs a few passes over the map, not one per region: window sums
-come from two prefix sums, their maxima are kept per tile, and a window
-whose prefix-sum mean lies within the sums' rounding error of the best is
-summed again exactly. The corners and scores are those of the plain
+come from a summed-area table, their maxima are kept per tile, and a
+window whose table sum lies within the table's rounding error of the best
+is summed again exactly. The corners and scores are those of the plain
 definition (``avg_pool2d`` in float64 and one full-map argmax per region,
 first index on ties), bit for bit.
 """
+import threading
 from typing import Dict, Optional, Tuple
 
+import cv2
 import numpy as np
 import torch
 
@@ -32,23 +34,29 @@ def unit_area(granularity: str, region_size: int) -> int:
 def window_sums(values: np.ndarray, size: int,
                 out: Optional[np.ndarray] = None) -> np.ndarray:
     """The sum of every ``size x size`` window of ``values`` ``(H, W)``,
-    ``(H - size + 1, W - size + 1)``, from a prefix sum along each axis.
+    ``(H - size + 1, W - size + 1)``, from its summed-area table.
 
-    Exact for integer counts; for floats each sum is within
-    :func:`window_error` of the window's own sum.
+    Exact for counts (``uint8`` values); for floats (``float32`` or
+    ``float64``, summed in float64) each sum is within ``2 * (H + W) *
+    eps * sum(|values|)`` of the window's own sum.
     """
     height, width = values.shape
-    rows = torch.cumsum(torch.from_numpy(values), 1)
-    across = torch.empty((height, width - size + 1), dtype=rows.dtype)
-    across[:, 0] = rows[:, size - 1]
-    torch.sub(rows[:, size:], rows[:, :width - size], out=across[:, 1:])
-    cols = torch.cumsum(across, 0)
-    sums = torch.empty((height - size + 1, width - size + 1),
-                       dtype=cols.dtype) if out is None else \
-        torch.from_numpy(out)
-    sums[0] = cols[size - 1]
-    torch.sub(cols[size:], cols[:height - size], out=sums[1:])
-    return sums.numpy()
+    if values.dtype == np.uint8:  # int32: exact
+        table = cv2.integral(
+            values, sum=_workspace('counts', (height + 1, width + 1),
+                                   np.int32))
+    else:
+        table = cv2.integral(
+            values, sum=_workspace('table', (height + 1, width + 1)),
+            sdepth=cv2.CV_64F)
+    sums = np.empty((values.shape[0] - size + 1, values.shape[1] - size + 1),
+                    table.dtype) if out is None else out
+    # torch runs these strided element-wise ops several times faster.
+    full, part = torch.from_numpy(table), torch.from_numpy(sums)
+    torch.sub(full[size:, size:], full[:-size, size:], out=part)
+    part.sub_(full[size:, :-size])
+    part.add_(full[:-size, :-size])
+    return sums
 
 
 def window_means(values: np.ndarray, size: int, ys: np.ndarray,
@@ -63,7 +71,8 @@ def window_means(values: np.ndarray, size: int, ys: np.ndarray,
     for start in range(0, len(ys), step):
         rows = ys[start:start + step, None, None] + offsets[None, :, None]
         cols = xs[start:start + step, None, None] + offsets[None, None, :]
-        windows = values[rows, cols].reshape(len(rows), -1)
+        windows = values[rows, cols].reshape(len(rows), -1).astype(
+            np.float64)
         # cumsum adds in order, as avg_pool2d's loop does; sum() would not.
         means[start:start + step] = np.cumsum(
             windows, axis=1)[:, -1] / (size * size)
@@ -78,7 +87,7 @@ class _TileMaxima:
         height, width = shape
         self.tile = tile
         rows, cols = -(-height // tile), -(-width // tile)
-        self.keys = np.empty((rows * tile, cols * tile), np.float64)
+        self.keys = _workspace('keys', (rows * tile, cols * tile))
         self.keys[height:] = -np.inf
         self.keys[:, width:] = -np.inf
         self.view = self.keys[:height, :width]
@@ -96,8 +105,9 @@ class _TileMaxima:
 
     def _maxima(self, a0: int, a1: int, b0: int, b1: int) -> np.ndarray:
         t = self.tile
-        block = self.keys[a0 * t:a1 * t, b0 * t:b1 * t]
-        return block.reshape(a1 - a0, t, b1 - b0, t).max(axis=(1, 3))
+        block = torch.from_numpy(self.keys[a0 * t:a1 * t, b0 * t:b1 * t])
+        return block.reshape(a1 - a0, t, b1 - b0, t).amax(dim=3).amax(
+            dim=1).numpy()
 
     def best(self) -> float:
         return float(self.maxima.max())
@@ -150,19 +160,20 @@ def rank_regions(score_map: torch.Tensor,
         ``(y, x)`` and their scores ``(K,)``, best first, ``K <=
         max_regions``.
     """
-    values = _as_float64(score_map)
+    values, magnitude = _as_array(score_map)
     height, width = values.shape
     if height < size or width < size or max_regions <= 0:
         return np.zeros((0, 2), np.int64), np.zeros(0, np.float64)
     area = size * size
     tiles = _TileMaxima((height - size + 1, width - size + 1), size)
-    means = window_sums(values, size, out=tiles.view)
-    means /= area
-    # How far a prefix-sum mean can lie from the window's own: both sums
-    # carry at most (number of additions) * eps * sum(|v|).
-    tolerance = 2 * ((8.0 * (height + width) + 2 * area + 16) * _EPS *
-                     float(np.abs(values).sum()) / area +
-                     8 * _EPS * float(np.abs(means).max()))
+    # Window sums, not means: dividing by the area keeps their order, and
+    # the chosen windows' means are taken exactly below.
+    sums = window_sums(values, size, out=tiles.view)
+    # How far a table's window sum can lie from the window's own: both
+    # carry at most (additions on the way) * eps * sum(|v|); twice that
+    # bound, both ways, and room for the division's rounding.
+    tolerance = 2 * (8.0 * (height + width) + 2 * area + 32) * _EPS * \
+        magnitude
     # Windows of zeros sum to exactly 0 either way: they are kept aside
     # (first one first), so a plateau of them costs nothing.
     free = None
@@ -170,10 +181,10 @@ def rank_regions(score_map: torch.Tensor,
         blocked = blocked.cpu().numpy() if isinstance(
             blocked, torch.Tensor) else np.asarray(blocked)
         if blocked.any():
-            free = window_sums(blocked.astype(np.float32), size) == 0
+            free = window_sums(blocked.view(np.uint8), size) == 0
     zeros = np.zeros(0, np.int64)
-    if not values.all():
-        zero = window_sums((values != 0).astype(np.float32), size) == 0
+    if cv2.countNonZero(values) < values.size:
+        zero = window_sums((values != 0).view(np.uint8), size) == 0
         if free is not None:
             zero &= free
         zeros = np.flatnonzero(zero)
@@ -181,9 +192,9 @@ def rank_regions(score_map: torch.Tensor,
             free = np.ones(zero.shape, bool)
         tiles.view[zero] = -np.inf
     if free is not None:
-        tiles.view[~free] = -np.inf
+        np.copyto(tiles.view, -np.inf, where=~free)
     tiles.ready()
-    width_w = means.shape[1]
+    width_w = sums.shape[1]
     next_zero = 0
     corners, scores = [], []
     while len(corners) < max_regions:
@@ -209,12 +220,28 @@ def rank_regions(score_map: torch.Tensor,
         # Every window whose top-left corner lies within size - 1 of this
         # one overlaps it.
         y0, x0 = max(y - size + 1, 0), max(x - size + 1, 0)
-        y1, x1 = min(y + size, means.shape[0]), min(x + size, width_w)
+        y1, x1 = min(y + size, sums.shape[0]), min(x + size, width_w)
         tiles.drop(y0, y1, x0, x1)
         if free is not None:
             free[y0:y1, x0:x1] = False
     return (np.asarray(corners, np.int64).reshape(-1, 2),
             np.asarray(scores, np.float64))
+
+
+_WORKSPACE = threading.local()
+
+
+def _workspace(name: str, shape: Tuple[int, int],
+               dtype=np.float64) -> np.ndarray:
+    """An array of ``shape`` that this thread's previous call of
+    the same shape leaves for the next: a 1024x2048 map ranks in a few
+    milliseconds, and faulting in fresh pages for its tables would cost as
+    much again. Only the last shape is kept."""
+    kept = getattr(_WORKSPACE, name, None)
+    if kept is None or kept.shape != shape:
+        kept = np.empty(shape, dtype)
+        setattr(_WORKSPACE, name, kept)
+    return kept
 
 
 def _first_free(flat: np.ndarray, start: int,
@@ -231,16 +258,23 @@ def _first_free(flat: np.ndarray, start: int,
     return len(flat)
 
 
-def _as_float64(score_map) -> np.ndarray:
-    """The map as a float64 array, refusing what cannot be ranked."""
-    values = score_map.detach().cpu().double().numpy() if isinstance(
-        score_map, torch.Tensor) else np.asarray(score_map, np.float64)
+def _as_array(score_map) -> Tuple[np.ndarray, float]:
+    """The map as a contiguous float32 (or float64) array and the sum of
+    its absolute values, refusing what cannot be ranked."""
+    values = score_map.detach().cpu().numpy() if isinstance(
+        score_map, torch.Tensor) else np.asarray(score_map)
+    if values.dtype != np.float32:
+        values = values.astype(np.float64)
+    values = np.ascontiguousarray(values)
     if values.ndim != 2:
         raise ValueError(f'a score map is (H, W), got {values.shape}')
-    if not np.isfinite(values).all():
+    # Float32 values sum in float64 without overflow: a finite sum means
+    # finite values.
+    magnitude = float(cv2.norm(values, cv2.NORM_L1)) if values.size else 0.0
+    if not np.isfinite(magnitude):
         raise ValueError('the score map holds NaN or infinite values; a '
                          'unit cannot be ranked on them')
-    return values
+    return values, magnitude
 
 
 def rank_pixels(score_map: torch.Tensor,
@@ -257,30 +291,33 @@ def rank_pixels(score_map: torch.Tensor,
     Returns:
         tuple[np.ndarray, np.ndarray]: ``(K, 2)`` ``(y, x)`` and scores.
     """
-    values = _as_float64(score_map)
+    values, _ = _as_array(score_map)
+    width = values.shape[1]
     scores = values.ravel()
-    if blocked is None:
-        positions = np.arange(scores.size)
-    else:
+    count = max(max_pixels, 0)
+    if blocked is not None:
         blocked = blocked.cpu().numpy() if isinstance(
             blocked, torch.Tensor) else np.asarray(blocked)
-        positions = np.flatnonzero(~blocked.ravel())
-    count = min(max(max_pixels, 0), len(positions))
-    candidates = scores[positions]
-    if floor is not None:
-        keep = candidates >= floor
-        positions, candidates = positions[keep], candidates[keep]
-        count = min(count, len(positions))
-    if 0 < count < len(positions):
+        if blocked.any():
+            # Blocked pixels score -inf (no map holds it: maps are finite).
+            scores = scores.copy()
+            scores[blocked.ravel()] = -np.inf
+    if floor is None:
+        floor = -np.inf
+    if 0 < count < len(scores):
         # Only what can be among the best: every pixel at least as good as
         # the count-th, ties included, so the order below is the full one.
-        cut = np.partition(candidates, len(candidates) - count)[
-            len(candidates) - count]
-        keep = candidates >= cut
+        floor = max(floor, np.partition(scores, len(scores) - count)[
+            len(scores) - count])
+    positions = np.flatnonzero(scores >= floor) if count else \
+        np.zeros(0, np.int64)
+    candidates = scores[positions].astype(np.float64)
+    if floor == -np.inf:
+        keep = candidates > -np.inf
         positions, candidates = positions[keep], candidates[keep]
     order = np.lexsort((positions, -candidates))[:count]
     chosen = positions[order]
-    corners = np.stack(np.divmod(chosen, values.shape[1]), axis=1)
+    corners = np.stack(np.divmod(chosen, width), axis=1)
     return corners.astype(np.int64).reshape(-1, 2), candidates[order]
 
 

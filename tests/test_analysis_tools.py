@@ -167,7 +167,7 @@ def test_reveal_shares_count_classes_and_void_per_strategy(tmp_path):
 
     from mmsaal.analysis import (format_reveal_shares, reveal_shares,
                                  revealed_classes)
-    from mmsaal.pool import save_masks
+    from mmsaal.pool import Reveal, save_reveals
 
     def run(name, per_round):
         work_dir = tmp_path / name
@@ -177,7 +177,8 @@ def test_reveal_shares_count_classes_and_void_per_strategy(tmp_path):
             folder.mkdir(parents=True)
             mask = np.zeros((4, 8), bool)
             mask.flat[:revealed] = True
-            save_masks(str(folder / 'revealed.npz'), [(0, mask)])
+            save_reveals(str(folder / 'revealed.npz'),
+                         [(0, Reveal((4, 8), 'pixel', np.argwhere(mask)))])
             rows.append(dict(round=round_idx, queried_classes=classes))
         (work_dir / 'rounds' / 'round_00').mkdir(parents=True)
         json.dump(rows, open(work_dir / 'report.json', 'w'))

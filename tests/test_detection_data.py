@@ -75,3 +75,49 @@ def test_saal_scores_and_trains_on_a_pool_with_empty_images(
     # This seed's initial set holds an empty image (000000), trained on
     # for the round.
     assert any(i['name'] in empty for i in labeled['items'])
+
+
+def test_a_coco_detection_pool_reports_its_queried_classes_and_empties(
+        voc_shapes, tmp_path):
+    """mmdet's CocoDataset sets ``seg_map_path=None`` beside its
+    instances: the report still counts the boxes per class and the empty
+    images a round queried, as for VOC (it took such a pool for a
+    segmentation pool and reported neither)."""
+    import numpy as np
+    from mmdet.datasets import CocoDataset
+    from test_human_oracle import CLASSES, voc_to_coco
+
+    from mmsaal.pool import PoolState, RoundStore
+    from mmsaal.rounds import ImageUnits, Query, RoundRecorder
+    from mmsaal.rounds.pool_dataset import item_names
+
+    with open(osp.join(voc_shapes, 'Shapes', 'ImageSets', 'Main',
+                       'trainval.txt')) as f:
+        names = sorted(f'{line.strip()}.jpg' for line in f if line.strip())
+    coco = voc_to_coco(voc_shapes, names)
+    # Two images hold nothing.
+    empty_ids = {1, 2}
+    coco['annotations'] = [a for a in coco['annotations']
+                           if a['image_id'] not in empty_ids]
+    (tmp_path / 'coco.json').write_text(json.dumps(coco))
+    init_default_scope('mmdet')
+    pool = CocoDataset(
+        data_root=str(tmp_path), ann_file='coco.json',
+        data_prefix=dict(img=osp.join(voc_shapes, 'Shapes', 'JPEGImages/')),
+        metainfo=dict(classes=CLASSES), pipeline=[],
+        filter_cfg=dict(filter_empty_gt=False))
+    assert 'seg_map_path' in pool.get_data_info(0)
+    state = PoolState(item_names(pool))
+    units = ImageUnits(3)
+    recorder = RoundRecorder(RoundStore(str(tmp_path / 'rounds')), state,
+                             units, pool, str(tmp_path), 'coco')
+    state.add_round([10])
+    recorder.save_round(Query(np.asarray([10])), dict(strategy='initial'),
+                        initial=True)
+    queried = np.asarray([0, 1, 5])  # images 1 and 2 are empty
+    state.add_round(queried)
+    recorder.save_round(Query(queried), dict(strategy='S'))
+    row = json.load(open(tmp_path / 'report.json'))[1]
+    boxes = sum(1 for a in coco['annotations'] if a['image_id'] == 6)
+    assert sum(row['queried_classes'].values()) == boxes > 0
+    assert row['queried_empty'] == 2

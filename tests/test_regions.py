@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsaal.pool import PoolState, RevealedPixels, load_masks, save_masks
+from mmsaal.pool import (PoolState, Reveal, RevealedPixels, load_reveals,
+                         save_reveals)
 from mmsaal.pool_samplers import BasePoolSampler
 from mmsaal.regions import (class_shares, rank_pixels, rank_regions,
                             units_mask)
@@ -122,7 +123,8 @@ def test_a_pool_wide_pick_is_one_greedy_pass_over_the_pool(tmp_path):
     expected = {}
     for score, i in pooled:
         expected.setdefault(i, []).append(score)
-    assert {i: u['scores'] for i, u in query.units.items()} == expected
+    assert {i: u['scores'].tolist()
+            for i, u in query.units.items()} == expected
 
 
 @pytest.mark.parametrize('granularity, per_image', [
@@ -136,7 +138,7 @@ def test_the_budget_is_spent_exactly(tmp_path, granularity, per_image):
             for p, s in zip(units.pixels.paths, shapes)}
     state = PoolState(units.pixels.paths, pixels=True)
     revealed = state.reveal_round(
-        units.revealed_masks(select_round(units, MapSampler(maps), state)))
+        units.reveals(select_round(units, MapSampler(maps), state)))
     area = 16 if granularity == 'region' else 1
     if per_image:
         for i, shape in enumerate(shapes):
@@ -159,7 +161,7 @@ def test_the_next_round_never_reveals_a_pixel_twice(tmp_path):
     for _ in range(3):
         query = select_round(units, MapSampler({'0.png': score_map}), state)
         first = query if first is None else first
-        state.reveal_round(units.revealed_masks(query))
+        state.reveal_round(units.reveals(query))
     assert first.units[0]['corners'][0].tolist() == [0, 0]
     assert state.revealed.mask(0)[:4, :4].all()
     assert state.revealed.num_revealed() == 9 * 16
@@ -238,8 +240,9 @@ def test_class_shares_count_each_units_pixels():
                           'region', 2)
     np.testing.assert_allclose(
         shares, [[0.75, 0.25, 0], [0, 0, 1], [0, 0.75, 0.25]])
-    np.testing.assert_allclose(
-        class_shares(labels, np.array([[1, 1]]), 'pixel', 2), [[0, 1, 0]])
+    # A pixel's share is its class alone: the class is what is kept.
+    assert class_shares(labels, np.array([[1, 1], [0, 2]]), 'pixel',
+                        2).tolist() == [1, 2]
 
 
 def test_diversity_takes_known_modes_only():
@@ -256,25 +259,28 @@ def test_revealed_pixels_replay_from_their_round_files(tmp_path):
     revealed = RevealedPixels()
     rng = np.random.default_rng(0)
     for round_idx in range(3):
-        deltas = []
+        reveals = []
         for index in (0, 2):
             taken = revealed.mask(index)
             mask = rng.random((7, 9)) < 0.2
             if taken is not None:
                 mask &= ~taken
-            revealed.reveal(index, mask)
-            deltas.append((index, mask))
-        save_masks(str(tmp_path / f'{round_idx}.npz'), deltas)
-        np.testing.assert_array_equal(
-            load_masks(str(tmp_path / f'{round_idx}.npz'))[2], deltas[1][1])
+            reveal = Reveal((7, 9), 'pixel', np.argwhere(mask))
+            revealed.reveal(index, reveal, round_idx)
+            reveals.append((index, reveal))
+        save_reveals(str(tmp_path / f'{round_idx}.npz'), reveals)
+        loaded = dict(load_reveals(str(tmp_path / f'{round_idx}.npz')))
+        np.testing.assert_array_equal(loaded[2].mask(), reveals[1][1].mask())
     replayed = RevealedPixels()
     for round_idx in range(3):
-        replayed.load_round(str(tmp_path / f'{round_idx}.npz'))
+        replayed.load_round(str(tmp_path / f'{round_idx}.npz'), round_idx)
     assert replayed.indices == [0, 2]
     for index in (0, 2):
         np.testing.assert_array_equal(replayed.mask(index),
                                       revealed.mask(index))
         assert replayed.num_revealed([index]) == revealed.mask(index).sum()
+    assert replayed.touched_after(1) == [0, 2]
+    assert replayed.touched_after(2) == []
     with pytest.raises(RuntimeError, match='missing'):
         replayed.load_round(str(tmp_path / 'none.npz'))
 
@@ -282,3 +288,122 @@ def test_revealed_pixels_replay_from_their_round_files(tmp_path):
 def test_units_mask_covers_the_regions():
     mask = units_mask((6, 6), np.array([[0, 0], [3, 2]]), 'region', 3)
     assert mask.sum() == 18 and mask[0, 0] and mask[5, 4] and not mask[5, 5]
+
+
+def reference_regions(score_map, size, count, blocked=None):
+    """The definition: float64 ``avg_pool2d`` and one full-map argmax per
+    region (first index on ties), overlapping windows set to -inf."""
+    import torch.nn.functional as F
+    height, width = score_map.shape
+    if height < size or width < size or count <= 0:
+        return np.zeros((0, 2), np.int64), np.zeros(0)
+    window = F.avg_pool2d(score_map.double()[None, None], size,
+                          stride=1)[0, 0]
+    if blocked is not None and bool(blocked.any()):
+        touches = F.max_pool2d(blocked.double()[None, None], size,
+                               stride=1)[0, 0] > 0
+        window = window.masked_fill(touches, float('-inf'))
+    corners, scores = [], []
+    for _ in range(count):
+        flat = int(torch.argmax(window))
+        best = float(window.view(-1)[flat])
+        if best == float('-inf'):
+            break
+        y, x = divmod(flat, window.shape[1])
+        corners.append((y, x))
+        scores.append(best)
+        window[max(y - size + 1, 0):y + size,
+               max(x - size + 1, 0):x + size] = float('-inf')
+    return np.asarray(corners, np.int64).reshape(-1, 2), np.asarray(scores)
+
+
+def reference_pixels(score_map, count, blocked=None):
+    scores = score_map.double().flatten().numpy()
+    free = np.ones_like(scores, bool) if blocked is None else \
+        ~blocked.flatten().numpy()
+    positions = np.flatnonzero(free)
+    order = np.lexsort((positions, -scores[positions]))[:count]
+    chosen = positions[order]
+    return np.stack(np.divmod(chosen, score_map.shape[1]),
+                    axis=1).reshape(-1, 2), scores[chosen]
+
+
+MAP_STYLES = ('uniform', 'sparse', 'levels', 'constant', 'signed', 'zero')
+
+
+def styled_map(rng, style, shape):
+    values = rng.random(shape).astype(np.float32)
+    if style == 'sparse':  # impurity-weighted maps: zero inside a class
+        values[rng.random(shape) < 0.7] = 0
+    elif style == 'levels':  # many windows tie exactly
+        values = (np.round(values * 3) / 7).astype(np.float32)
+    elif style == 'constant':
+        values = np.full(shape, 0.1, np.float32)
+    elif style == 'signed':  # score='diff'
+        values = values - np.float32(0.5)
+    elif style == 'zero':
+        values = np.zeros(shape, np.float32)
+    return torch.from_numpy(values)
+
+
+@pytest.mark.parametrize('style', MAP_STYLES)
+def test_ranking_equals_the_definition_bit_for_bit(style):
+    """Prefix sums, tile maxima and exact re-summing of near ties give the
+    corners and scores of avg_pool2d + one argmax per region, to the last
+    bit, on maps full of ties, zeros, plateaus and negative values."""
+    rng = np.random.default_rng(MAP_STYLES.index(style))
+    for trial in range(60):
+        height, width = (int(v) for v in rng.integers(3, 40, 2))
+        size = int(rng.integers(1, min(height, width) + 1))
+        count = int(rng.integers(1, 30))
+        score_map = styled_map(rng, style, (height, width))
+        blocked = torch.from_numpy(rng.random((height, width)) < 0.05) \
+            if trial % 2 else None
+        corners, scores = rank_regions(score_map, size, count, blocked)
+        expected = reference_regions(score_map, size, count, blocked)
+        assert corners.tolist() == expected[0].tolist(), (style, trial)
+        assert scores.tolist() == expected[1].tolist(), (style, trial)
+        corners, scores = rank_pixels(score_map, count, blocked)
+        expected = reference_pixels(score_map, count, blocked)
+        assert corners.tolist() == expected[0].tolist()
+        assert scores.tolist() == expected[1].tolist()
+
+
+def test_ranking_stops_at_the_floor_and_refuses_non_finite_maps():
+    score_map = torch.tensor([[5., 5., 1.], [5., 5., 1.], [1., 1., 1.]])
+    corners, scores = rank_regions(score_map, 1, 9, floor=2.0)
+    assert scores.tolist() == [5.0] * 4
+    assert len(rank_pixels(score_map, 9, floor=1.0)[1]) == 9
+    score_map[2, 2] = float('nan')
+    with pytest.raises(ValueError, match='NaN or infinite'):
+        rank_regions(score_map, 2, 1)
+
+
+def test_reveals_round_trip_through_their_file_and_refuse_bad_units(
+        tmp_path):
+    reveals = [(0, Reveal((6, 8), 'region', [[0, 0], [2, 4]], 2)),
+               (3, Reveal((5, 5), 'pixel', [[0, 1], [4, 4], [2, 2]])),
+               (7, Reveal((4, 4)))]
+    path = str(tmp_path / 'revealed.npz')
+    save_reveals(path, reveals)
+    loaded = load_reveals(path)
+    assert [i for i, _ in loaded] == [0, 3, 7]
+    for (_, a), (_, b) in zip(reveals, loaded):
+        assert a == b and a.count() == b.count()
+    assert loaded[1][1].count() == 3 and loaded[2][1].count() == 16
+    # A format-1 file of earlier versions (a packed mask per image) reads.
+    old = str(tmp_path / 'old.npz')
+    mask = reveals[0][1].mask()
+    np.savez_compressed(old, **{'0': np.packbits(mask, axis=None),
+                                '0_shape': np.asarray(mask.shape)})
+    assert load_reveals(old)[0][1] == reveals[0][1]
+    with open(path, 'r+b') as f:
+        f.truncate(40)
+    with pytest.raises(RuntimeError, match='revealed.npz.*damaged'):
+        load_reveals(path)
+    with pytest.raises(ValueError, match='overlap'):
+        Reveal((6, 6), 'region', [[0, 0], [1, 1]], 2)
+    with pytest.raises(ValueError, match='leave the image'):
+        Reveal((6, 6), 'region', [[5, 0]], 2)
+    with pytest.raises(ValueError, match='twice'):
+        Reveal((6, 6), 'pixel', [[1, 1], [1, 1]])

@@ -9,7 +9,7 @@ import numpy as np
 from conftest import (SEG_DEMO_CONFIG, kill_when_round_written, run_train_al,
                       seg_quick_options)
 
-from mmsaal.pool import load_masks
+from mmsaal.pool import load_reveals
 
 IMAGE_PIXELS = 48 * 96
 NUM_TARGET = 16
@@ -21,8 +21,9 @@ def replay(work_dir):
     states, current = {}, {}
     rounds = sorted(glob.glob(osp.join(work_dir, 'rounds', 'round_*')))
     for round_idx, folder in enumerate(rounds):
-        for index, mask in load_masks(osp.join(folder,
-                                               'revealed.npz')).items():
+        for index, reveal in load_reveals(osp.join(folder,
+                                                   'revealed.npz')):
+            mask = reveal.mask()
             codes = current.setdefault(index, np.zeros(mask.shape, np.uint8))
             assert not (codes[mask] > 0).any()  # never revealed twice
             codes[mask] = round_idx + 1

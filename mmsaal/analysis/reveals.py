@@ -17,7 +17,7 @@ def revealed_classes(work_dir: str) -> Counter:
     """Pixels each class got over a run's query rounds (round 1 on), and
     :data:`VOID` for revealed pixels of no class; empty for runs that
     query whole images."""
-    from mmsaal.pool import load_masks
+    from mmsaal.pool import load_reveals
     rows = {r['round']: r for r in report_rows(work_dir)}
     counts = Counter()
     for folder in sorted(glob.glob(osp.join(work_dir, 'rounds', 'round_*'))):
@@ -25,7 +25,7 @@ def revealed_classes(work_dir: str) -> Counter:
         masks_path = osp.join(folder, 'revealed.npz')
         if round_idx == 0 or not osp.exists(masks_path):
             continue
-        revealed = sum(int(m.sum()) for m in load_masks(masks_path).values())
+        revealed = sum(r.count() for _, r in load_reveals(masks_path))
         classes = rows.get(round_idx, {}).get('queried_classes') or {}
         counts.update(classes)
         counts[VOID] += revealed - sum(classes.values())

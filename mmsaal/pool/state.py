@@ -5,7 +5,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .revealed import RevealedPixels
+from .revealed import Reveal, RevealedPixels
 
 UNLABELED = -1
 
@@ -49,6 +49,7 @@ class PoolState:
                  seed: int = 0,
                  pixels: bool = False) -> None:
         self.item_names = list(item_names)
+        self.fingerprint = fingerprint(self.item_names)
         self.seed = int(seed)
         self.labeled_round = np.full(
             len(self.item_names), UNLABELED, dtype=np.int64)
@@ -101,12 +102,13 @@ class PoolState:
         self.labeled_round[indices] = self.round
         return self.round
 
-    def reveal_round(self, masks: Iterable[Tuple[int, np.ndarray]]) -> int:
+    def reveal_round(self, reveals: Iterable[Tuple[int, Reveal]]) -> int:
         """Reveal pixels as the next round (pixel-labeled pools).
 
         Args:
-            masks (Iterable[tuple[int, np.ndarray]]): ``(pool position, bool
-                mask)`` of the pixels to reveal, none revealed before.
+            reveals (Iterable[tuple[int, Reveal]]): ``(pool position,
+                reveal)`` (a :class:`~mmsaal.pool.Reveal` or a bool mask)
+                of the pixels to reveal, none revealed before.
 
         Returns:
             int: Pixels revealed. The images revealed for the first time
@@ -116,8 +118,8 @@ class PoolState:
             raise RuntimeError('this pool is labeled item by item; '
                                'reveal_round is for pixel-labeled pools')
         touched, revealed = set(), 0
-        for index, mask in masks:
-            revealed += self.revealed.reveal(index, mask)
+        for index, reveal in reveals:
+            revealed += self.revealed.reveal(index, reveal, self.round + 1)
             touched.add(int(index))
         touched = np.asarray(sorted(touched), dtype=np.int64)
         self.add_round(touched[self.labeled_round[touched] == UNLABELED])
@@ -139,7 +141,7 @@ class PoolState:
             round=self.round,
             seed=self.seed,
             pool_size=self.pool_size,
-            fingerprint=fingerprint(self.item_names),
+            fingerprint=self.fingerprint,
             labeled_round=self.labeled_round.tolist())
 
     def load_state_dict(self, state: Dict) -> None:
@@ -150,7 +152,7 @@ class PoolState:
                 f'the dataset has {self.pool_size}: it was made for another '
                 f'dataset. Point --work-dir to a new folder, or restore the '
                 f'dataset the run started with.')
-        if state['fingerprint'] != fingerprint(self.item_names):
+        if state['fingerprint'] != self.fingerprint:
             raise ValueError(
                 'the saved pool state indexes other files than the dataset '
                 '(its fingerprint differs): the dataset changed since the '

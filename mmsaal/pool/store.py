@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from mmsaal.utils.checkpoint import write_bytes_atomic
+from mmsaal.utils.files import atomic_write, write_bytes_atomic
 from .state import PoolState
 
 MASK_DIR = 'revealed'
@@ -33,8 +33,68 @@ def write_text_atomic(text: str, path: str) -> None:
 
 
 def dump_json_atomic(obj, path: str) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically."""
-    write_text_atomic(json.dumps(obj, indent=1), path)
+    """Write ``obj`` as JSON to ``path`` atomically, as a stream.
+
+    A dict is written one key a line; a list of rows (or any iterator,
+    e.g. a generator of a million items) one row a line, without building
+    the text in memory; a list of plain numbers or strings on one line.
+    Nested values are compact, so a row stays on one line that a person
+    reads and ``grep`` finds.
+    """
+    with atomic_write(path) as raw:
+        f = _TextSink(raw)
+        if isinstance(obj, dict):
+            f.write('{')
+            for j, (key, value) in enumerate(obj.items()):
+                f.write(',\n ' if j else '\n ')
+                f.write(json.dumps(str(key)) + ': ')
+                _dump_value(value, f, ' ')
+            f.write('\n}' if obj else '}')
+        else:
+            _dump_value(obj, f, '')
+        f.write('\n')
+        f.flush()
+
+
+def _dump_value(value, f, indent: str) -> None:
+    if isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float, str, bool)) or v is None
+            for v in value):
+        f.write(json.dumps(value))  # scalars: one line, at C speed
+    elif isinstance(value, (list, tuple)) or hasattr(value, '__next__'):
+        f.write('[')
+        first = True
+        for item in value:
+            f.write(('\n' if first else ',\n') + indent + ' ')
+            f.write(json.dumps(item, default=_builtin))
+            first = False
+        f.write(']' if first else f'\n{indent}]')
+    else:
+        f.write(json.dumps(value, default=_builtin))
+
+
+def _builtin(value):
+    """numpy scalars and arrays as JSON values."""
+    if hasattr(value, 'tolist'):
+        return value.tolist()
+    raise TypeError(f'{type(value).__name__} is not JSON serializable')
+
+
+class _TextSink:
+    """Buffered UTF-8 text over a binary file."""
+
+    def __init__(self, raw) -> None:
+        self.raw, self.parts, self.size = raw, [], 0
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size > 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        self.raw.write(''.join(self.parts).encode('utf-8'))
+        self.parts, self.size = [], 0
 
 
 def load_json(path: str, what: str):
@@ -206,7 +266,8 @@ class RoundStore:
             if state.revealed is not None:
                 for round_idx in range(latest + 1):
                     state.revealed.load_round(
-                        osp.join(self.round_dir(round_idx), 'revealed.npz'))
+                        osp.join(self.round_dir(round_idx), 'revealed.npz'),
+                        round_idx)
                 state.check_revealed(self.root)
         return latest
 

@@ -8,7 +8,7 @@ from mmsaal.pool import PoolState, RoundStore
 from .fields import check_against_pool
 from .oracles import HumanOracle, SimulatedOracle
 from .pipeline import RoundPipeline
-from .pool_dataset import build_pool_dataset, item_names
+from .pool_dataset import PoolItems, build_pool_dataset, item_names
 from .record import RoundRecorder
 from .units import ImageUnits, PixelLabels, PixelUnits
 
@@ -56,10 +56,10 @@ def build_round_pipeline(cfg,
             f"LoadRevealedAnnotations: put dict(type='mmsaal."
             f"LoadRevealedAnnotations') in place of its LoadAnnotations, or "
             f"query whole images (granularity='image').")
-    pixels = PixelLabels(
-        [pool.get_data_info(i)['img_path'] for i in range(len(pool))],
-        store.mask_dir) if pixel_labeled else None
-    state = PoolState(item_names(pool), seed=seed, pixels=pixel_labeled)
+    items = PoolItems.of(pool)
+    pixels = PixelLabels(items.paths, store.mask_dir) if pixel_labeled \
+        else None
+    state = PoolState(items.names, seed=seed, pixels=pixel_labeled)
     check_against_pool(state.pool_size, initial_labeled,
                        initial_labeled_file, budget, num_rounds, granularity,
                        may_start_empty=sampler.pool_index is not None)
@@ -70,9 +70,9 @@ def build_round_pipeline(cfg,
                            pixels)
     if oracle == 'human':
         labeler = HumanOracle(pool, store, units, state.item_names, work_dir,
-                              cfg.filename)
+                              cfg.filename, items)
     else:
-        labeler = SimulatedOracle(pool)
+        labeler = SimulatedOracle(pool, items)
 
     def pool_dataset():
         dataset = build_pool_dataset(cfg, pool_pipeline, sampler.pool_index)

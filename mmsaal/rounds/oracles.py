@@ -14,7 +14,8 @@ from mmengine.dist import barrier, is_main_process
 
 from mmsaal.pool import (PoolState, RoundStore, draw_initial_set,
                          dump_json_atomic, write_text_atomic)
-from .units import ImageUnits, Query
+from .pool_dataset import PoolItems, labels_present
+from .units import ImageUnits, Query, load_query_units
 
 ORACLES = ('simulated', 'human')
 
@@ -24,17 +25,6 @@ class AwaitingLabels(RuntimeError):
 
     ``tools/train_al.py`` prints the message and exits with status 0.
     """
-
-
-def labels_present(data_info: dict) -> bool:
-    """Whether an item's labels exist: a ``PoolCocoDataset`` item listed in
-    the annotation file, or a label map / XML file that exists."""
-    if 'labeled' in data_info:
-        return bool(data_info['labeled'])
-    for key in ('seg_map_path', 'xml_path'):
-        if data_info.get(key):
-            return osp.exists(data_info[key])
-    return True
 
 
 def query_files(round_idx: int, query: Query, infos: Sequence[dict],
@@ -120,15 +110,14 @@ class SimulatedOracle:
 
     name = 'simulated'
 
-    def __init__(self, pool) -> None:
+    def __init__(self, pool, items: Optional[PoolItems] = None) -> None:
         self.pool = pool
+        self.items = items
 
     def check_pool(self, state: PoolState) -> None:
         """Every item needs its ground truth to be revealed."""
-        missing = [
-            i for i in range(state.pool_size)
-            if not labels_present(self.pool.get_data_info(i))
-        ]
+        items = self.items or PoolItems.of(self.pool)
+        missing = np.flatnonzero(~items.labeled).tolist()
         if missing:
             raise ValueError(
                 f'{len(missing)} pool items have no labels (e.g. '
@@ -157,7 +146,8 @@ class HumanOracle:
 
     :meth:`request` writes ``{rounds}/query_XX/`` (``query.json``, a COCO
     image list; ``query.txt``, paths and scores; ``selection.json``, what
-    the run resumes from; ``regions.json`` for region and pixel queries) and
+    the run resumes from; ``regions.json`` and ``units.npz`` for region and
+    pixel queries) and
     raises :class:`AwaitingLabels`; :meth:`wait_for_labels` raises it again
     until every queried item (region) has its labels.
 
@@ -173,8 +163,10 @@ class HumanOracle:
     name = 'human'
 
     def __init__(self, pool, store: RoundStore, units: ImageUnits,
-                 names: Sequence[str], work_dir: str, config: str) -> None:
+                 names: Sequence[str], work_dir: str, config: str,
+                 items: Optional[PoolItems] = None) -> None:
         self.pool = pool
+        self.items = items
         self.store = store
         self.units = units
         self.names = names
@@ -188,10 +180,8 @@ class HumanOracle:
                     may_start_empty: bool) -> np.ndarray:
         """The items labeled at the start; when there are none (and no
         labeled data beside the pool), a random draw to label first."""
-        labeled = np.asarray([
-            i for i in range(state.pool_size)
-            if labels_present(self.pool.get_data_info(i))
-        ], dtype=np.int64)
+        items = self.items or PoolItems.of(self.pool)
+        labeled = np.flatnonzero(items.labeled).astype(np.int64)
         if len(labeled) or may_start_empty:
             return labeled
         query = self.pending(0)
@@ -206,7 +196,11 @@ class HumanOracle:
 
     def pending(self, round_idx: int) -> Optional[Query]:
         saved = self.store.load_query(round_idx)
-        return None if saved is None else Query.from_json(saved)
+        if saved is None:
+            return None
+        units = osp.join(self.store.query_dir(round_idx), 'units.npz')
+        return Query.from_json(
+            saved, load_query_units(units) if osp.exists(units) else None)
 
     def request(self, round_idx: int, query: Query) -> None:
         """Write the query for a person (main process) and stop the run."""

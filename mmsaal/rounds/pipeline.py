@@ -73,7 +73,7 @@ class RoundPipeline:
         """Load the latest round from disk; returns it."""
         latest = self.store.load_latest(self.state)
         if is_main_process():
-            self.units.export(self.state)  # all of it: a resume rewrites
+            self.units.export_missing(self.state)
         barrier()
         print_log(
             f'Active learning resumed at round {latest}: '
@@ -175,7 +175,8 @@ class RoundPipeline:
             return score_in_eval_mode(
                 lambda batch: self.units.score_batch(sampler, model, batch),
                 model,
-                self.pool_dataset, candidates, **self.pool_dataloader)
+                self.pool_dataset, candidates, trim=self.units.trim,
+                **self.pool_dataloader)
 
     def subset(self, candidates: np.ndarray, rng: np.random.Generator,
                minimum: int = 0) -> np.ndarray:

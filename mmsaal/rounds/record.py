@@ -5,6 +5,7 @@ trained on them, and the report a person reads between rounds
 """
 import csv
 import io
+import json
 import os.path as osp
 from collections import Counter
 from functools import partial
@@ -13,10 +14,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from mmsaal.pool import (IGNORE_INDEX, PoolState, RoundStore,
+from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, RoundStore,
                          dump_json_atomic, write_text_atomic)
 from mmsaal.pool.store import RANDOM_STATES, load_json
-from .units import ImageUnits, Query
+from .units import ImageUnits, Query, _in_threads
 
 COLUMNS = ('round', 'labeled', 'fraction', 'pixel_fraction', 'added',
            'metric',
@@ -56,42 +57,107 @@ def empty_images(dataset, indices: Sequence[int]) -> Optional[int]:
 
 
 def pixel_class_histogram(dataset,
-                          masks: Iterable[Tuple[int, Optional[np.ndarray]]],
+                          reveals: Iterable[Tuple[int, Optional[Reveal]]],
                           ignore_index: int = IGNORE_INDEX) -> Dict[str, int]:
-    """Labeled pixels per class in ``masks`` (``(pool position, bool mask)``
-    pairs, None for the whole image), read from the items' label maps: what
-    a segmentation round queried. Empty when the items have no label map."""
+    """Labeled pixels per class in ``reveals`` (``(pool position,
+    reveal)`` pairs, None for the whole image), read from the items' label
+    maps: what a segmentation round queried. Empty when the items have no
+    label map. The maps are decoded in threads."""
     import cv2
     classes = (getattr(dataset, 'metainfo', None) or {}).get('classes', ())
-    counts = np.zeros(max(len(classes), 1), dtype=np.int64)
-    for index, mask in masks:
+    reveals = list(reveals)
+
+    def counts(pair) -> Optional[np.ndarray]:
+        index, reveal = pair
         path = dataset.get_data_info(int(index)).get('seg_map_path')
         if not path or not osp.exists(path):
-            continue
+            return None
         labels = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        labels = labels if mask is None else labels[mask]
-        labels = labels[labels != ignore_index].astype(np.int64)
-        found = np.bincount(labels, minlength=len(counts))
-        if len(found) > len(counts):
-            counts = np.concatenate(
-                [counts, np.zeros(len(found) - len(counts), np.int64)])
-        counts += found
+        labels = labels.reshape(-1) if reveal is None else reveal.values(
+            labels)
+        return np.bincount(labels[labels != ignore_index].astype(np.int64))
+
+    found = [c for c in _in_threads(counts, reveals) if c is not None]
+    total = np.zeros(max([len(classes), 1] + [len(c) for c in found]),
+                     np.int64)
+    for part in found:
+        total[:len(part)] += part
     return {(classes[i] if i < len(classes) else str(i)): int(c)
-            for i, c in enumerate(counts) if c}
+            for i, c in enumerate(total) if c}
 
 
-def round_rows(store: RoundStore, state: PoolState,
-               dataset=None) -> List[Dict]:
-    """One row per finished round, from the files of ``store``."""
+def is_segmentation(dataset) -> bool:
+    """Whether a pool's items are labeled by label maps (not instances):
+    mmdet's datasets set ``seg_map_path`` too, to None, beside their
+    ``instances``."""
+    if not len(dataset):
+        return False
+    info = dataset.get_data_info(0)
+    return bool(info.get('seg_map_path')) and 'instances' not in info
+
+
+def score_summary(scores: Sequence[float]) -> Dict[str, float]:
+    """``score_mean/std/min/max`` of a round's scores (in pool order)."""
+    if not len(scores):
+        return {}
+    return dict(
+        score_mean=float(np.mean(scores)),
+        score_std=float(np.std(scores)),
+        score_min=float(np.min(scores)),
+        score_max=float(np.max(scores)))
+
+
+#: The report columns a round's files fix once it is written (the rest
+#: change with its metrics, or come from the state).
+FIXED = ('scoring_seconds', 'strategy', 'pixel_fraction', 'score_mean',
+         'score_std', 'score_min', 'score_max', 'queried_classes',
+         'queried_empty')
+
+
+def fixed_columns(queried: Dict, scores: Sequence[float],
+                  dataset=None) -> Dict:
+    """The :data:`FIXED` columns of a round, from its ``queried.json`` and
+    the scores of ``scores.json`` (in pool order)."""
+    row = dict(
+        scoring_seconds=queried.get('scoring_seconds'),
+        strategy=queried.get('strategy'))
+    if 'labeled_pixel_fraction' in queried:
+        row['pixel_fraction'] = queried['labeled_pixel_fraction']
+    row.update(score_summary(scores))
+    if 'queried_classes' in queried:
+        row['queried_classes'] = queried['queried_classes']
+    elif dataset is not None:
+        indices = [item['index'] for item in queried['items']]
+        row['queried_classes'] = class_histogram(dataset, indices)
+        empty = empty_images(dataset, indices)
+        if empty is not None:
+            row['queried_empty'] = empty
+    return row
+
+
+def read_fixed_columns(store: RoundStore, round_idx: int,
+                       dataset=None) -> Dict:
+    """:func:`fixed_columns` of a round written earlier, from its files."""
+    folder = store.round_dir(round_idx)
+    queried = load_json(osp.join(folder, 'queried.json'), 'queried')
+    scores = [
+        item['score'] for item in load_json(
+            osp.join(folder, 'scores.json'), 'scores')['items']
+    ]
+    return fixed_columns(queried, scores, dataset)
+
+
+def round_rows(store: RoundStore, state: PoolState, dataset=None,
+               fixed: Optional[Dict[int, Dict]] = None) -> List[Dict]:
+    """One row per finished round, from the files of ``store``; the
+    columns a round fixed once written come from ``fixed`` where it has
+    them (filled in with what it lacks)."""
+    fixed = {} if fixed is None else fixed
     rows = []
     for summary in state.summary():
         round_idx = summary['round']
-        folder = store.round_dir(round_idx)
-        queried = load_json(osp.join(folder, 'queried.json'), 'queried')
-        scores = [
-            item['score'] for item in load_json(
-                osp.join(folder, 'scores.json'), 'scores')['items']
-        ]
+        if round_idx not in fixed:
+            fixed[round_idx] = read_fixed_columns(store, round_idx, dataset)
         record = store.read_metrics(round_idx)
         metrics = record.get('metrics', {})
         main = next((k for k in metrics if k.endswith(('mAP', 'mIoU'))),
@@ -104,25 +170,12 @@ def round_rows(store: RoundStore, state: PoolState,
             metric=None if main is None else metrics[main],
             metric_name=main,
             metrics=metrics,
-            train_seconds=record.get('train_seconds'),
-            scoring_seconds=queried.get('scoring_seconds'),
-            strategy=queried.get('strategy'))
-        if 'labeled_pixel_fraction' in queried:
-            row['pixel_fraction'] = queried['labeled_pixel_fraction']
-        if scores:
-            row.update(
-                score_mean=float(np.mean(scores)),
-                score_std=float(np.std(scores)),
-                score_min=float(np.min(scores)),
-                score_max=float(np.max(scores)))
-        if 'queried_classes' in queried:
-            row['queried_classes'] = queried['queried_classes']
-        elif dataset is not None:
-            indices = [item['index'] for item in queried['items']]
-            row['queried_classes'] = class_histogram(dataset, indices)
-            empty = empty_images(dataset, indices)
-            if empty is not None:
-                row['queried_empty'] = empty
+            train_seconds=record.get('train_seconds'))
+        columns = fixed[round_idx]
+        row.update(
+            scoring_seconds=columns.get('scoring_seconds'),
+            strategy=columns.get('strategy'))
+        row.update({k: columns[k] for k in FIXED[2:] if k in columns})
         rows.append(row)
     return rows
 
@@ -211,6 +264,10 @@ class RoundRecorder:
         self.pool = pool
         self.work_dir = work_dir
         self.title = title
+        self.segmentation = is_segmentation(pool)
+        # The report's FIXED columns per round: computed once, when the
+        # round is written, or read back from report.json on a resume.
+        self._fixed: Optional[Dict[int, Dict]] = None
 
     def save_round(self, query: Query, info: Dict,
                    generators: Optional[List[Dict]] = None,
@@ -229,12 +286,11 @@ class RoundRecorder:
                 to False.
         """
         round_idx = self.state.round
-        if not initial and len(self.pool) and (
-                'seg_map_path' in self.pool.get_data_info(0)):
+        if not initial and self.segmentation:
             info = dict(
                 info,
                 queried_classes=pixel_class_histogram(
-                    self.pool, self.units.revealed_masks(query)))
+                    self.pool, self._revealed(query)))
         writers = self.units.round_files(round_idx, query,
                                          self.state.item_names)
         if generators is not None:
@@ -243,7 +299,39 @@ class RoundRecorder:
             self.state, scores=query.scores, info=info, writers=writers)
         self.store.remove_query(round_idx)
         self.units.export(self.state, None if initial else query.indices)
+        scores = query.scores or {}
+        self.fixed()[round_idx] = fixed_columns(
+            dict(info, items=[dict(index=int(i))
+                              for i in self.state.queried_in(round_idx)]),
+            [scores[i] for i in sorted(scores)], self.pool)
         self.report()
+
+    def _revealed(self, query: Query
+                  ) -> Iterable[Tuple[int, Optional[Reveal]]]:
+        """What a segmentation round revealed: its units, or whole
+        images."""
+        if self.units.pixels is not None:
+            return self.units.reveals(query)
+        return ((int(i), None) for i in query.indices)
+
+    def fixed(self) -> Dict[int, Dict]:
+        """The FIXED report columns per round, seeded from ``report.json``
+        (the rounds it lists that exist), the rest read from the round
+        files when first asked for."""
+        if self._fixed is None:
+            self._fixed = {}
+            rounds = set(self.store.rounds())
+            try:
+                with open(osp.join(self.work_dir, 'report.json'),
+                          encoding='utf-8') as f:
+                    rows = json.load(f)
+                for row in rows:
+                    if row['round'] in rounds:
+                        self._fixed[row['round']] = {
+                            k: row[k] for k in FIXED if k in row}
+            except (OSError, ValueError, KeyError, TypeError):
+                self._fixed = {}
+        return self._fixed
 
     def save_metrics(self, epoch: int, metrics: Dict,
                      train_seconds: float) -> Dict:
@@ -280,7 +368,7 @@ class RoundRecorder:
 
     def report(self) -> List[Dict]:
         """Write ``report.{md,json,csv}``; returns its rows."""
-        rows = round_rows(self.store, self.state, self.pool)
+        rows = round_rows(self.store, self.state, self.pool, self.fixed())
         write_report(self.work_dir, rows, title=self.title)
         return rows
 

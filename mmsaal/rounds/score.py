@@ -1,7 +1,7 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Step 1 of a round, scoring: run a strategy over the pool candidates, in
 eval mode, sharded over ranks."""
-from typing import Any, Callable, List, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -32,7 +32,9 @@ def score_candidates(score_batch: Callable[[dict], Sequence[Any]],
                      batch_size: int = 1,
                      num_workers: int = 0,
                      collate_fn: Callable = pseudo_collate,
-                     as_floats: bool = True) -> Union[np.ndarray, List]:
+                     as_floats: bool = True,
+                     trim: Optional[Callable[[List], List]] = None
+                     ) -> Union[np.ndarray, List]:
     """Score every candidate once; all ranks return the same array.
 
     Args:
@@ -45,6 +47,9 @@ def score_candidates(score_batch: Callable[[dict], Sequence[Any]],
         num_workers (int): Data loading workers. Defaults to 0.
         collate_fn (Callable): Defaults to mmengine's ``pseudo_collate``.
         as_floats (bool): Whether the scores are floats. Defaults to True.
+        trim (Callable[[list], list], optional): What of this rank's
+            results (in candidate order) it sends to the others: e.g. only
+            the units the round can pick. Defaults to None (all).
 
     Returns:
         np.ndarray | list: ``scores[j]`` belongs to ``candidates[j]``.
@@ -73,11 +78,25 @@ def score_candidates(score_batch: Callable[[dict], Sequence[Any]],
             progress.update(len(scores))
     if progress is not None:
         progress.file.write('\n')
+    if trim is not None:
+        local = trim_results(local, trim)
     gathered = {}
     for part in (all_gather_object(local) if world_size > 1 else [local]):
         gathered.update(part)
     ordered = [s for b in range(len(batches)) for s in gathered[b]]
     return np.asarray(ordered, dtype=np.float64) if as_floats else ordered
+
+
+def trim_results(local: Dict[int, List],
+                 trim: Callable[[List], List]) -> Dict[int, List]:
+    """``trim`` over one rank's results (by batch id), back in batches."""
+    ids = sorted(local)
+    flat = trim([s for b in ids for s in local[b]])
+    out, start = {}, 0
+    for b in ids:
+        out[b] = flat[start:start + len(local[b])]
+        start += len(local[b])
+    return out
 
 
 def score_in_eval_mode(score_batch: Callable[[dict], Sequence[Any]],

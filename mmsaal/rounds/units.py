@@ -11,28 +11,34 @@ images, segmentation images, regions and pixels:
 - the :class:`Query` made of the selected units, what revealing it adds to
   the pool state, and the extra files of its round.
 """
+import json
 import os
 import os.path as osp
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import (Callable, Dict, Iterator, List, Optional, Sequence,
-                    Tuple, Union)
+from typing import (Callable, Dict, Iterable, Iterator, List, Optional,
+                    Sequence, Tuple, Union)
 
 import cv2
 import numpy as np
 import torch
-from mmengine.utils import ProgressBar
 
 from mmsaal.datasets.transforms import revealed_mask_path
-from mmsaal.pool import IGNORE_INDEX, PoolState, dump_json_atomic, save_masks
-from mmsaal.regions import (class_shares, rank_units, unit_area, units_mask,
-                             units_per_image)
+from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, dump_json_atomic,
+                         save_reveals)
+from mmsaal.regions import class_shares, rank_units, unit_area, units_per_image
+from mmsaal.utils.files import atomic_write
 
 Shape = Tuple[int, int]
 Writer = Callable[[str], None]
 #: With ``diversity``, each image offers this many times its share of
-#: ranked regions (or pixels) to the diverse pick; without it, exactly its
-#: share, as the pick is then the top ones anyway.
+#: ranked regions (or pixels) to the diverse pick, and a pool-wide pick
+#: chooses among this many times the budget of the pool's best units;
+#: without it, exactly its share (the budget), as the pick is then the top
+#: ones anyway.
 DIVERSITY_CANDIDATES = 4
+#: Threads that encode or decode PNGs (OpenCV releases the GIL).
+IO_THREADS = min(8, os.cpu_count() or 1)
 
 
 def count(amount: Union[int, float], total: int) -> int:
@@ -61,8 +67,9 @@ class UnitTable:
     items: np.ndarray
     scores: Optional[np.ndarray]
     corners: Optional[np.ndarray] = None
-    #: ``(N, C)`` each unit's share of pixels per predicted class, for
-    #: ``diversity='classes'``; None otherwise.
+    #: Each unit's predicted classes, for ``diversity='classes'``: ``(N,
+    #: C)`` shares of pixels per class (regions), or ``(N,)`` the class of
+    #: each pixel; None otherwise.
     classes: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
@@ -74,6 +81,14 @@ class UnitTable:
             return
         starts = np.flatnonzero(np.diff(self.items, prepend=-1))
         yield from np.split(np.arange(len(self.items)), starts[1:])
+
+    def rows(self, keep: np.ndarray) -> 'UnitTable':
+        """The table of the rows ``keep`` (in their order)."""
+        return UnitTable(
+            self.items[keep],
+            None if self.scores is None else self.scores[keep],
+            None if self.corners is None else self.corners[keep],
+            None if self.classes is None else self.classes[keep])
 
 
 @dataclass
@@ -87,8 +102,9 @@ class Query:
             each queried image for region and pixel queries).
         info (dict): Facts about the round (strategy, time, ...).
         units (dict[int, dict], optional): Region and pixel queries: per
-            pool position, ``corners`` ``(K, 2)`` and ``scores`` of its
-            units, best first. None: the whole items are queried.
+            pool position, ``corners`` ``(K, 2)`` and ``scores`` ``(K,)``
+            of its units (arrays), best first. None: the whole items are
+            queried.
     """
     indices: np.ndarray
     scores: Optional[Dict[int, float]] = None
@@ -96,31 +112,26 @@ class Query:
     units: Optional[Dict[int, Dict]] = None
 
     def to_json(self) -> Dict:
-        """``selection.json`` of a query that waits for a person."""
-        data = dict(
+        """``selection.json`` of a query that waits for a person (its
+        units go to ``units.npz``, :func:`save_query_units`)."""
+        return dict(
             indices=[int(i) for i in self.indices],
             scores={str(k): float(v)
                     for k, v in (self.scores or {}).items()},
             info=self.info)
-        if self.units is not None:
-            data['units'] = {
-                str(i): dict(
-                    corners=np.asarray(u['corners']).tolist(),
-                    scores=list(u['scores']))
-                for i, u in self.units.items()
-            }
-        return data
 
     @classmethod
-    def from_json(cls, data: Dict) -> 'Query':
-        units = data.get('units')
-        if units is not None:
+    def from_json(cls, data: Dict,
+                  units: Optional[Dict[int, Dict]] = None) -> 'Query':
+        """The query of ``selection.json`` and its ``units``; a selection
+        written by an earlier version holds its units itself."""
+        if units is None and data.get('units') is not None:
             units = {
                 int(i): dict(
                     corners=np.asarray(u['corners'],
                                        np.int64).reshape(-1, 2),
-                    scores=list(u['scores']))
-                for i, u in units.items()
+                    scores=np.asarray(u['scores'], np.float64))
+                for i, u in data['units'].items()
             }
         return cls(
             indices=np.asarray(data['indices'], dtype=np.int64),
@@ -130,10 +141,48 @@ class Query:
             units=units)
 
 
+def save_query_units(path: str, units: Dict[int, Dict]) -> None:
+    """The units of a query, compact: pool positions, unit counts, corners
+    and scores, best first within each image."""
+    positions = sorted(units)
+    arrays = dict(
+        index=np.asarray(positions, np.int64),
+        count=np.asarray([len(units[i]['corners']) for i in positions],
+                         np.int64),
+        corners=np.concatenate(
+            [np.asarray(units[i]['corners'], np.int64).reshape(-1, 2)
+             for i in positions]) if positions else np.zeros((0, 2)),
+        scores=np.concatenate(
+            [np.asarray(units[i]['scores'], np.float64)
+             for i in positions]) if positions else np.zeros(0))
+    with atomic_write(path) as f:
+        np.savez_compressed(f, **arrays)
+
+
+def load_query_units(path: str) -> Dict[int, Dict]:
+    """Read :func:`save_query_units`' file."""
+    with np.load(path, allow_pickle=False) as data:
+        index, counts = data['index'], data['count']
+        corners, scores = data['corners'], data['scores']
+    if counts.sum() != len(corners) or len(corners) != len(scores):
+        raise RuntimeError(f'{path} is damaged: its unit counts disagree')
+    ends = np.cumsum(counts)
+    return {
+        int(i): dict(
+            corners=corners[e - c:e].astype(np.int64).reshape(-1, 2),
+            scores=scores[e - c:e])
+        for i, c, e in zip(index.tolist(), counts.tolist(), ends.tolist())
+    }
+
+
 class PixelLabels:
     """The pixel side of a pool labeled pixel by pixel (domain-adaptive
-    segmentation): image sizes, the masks a query reveals, their PNG export
-    for ``LoadRevealedAnnotations``.
+    segmentation): image sizes, what a query reveals, and the masks that
+    ``LoadRevealedAnnotations`` reads.
+
+    The masks are 1-bit PNGs, one per revealed image, in ``mask_dir``.
+    ``EXPORTED`` there names the last round whose masks are all written,
+    so a resume writes only what a kill left unwritten.
 
     Args:
         paths (Sequence[str]): The pool's image paths.
@@ -141,6 +190,10 @@ class PixelLabels:
         shapes (Sequence[tuple], optional): ``(height, width)`` of each
             image when known; else read from the files when first needed.
     """
+
+    #: The export's own record in ``mask_dir`` (not an image stem: those
+    #: never start with a dot here).
+    EXPORTED = '.exported.json'
 
     def __init__(self,
                  paths: Sequence[str],
@@ -166,40 +219,72 @@ class PixelLabels:
         return dict(
             labeled_pixel_fraction=round(self.labeled_fraction(state), 6))
 
-    def whole(self, indices: Sequence[int]
-              ) -> Iterator[Tuple[int, np.ndarray]]:
-        """Masks that reveal the images ``indices`` entirely."""
+    def whole(self, indices: Sequence[int]) -> Iterator[Tuple[int, Reveal]]:
+        """Reveals of the images ``indices`` entirely."""
         for index in indices:
-            yield int(index), np.ones(self.shapes[index], dtype=bool)
+            yield int(index), Reveal(self.shapes[index])
+
+    def mask_path(self, index: int) -> str:
+        return revealed_mask_path(self.mask_dir, self.paths[index])
 
     def export(self, state: PoolState,
                indices: Optional[Sequence[int]] = None) -> None:
-        """Write the masks of ``indices`` (all when None) as PNGs where
-        ``LoadRevealedAnnotations`` reads them; a full export also removes
-        masks of images no longer revealed (e.g. a deleted round). Called
-        on the main process only."""
+        """Write the masks of ``indices`` (all when None) where
+        ``LoadRevealedAnnotations`` reads them, then record the round as
+        exported; a full export also removes masks of images no longer
+        revealed (e.g. a deleted round). Called on the main process
+        only."""
         os.makedirs(self.mask_dir, exist_ok=True)
         revealed = state.revealed.indices
-        wanted = revealed if indices is None else list(indices)
-        # A resume rewrites every mask.
-        progress = ProgressBar(len(wanted)) if len(wanted) > 100 else None
-        for index in wanted:
-            if progress is not None:
-                progress.update()
-            path = revealed_mask_path(self.mask_dir, self.paths[index])
-            tmp = f'{path[:-4]}.tmp{os.getpid()}.png'
-            if not cv2.imwrite(tmp,
-                               state.revealed.mask(index).astype(np.uint8)):
-                raise OSError(f'cannot write {tmp}')
-            os.replace(tmp, path)
+        wanted = revealed if indices is None else [int(i) for i in indices]
+
+        def write(index: int) -> None:
+            ok, png = cv2.imencode(
+                '.png', state.revealed.mask(index).view(np.uint8),
+                [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_BILEVEL, 1])
+            if not ok:
+                raise OSError(f'cannot encode the mask of {self.paths[index]}')
+            with atomic_write(self.mask_path(index)) as f:
+                f.write(png.tobytes())
+
+        _in_threads(write, wanted)
         if indices is None:
-            keep = {
-                osp.basename(revealed_mask_path(self.mask_dir, self.paths[i]))
-                for i in revealed
-            }
+            keep = {osp.basename(self.mask_path(i)) for i in revealed}
+            keep.add(self.EXPORTED)
             for name in os.listdir(self.mask_dir):
                 if name not in keep:
                     os.remove(osp.join(self.mask_dir, name))
+        dump_json_atomic(dict(round=state.round),
+                         osp.join(self.mask_dir, self.EXPORTED))
+
+    def export_missing(self, state: PoolState) -> int:
+        """On resume: write the masks that the last export did not finish
+        (every mask when it left no record). Returns how many."""
+        record = osp.join(self.mask_dir, self.EXPORTED)
+        try:
+            with open(record, encoding='utf-8') as f:
+                exported = int(json.load(f)['round'])
+        except (OSError, ValueError, KeyError, TypeError):
+            exported = None
+        if exported is None or exported > state.round:
+            self.export(state)
+            return len(state.revealed.indices)
+        present = set(os.listdir(self.mask_dir))
+        wanted = set(state.revealed.touched_after(exported))
+        wanted.update(i for i in state.revealed.indices
+                      if osp.basename(self.mask_path(i)) not in present)
+        self.export(state, sorted(wanted))
+        return len(wanted)
+
+
+def _in_threads(function: Callable[[int], object],
+                items: Sequence[int]) -> list:
+    """``[function(i) for i in items]``, over :data:`IO_THREADS` threads
+    when there are many."""
+    if len(items) < 16 or IO_THREADS < 2:
+        return [function(i) for i in items]
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        return list(pool.map(function, items))
 
 
 class ImageUnits:
@@ -207,7 +292,7 @@ class ImageUnits:
 
     On a pool labeled pixel by pixel (``pixels``, a domain-adaptive target
     read through ``LoadRevealedAnnotations``) a queried image is revealed
-    whole: its mask is all ones, recorded and exported like a region's.
+    whole, recorded and exported like a region's.
 
     Args:
         budget (int | float): Items per round, a count or a fraction of
@@ -241,6 +326,11 @@ class ImageUnits:
     def score_batch(self, sampler, model, data_batch: dict) -> List[float]:
         return [float(s) for s in sampler.score_batch(model, data_batch)]
 
+    def trim(self, scored: List) -> List:
+        """What a rank sends of its scored candidates: all of them (a float
+        each)."""
+        return scored
+
     def table(self, candidates: np.ndarray,
               scored: Optional[List[float]]) -> UnitTable:
         return UnitTable(
@@ -265,22 +355,18 @@ class ImageUnits:
         if self.pixels is None:
             state.add_round(query.indices)
             return {}
-        revealed = state.reveal_round(self.revealed_masks(query))
+        revealed = state.reveal_round(self.reveals(query))
         return dict(pixels_revealed=revealed, **self.progress(state))
 
-    def revealed_masks(self, query: Query
-                       ) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
-        """``(pool position, bool mask)`` of what the query revealed, one
-        image at a time; the mask is None for an item without pixels."""
+    def reveals(self, query: Query) -> Iterator[Tuple[int, Reveal]]:
+        """``(pool position, reveal)`` of what the query labels, one image
+        at a time (whole images)."""
         if self.pixels is not None:
             yield from self.pixels.whole(query.indices)
-            return
-        for index in query.indices:
-            yield int(index), None
 
     def labels_arrived(self, data_info: dict, query: Query,
                        index: int) -> bool:
-        from mmsaal.rounds.oracles import labels_present
+        from mmsaal.rounds.pool_dataset import labels_present
         return labels_present(data_info)
 
     def round_files(self, round_idx: int, query: Query,
@@ -290,8 +376,8 @@ class ImageUnits:
         if self.pixels is None:
             return {}
         return {
-            'revealed.npz':
-            lambda path: save_masks(path, self.revealed_masks(query))
+            'revealed.npz': lambda path: save_reveals(path,
+                                                      self.reveals(query))
         }
 
     def query_files(self, round_idx: int, query: Query,
@@ -305,6 +391,11 @@ class ImageUnits:
         reaches the train sampler directly."""
         if self.pixels is not None:
             self.pixels.export(state, indices)
+
+    def export_missing(self, state: PoolState) -> None:
+        """On resume: what :meth:`export` had not finished."""
+        if self.pixels is not None:
+            self.pixels.export_missing(state)
 
     def describe(self, query: Query, state: PoolState) -> str:
         return (f'queried {len(query.indices)} of '
@@ -322,9 +413,16 @@ class PixelUnits(ImageUnits):
     ``budget_per_image`` every image gets its equal share (RIPU's
     setting), otherwise the units are ranked over the whole pool. What is
     revealed lives in the pool state, is persisted as
-    ``round_XX/revealed.npz`` with the queried units in
-    ``round_XX/regions.json``, and is exported as one PNG mask per image
-    for ``LoadRevealedAnnotations``.
+    ``round_XX/revealed.npz`` (corners or pixel positions) with
+    ``round_XX/regions.json`` (what a person reads: the regions and their
+    scores; for pixels each image's count and best and last score), and is
+    exported as one PNG mask per image for ``LoadRevealedAnnotations``.
+
+    A pool-wide round can pick only among the pool's best units (the
+    budget, or :data:`DIVERSITY_CANDIDATES` times it with diversity), so
+    an image stops ranking below the best it has seen that many of, and a
+    rank sends only those: what it sends grows with the budget, not with
+    the pixels.
 
     Args:
         granularity (str): ``'region'`` or ``'pixel'``.
@@ -344,6 +442,7 @@ class PixelUnits(ImageUnits):
         self.position = {p: i for i, p in enumerate(pixels.paths)}
         self._state: Optional[PoolState] = None
         self._rank_cap: Callable[[int], int] = lambda index: 0
+        self._best: Optional[_BestScores] = None
 
     @property
     def area(self) -> int:
@@ -381,17 +480,20 @@ class PixelUnits(ImageUnits):
     def prepare(self, sampler, state: PoolState, budget: Budget) -> None:
         """How many units :meth:`score_batch` ranks per image: its share
         (times :data:`DIVERSITY_CANDIDATES` for a diverse pick), or
-        pool-wide the whole budget, which no image can exceed."""
+        pool-wide what the round picks among, which no image can
+        exceed."""
         self._state = state
+        factor = DIVERSITY_CANDIDATES if sampler.diversity else 1
         if budget.per_item is None:
-            self._rank_cap = lambda index: budget.total
+            self._best = _BestScores(budget.total * factor)
+            self._rank_cap = lambda index: budget.total * factor
         else:
-            factor = DIVERSITY_CANDIDATES if sampler.diversity else 1
+            self._best = None
             self._rank_cap = lambda index: budget.per_item(index) * factor
 
     def score_batch(self, sampler, model, data_batch: dict) -> List[Dict]:
         """Each image's best units, greedy, avoiding revealed pixels; with
-        ``diversity='classes'``, also their shares of predicted classes."""
+        ``diversity='classes'``, also their predicted classes."""
         if sampler.diversity == 'classes':
             maps = sampler.labeled_score_maps(model, data_batch)
         else:
@@ -409,13 +511,36 @@ class PixelUnits(ImageUnits):
             units = rank_units(
                 score_map.float(), self.granularity, self.region_size,
                 self._rank_cap(index),
-                None if blocked is None else torch.from_numpy(blocked))
+                None if blocked is None else torch.from_numpy(blocked),
+                None if self._best is None else self._best.floor)
+            units['corners'] = units['corners'].astype(np.int32)
+            if self.granularity == 'pixel':
+                # Values of a float32 map: float32 holds them exactly.
+                units['scores'] = units['scores'].astype(np.float32)
             if labels is not None:
                 units['classes'] = class_shares(labels, units['corners'],
                                                 self.granularity,
                                                 self.region_size)
+            if self._best is not None:
+                self._best.add(units['scores'])
             ranked.append(units)
         return ranked
+
+    def trim(self, scored: List[Dict]) -> List[Dict]:
+        """Pool-wide: only the units that can be among the pool's best
+        (at least as good as this rank's best that many), so a rank sends
+        what the round can pick, not every ranked unit."""
+        if self._best is None or not scored:
+            return scored
+        best = _BestScores(self._best.need)
+        for units in scored:
+            best.add(units['scores'])
+        floor = best.floor
+        if floor is None:
+            return scored
+        return [{key: (value[units['scores'] >= floor] if key in (
+            'corners', 'scores', 'classes') else value)
+                 for key, value in units.items()} for units in scored]
 
     def table(self, candidates: np.ndarray,
               scored: Optional[List[Dict]]) -> UnitTable:
@@ -423,53 +548,60 @@ class PixelUnits(ImageUnits):
                  for i, r in zip(candidates, scored)]
         classes = None
         if scored and 'classes' in scored[0]:
-            width = max(r['classes'].shape[1] for r in scored)
-            classes = np.concatenate([
-                np.pad(r['classes'],
-                       ((0, 0), (0, width - r['classes'].shape[1])))
-                for r in scored
-            ])
+            if scored[0]['classes'].ndim == 1:
+                classes = np.concatenate([r['classes'] for r in scored])
+            else:
+                width = max(r['classes'].shape[1] for r in scored)
+                classes = np.concatenate([
+                    np.pad(r['classes'],
+                           ((0, 0), (0, width - r['classes'].shape[1])))
+                    for r in scored
+                ])
         return UnitTable(
             np.concatenate(items) if items else np.zeros(0, np.int64),
             np.concatenate([r['scores'] for r in scored])
             if scored else np.zeros(0),
             np.concatenate([r['corners'] for r in scored])
-            if scored else np.zeros((0, 2), np.int64), classes)
+            if scored else np.zeros((0, 2), np.int32), classes)
 
     def query(self, table: UnitTable, picked: np.ndarray,
               info: Dict) -> Query:
-        picked = np.sort(picked)  # back to each image's best-first order
+        # Back to each image's best-first order (per-image picks are
+        # sorted runs already, which a stable sort merely checks).
+        picked = np.sort(picked, kind='stable')
+        items = table.items[picked]
+        starts = np.flatnonzero(np.diff(items, prepend=-1))
+        ends = np.append(starts[1:], len(picked))
         units = {}
-        for index in np.unique(table.items[picked]):
-            rows = picked[table.items[picked] == index]
-            units[int(index)] = dict(
-                corners=table.corners[rows],
-                scores=[float(v) for v in table.scores[rows]])
+        for start, end in zip(starts.tolist(), ends.tolist()):
+            rows = picked[start:end]
+            units[int(items[start])] = dict(
+                corners=table.corners[rows].astype(np.int64),
+                scores=table.scores[rows].astype(np.float64))
         return Query(
             np.asarray(sorted(units), dtype=np.int64),
-            {i: u['scores'][0]
+            {i: float(u['scores'][0])
              for i, u in units.items()}, info, units)
 
     def round_info(self) -> Dict:
         return dict(granularity=self.granularity)
 
     def reveal(self, state: PoolState, query: Query) -> Dict:
-        revealed = state.reveal_round(self.revealed_masks(query))
+        revealed = state.reveal_round(self.reveals(query))
         return dict(
             images_queried=len(query.units or ()),
             pixels_revealed=revealed,
             **self.progress(state))
 
-    def revealed_masks(self, query: Query
-                       ) -> Iterator[Tuple[int, np.ndarray]]:
-        """``(pool position, bool mask)`` of what the query covers, one
-        image at a time: its units, or whole images (an initial set)."""
+    def reveals(self, query: Query) -> Iterator[Tuple[int, Reveal]]:
+        """``(pool position, reveal)`` of what the query covers, one image
+        at a time: its units, or whole images (an initial set)."""
         if query.units is None:
             yield from self.pixels.whole(query.indices)
             return
         for index, chosen in query.units.items():
-            yield index, units_mask(self.shapes[index], chosen['corners'],
-                                    self.granularity, self.region_size)
+            yield index, Reveal(self.shapes[index], self.granularity,
+                                chosen['corners'], self.side)
 
     def labels_arrived(self, data_info: dict, query: Query,
                        index: int) -> bool:
@@ -488,16 +620,48 @@ class PixelUnits(ImageUnits):
 
     def round_files(self, round_idx: int, query: Query,
                     names: Sequence[str]) -> Dict[str, Writer]:
-        """``revealed.npz`` (what the round revealed) and
-        ``regions.json``."""
-        return dict(
-            super().round_files(round_idx, query, names),
-            **self.query_files(round_idx, query, names))
+        """``revealed.npz`` (what the round revealed) and ``regions.json``
+        (what a person reads: the regions with their scores; for pixels,
+        which are in ``revealed.npz``, each image's count and best and last
+        score)."""
+        files = super().round_files(round_idx, query, names)
+        if self.granularity == 'region':
+            files['regions.json'] = self._listing(round_idx, query, names)
+            return files
+
+        def summary(path: str) -> None:
+            dump_json_atomic(
+                dict(
+                    round=round_idx,
+                    granularity=self.granularity,
+                    size=1,
+                    items=(dict(
+                        index=index,
+                        name=names[index],
+                        pixels=len(chosen['scores']),
+                        best=float(chosen['scores'][0]),
+                        last=float(chosen['scores'][-1]))
+                           for index, chosen in (query.units or {}).items()
+                           if len(chosen['scores']))), path)
+
+        files['regions.json'] = summary
+        return files
 
     def query_files(self, round_idx: int, query: Query,
                     names: Sequence[str]) -> Dict[str, Writer]:
         """``regions.json``: the queried units of every image with their
-        scores, what an annotator works from."""
+        scores, what an annotator works from; ``units.npz``: the same,
+        compact, for the run to resume from."""
+        return {
+            'regions.json': self._listing(round_idx, query, names),
+            'units.npz': lambda path: save_query_units(path, query.units
+                                                       or {})
+        }
+
+    def _listing(self, round_idx: int, query: Query,
+                 names: Sequence[str]) -> Writer:
+        """The writer of ``regions.json`` with every queried unit (as a
+        stream, one image a line)."""
         side = self.side
 
         def regions(path: str) -> None:
@@ -506,18 +670,19 @@ class PixelUnits(ImageUnits):
                     round=round_idx,
                     granularity=self.granularity,
                     size=side,
-                    items=[
-                        dict(
-                            index=index,
-                            name=names[index],
-                            # [y, x, height, width] in label-map pixels
-                            regions=[[int(y), int(x), side, side]
-                                     for y, x in chosen['corners']],
-                            scores=[float(v) for v in chosen['scores']])
-                        for index, chosen in (query.units or {}).items()
-                    ]), path)
+                    items=(dict(
+                        index=index,
+                        name=names[index],
+                        # [y, x, height, width] in label-map pixels
+                        regions=[[y, x, side, side]
+                                 for y, x in np.asarray(
+                                     chosen['corners']).tolist()],
+                        scores=np.asarray(chosen['scores'],
+                                          np.float64).tolist())
+                           for index, chosen in (query.units or {}).items())
+                ), path)
 
-        return {'regions.json': regions}
+        return regions
 
     def describe(self, query: Query, state: PoolState) -> str:
         return (f'revealed {query.info["pixels_revealed"]} pixels in '
@@ -527,16 +692,45 @@ class PixelUnits(ImageUnits):
                 f'pixels labeled.')
 
 
+class _BestScores:
+    """The best ``need`` scores seen so far on this rank; ``floor`` is the
+    worst of them once there are that many (None before): no unit below
+    it can be among the pool's best ``need``."""
+
+    def __init__(self, need: int) -> None:
+        self.need = need
+        self.kept = np.zeros(0, np.float64)
+        self.pending: List[np.ndarray] = []
+        self.size = 0
+        self.floor: Optional[float] = None
+
+    def add(self, scores: np.ndarray) -> None:
+        if self.need <= 0 or not len(scores):
+            return
+        self.pending.append(np.asarray(scores, np.float64))
+        self.size += len(scores)
+        if self.size >= 2 * self.need or self.floor is None:
+            self.kept = np.concatenate([self.kept] + self.pending)
+            self.pending, self.size = [], len(self.kept)
+            if len(self.kept) >= self.need:
+                cut = len(self.kept) - self.need
+                self.kept = np.partition(self.kept, cut)[cut:]
+                self.floor = float(self.kept.min())
+                self.size = len(self.kept)
+
+
 def pick_units(sampler, table: UnitTable, budget: Budget,
                rng: np.random.Generator) -> np.ndarray:
     """The rows of ``table`` the round labels, through the pool sampler's
     own :meth:`select` (top-k, diversity, ...).
 
-    Pool-wide, the sampler picks ``budget.total`` among all units; with a
-    share per item, it picks each item's share among that item's units.
-    Each image's list is its own greedy order, so a pool-wide top-k equals
-    one greedy pass over the whole pool (units of different images never
-    overlap); ties go to the lower pool position, then the earlier unit.
+    Pool-wide, the sampler picks ``budget.total`` among the pool's best
+    units (the budget, or :data:`DIVERSITY_CANDIDATES` times it with
+    diversity); with a share per item, it picks each item's share among
+    that item's units. Each image's list is its own greedy order, so a
+    pool-wide top-k equals one greedy pass over the whole pool (units of
+    different images never overlap); ties go to the lower pool position,
+    then the earlier unit.
     """
     def select(rows, budget: int) -> np.ndarray:
         # classes only when there are some: a sampler written before them
@@ -550,7 +744,13 @@ def pick_units(sampler, table: UnitTable, budget: Budget,
             dtype=np.int64)
 
     if budget.per_item is None:
-        return select(slice(None), budget.total)
+        rows = np.arange(len(table))
+        if table.scores is not None and sampler.diversity:
+            among = DIVERSITY_CANDIDATES * budget.total
+            if len(rows) > among:
+                from mmsaal.selection import top_k
+                rows = np.sort(top_k(table.scores, among))
+        return rows[select(rows, budget.total)]
     picked = [
         rows[select(rows, budget.per_item(int(table.items[rows[0]])))]
         for rows in table.groups()

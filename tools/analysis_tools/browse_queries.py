@@ -24,7 +24,7 @@ from mmengine.utils import track_iter_progress
 
 import mmsaal  # noqa: F401
 from mmsaal.rounds.pool_dataset import build_pool_dataset
-from mmsaal.pool import RoundStore
+from mmsaal.pool import RoundStore, load_reveals
 from mmsaal.utils import work_dir_config
 
 
@@ -60,9 +60,23 @@ def queried_items(work_dir: str, round_idx: int) -> dict:
     regions = osp.join(folder, 'regions.json')
     if osp.exists(regions):
         with open(regions) as f:
+            listing = json.load(f)
+        if listing['granularity'] == 'pixel':
+            # regions.json counts each image's pixels; they are in
+            # revealed.npz.
+            pixels = {i: r for i, r in load_reveals(
+                osp.join(folder, 'revealed.npz'))}
+            queried['items'] = [
+                dict(item, score=item['best'], regions=[
+                    [int(p) // pixels[item['index']].shape[1],
+                     int(p) % pixels[item['index']].shape[1], 1, 1]
+                    for p in pixels[item['index']].coords])
+                for item in listing['items']
+            ]
+        else:
             queried['items'] = [
                 dict(item, score=item['scores'][0])
-                for item in json.load(f)['items'] if item['scores']
+                for item in listing['items'] if item['scores']
             ]
     return queried
 

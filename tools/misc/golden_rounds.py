@@ -6,9 +6,18 @@ every granularity, diversity, pool subsets and pool-wide budgets) with the
 ``tools/train_al.py`` of a source tree, into ``OUT/<case>``. ``compare``
 then checks two such folders round by round: every ``labeled.json``,
 ``queried.json``, ``scores.json``, ``metrics.json``, ``state.json``,
-``regions.json`` and ``revealed.npz`` must be equal byte for byte, except
-the wall-clock fields (``scoring_seconds``, ``train_seconds``), which are
-dropped before comparing.
+``regions.json`` and ``revealed.npz`` must mean the same, to the last bit
+of every number:
+
+- a JSON file is compared as the data it holds, without the wall-clock
+  fields (``scoring_seconds``, ``train_seconds``); its layout (indent,
+  line breaks) is not compared;
+- ``revealed.npz`` is compared as the mask of every image it reveals
+  (format 1, a packed mask per image, and format 2, corners and pixel
+  positions, both read);
+- ``regions.json`` of pixel queries as each image's pixel count and its
+  best and last score (format 2 keeps the pixels in ``revealed.npz``, no
+  longer every pixel's score).
 
 Typical use, before and after a refactor::
 
@@ -28,6 +37,8 @@ import os.path as osp
 import subprocess
 import sys
 import time
+
+import numpy as np
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_CONFIG = 'configs/demo/saal_tiny_faster_rcnn_shapes.py'
@@ -155,20 +166,37 @@ def run(args) -> None:
         print(f'{name}: {time.time() - start:.0f}s')
 
 
-def normalized(path: str) -> bytes:
-    """The file's bytes; a JSON file with wall-clock fields is written again
-    without them, its keys in their order, as the round store writes it."""
+def normalized(path: str):
+    """What the file means (see the module's docstring)."""
+    if path.endswith('revealed.npz'):
+        from mmsaal.pool import load_reveals
+        try:
+            return {index: (reveal.shape, np.flatnonzero(reveal.mask()).tolist())
+                    for index, reveal in load_reveals(path)}
+        except RuntimeError:
+            pass  # not a reveals file: its bytes are compared
     with open(path, 'rb') as f:
         raw = f.read()
     if not path.endswith('.json'):
         return raw
     content = json.loads(raw)
-    if not isinstance(content, dict) or not any(k in content
-                                                for k in WALL_CLOCK):
-        return raw
-    for key in WALL_CLOCK:
-        content.pop(key, None)
-    return json.dumps(content, indent=1).encode()
+    if isinstance(content, dict):
+        for key in WALL_CLOCK:
+            content.pop(key, None)
+        if path.endswith('regions.json') and content.get(
+                'granularity') == 'pixel':
+            content['items'] = [pixel_summary(item)
+                                for item in content['items']]
+    return content
+
+
+def pixel_summary(item: dict) -> dict:
+    """A pixel query's image as format 2 records it."""
+    if 'regions' not in item:
+        return item
+    return dict(index=item['index'], name=item['name'],
+                pixels=len(item['scores']), best=item['scores'][0],
+                last=item['scores'][-1])
 
 
 def compare(args) -> int:

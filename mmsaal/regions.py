@@ -362,7 +362,7 @@ def class_shares(labels: torch.Tensor, corners: np.ndarray,
     labels = labels.cpu().numpy().astype(np.int64)
     corners = np.asarray(corners, np.int64).reshape(-1, 2)
     if granularity == 'pixel':
-        return labels[corners[:, 0], corners[:, 1]]
+        return labels[corners[:, 0], corners[:, 1]].astype(np.int16)
     num_classes = int(labels.max()) + 1 if labels.size else 1
     side = region_size
     shares = np.zeros((len(corners), num_classes), np.float64)

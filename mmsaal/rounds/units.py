@@ -532,12 +532,11 @@ class PixelUnits(ImageUnits):
         what the round can pick, not every ranked unit."""
         if self._best is None or not scored:
             return scored
-        best = _BestScores(self._best.need)
-        for units in scored:
-            best.add(units['scores'])
-        floor = best.floor
-        if floor is None:
+        need = self._best.need
+        scores = np.concatenate([u['scores'] for u in scored])
+        if len(scores) <= need:
             return scored
+        floor = np.partition(scores, len(scores) - need)[len(scores) - need]
         return [{key: (value[units['scores'] >= floor] if key in (
             'corners', 'scores', 'classes') else value)
                  for key, value in units.items()} for units in scored]

@@ -1,0 +1,160 @@
+"""What keeps the rounds fast at real pool sizes: a rank sends only what
+a round can pick, a resume writes only the masks a kill left unwritten,
+pool items are read in one pass, and the scale simulator runs."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from mmsaal.pool import PoolState
+from mmsaal.rounds import PixelLabels, PixelUnits, pick_units
+from mmsaal.rounds.pool_dataset import relative_names
+from mmsaal.rounds.score import trim_results
+from test_regions import MapSampler
+
+SIM = osp.join(REPO, 'tools', 'misc', 'scale_sim.py')
+
+
+def ranked(units, sampler, state, candidates):
+    """What each candidate's scoring gives, as one rank would."""
+    budget = units.round_budget(state, candidates)
+    units.prepare(sampler, state, budget)
+    batch = dict(data_samples=[
+        type('S', (), dict(img_path=units.pixels.paths[i]))
+        for i in candidates])
+    return budget, units.score_batch(sampler, None, batch)
+
+
+@pytest.mark.parametrize('granularity', ['region', 'pixel'])
+@pytest.mark.parametrize('diversity', [False, True])
+def test_a_rank_sends_only_what_a_pool_wide_round_can_pick(
+        tmp_path, granularity, diversity):
+    """Pool-wide, each rank keeps only the units at least as good as its
+    own best `need` (the budget, 4x with diversity): the round picks the
+    same units from what two ranks send as from everything, and each rank
+    sends far less than it ranked."""
+    rng = np.random.default_rng(0)
+    shapes = [(24, 32)] * 8
+    paths = [f'{i}.png' for i in range(8)]
+    maps = {p: torch.from_numpy(rng.random(s)).float()
+            for p, s in zip(paths, shapes)}
+    sampler = MapSampler(maps, diversity=diversity)
+    units = PixelUnits(granularity, 4, False, 0.05,
+                       PixelLabels(paths, str(tmp_path), shapes))
+    state = PoolState(paths, pixels=True)
+    candidates = units.candidates(state)
+    budget, everything = ranked(units, sampler, state, candidates)
+    whole = units.table(candidates, everything)
+    expected = pick_units(sampler, whole, budget, np.random.default_rng(1))
+    # Two ranks, each scoring every other image (as make_batches shards).
+    local = {b: [r] for b, r in enumerate(everything)}
+    sent = {}
+    for rank in (0, 1):
+        mine = {b: v for b, v in local.items() if b % 2 == rank}
+        sent.update(trim_results(mine, units.trim))
+    gathered = [sent[b][0] for b in range(len(candidates))]
+    table = units.table(candidates, gathered)
+    picked = pick_units(sampler, table, budget, np.random.default_rng(1))
+    assert len(table) < len(whole)
+    factor = 4 if diversity else 1
+    assert sum(len(r['scores']) for r in gathered) <= \
+        2 * factor * budget.total + 2
+    got = units.query(table, picked, {}).units
+    want = units.query(whole, expected, {}).units
+    assert sorted(got) == sorted(want)
+    for i in want:
+        assert got[i]['corners'].tolist() == want[i]['corners'].tolist()
+
+
+def test_a_resume_writes_only_the_masks_a_kill_left_unwritten(tmp_path):
+    shapes = [(16, 16)] * 4
+    paths = [f'img{i}.png' for i in range(4)]
+    labels = PixelLabels(paths, str(tmp_path / 'revealed'), shapes)
+    state = PoolState(paths, pixels=True)
+    state.reveal_round(labels.whole([0, 1]))
+    labels.export(state)
+    record = osp.join(labels.mask_dir, labels.EXPORTED)
+    assert json.load(open(record)) == dict(round=0)
+    assert labels.export_missing(state) == 0  # all written already
+    # Round 1 reveals images 2 and 3; a kill leaves its export undone.
+    state.reveal_round(labels.whole([2, 3]))
+    assert labels.export_missing(state) == 2
+    assert sorted(os.listdir(labels.mask_dir)) == [
+        labels.EXPORTED] + [f'img{i}.png' for i in range(4)]
+    # A mask removed by hand is written again; a stray one stays until a
+    # full export (no record) removes it.
+    os.remove(labels.mask_path(1))
+    assert labels.export_missing(state) == 1
+    open(osp.join(labels.mask_dir, 'stray.png'), 'w').close()
+    os.remove(record)
+    assert labels.export_missing(state) == 4
+    assert 'stray.png' not in os.listdir(labels.mask_dir)
+    # The masks are what LoadRevealedAnnotations reads: 1-bit PNGs.
+    from PIL import Image
+    with Image.open(labels.mask_path(2)) as image:
+        assert image.mode == '1' and np.asarray(image).all()
+
+
+@pytest.mark.parametrize('paths', [
+    ['a/b/c.jpg', 'a/b/d.jpg'], ['a/bc/x.jpg', 'a/bd/y.jpg'],
+    ['/data/x.jpg', '/data/y.jpg'], ['/x.jpg', '/y.jpg'],
+    ['a/./b.jpg', 'a/c.jpg'], ['a//b.jpg', 'a/c.jpg'], ['a/b.jpg', 'a/b.jpg'],
+    ['x.jpg', 'y.jpg'], ['d/a/1.png', 'd/b/2.png', 'd/a/3.png'],
+    ['../d/a.png', '../d/b.png'], ['./a/b.png', './a/c.png']])
+def test_item_names_are_the_paths_relative_to_their_common_folder(paths):
+    """Cut without a relpath call per item, and the same names (the pool's
+    fingerprint) as osp.relpath to osp.commonpath."""
+    if all(osp.sep in p for p in paths):
+        common = osp.commonpath(paths)
+        expected = [osp.relpath(p, common) for p in paths]
+    else:
+        expected = [osp.basename(p) for p in paths]
+    assert relative_names(paths) == expected
+
+
+def test_item_infos_come_in_one_pass_without_copies():
+    """A BaseDataset is read from its serialized list, as get_data_info
+    reads it; labels are checked on disk when first asked for."""
+    from mmengine.dataset import BaseDataset
+
+    from mmsaal.rounds.pool_dataset import PoolItems, data_infos
+
+    class Items(BaseDataset):
+
+        def load_data_list(self):
+            return [dict(img_path=f'd/{i}.jpg', xml_path=__file__ if i % 2
+                         else '/nonexistent.xml') for i in range(5)]
+
+    for serialize in (True, False):
+        dataset = Items(ann_file='', serialize_data=serialize)
+        infos = list(data_infos(dataset))
+        assert [i['img_path'] for i in infos] == [
+            dataset.get_data_info(k)['img_path'] for k in range(5)]
+        items = PoolItems.of(dataset)
+        assert items.names == [f'{i}.jpg' for i in range(5)]
+        assert items.labeled.tolist() == [False, True, False, True, False]
+
+
+@pytest.mark.parametrize('task', [
+    ['images', '--pool', '3000', '--diversity', 'scores'],
+    ['segmentation', '--images', '6', '--size', '64', '128',
+     '--region-size', '8', '--budget', '0.05'],
+    ['segmentation', '--images', '6', '--size', '64', '128',
+     '--granularity', 'pixel', '--pool-wide', '--diversity', 'classes'],
+])
+def test_the_scale_simulator_runs_at_a_small_size(tmp_path, task):
+    result = subprocess.run(
+        [sys.executable, SIM, *task, '--rounds', '2', '--data',
+         str(tmp_path / 'data'), '--work-dir', str(tmp_path / 'work')],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for row in ('| start |', '| round 1 |', '| round 2 |', '| resume |'):
+        assert row in out, out[-2000:]
+    assert 'rank 0 sends' in out and 'rounds/ holds' in out

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmsaal.pool import PoolState, RoundStore, read_initial_file
+from mmsaal.utils import WorkDirError
 
 NAMES = [f'VOC2007/JPEGImages/{i:06d}.jpg' for i in range(30)]
 
@@ -62,9 +63,11 @@ def test_resume_on_another_dataset_is_refused(tmp_path):
     state = PoolState(NAMES)
     state.add_round([1])
     store.save_round(state)
-    with pytest.raises(ValueError, match='has 30 items but the dataset has'):
+    # One line for train_al.py to print, naming the file.
+    with pytest.raises(WorkDirError, match='state.json: the saved pool '
+                       'state has 30 items but the dataset has'):
         store.load_latest(PoolState(NAMES[:-1]))
-    with pytest.raises(ValueError, match='fingerprint'):
+    with pytest.raises(WorkDirError, match='fingerprint'):
         store.load_latest(PoolState(NAMES[::-1]))
 
 
@@ -108,3 +111,25 @@ def test_a_round_without_new_items_resumes_but_a_future_label_does_not():
     broken['labeled_round'][1] = 3
     with pytest.raises(ValueError, match='inconsistent'):
         restored.load_state_dict(broken)
+
+
+def test_a_saved_state_of_another_run_differs_from_the_rounds():
+    """What a resume compares a checkpoint's pool state with: the dataset,
+    the seed, the labeled set and the revealed pixels up to its round."""
+    from mmsaal.pool import Reveal
+    state = PoolState(NAMES, seed=3, pixels=True)
+    state.reveal_round([(0, Reveal((4, 4), 'pixel', [[0, 0]]))])
+    saved = dict(state.state_dict(), revealed=state.revealed.digest())
+    state.reveal_round([(1, Reveal((4, 4), 'pixel', [[1, 1]]))])
+    assert state.differences(saved) == []  # this run, one round later
+    assert 'labeled set' in state.differences(
+        dict(saved, labeled_round=[0] * len(NAMES)))[0]
+    assert 'seed is 4' in state.differences(dict(saved, seed=4))[0]
+    assert 'another dataset' in state.differences(
+        dict(saved, fingerprint='0' * 16))[0]
+    other = PoolState(NAMES, seed=3, pixels=True)
+    other.reveal_round([(0, Reveal((4, 4), 'pixel', [[2, 2]]))])
+    assert 'revealed pixels differ' in state.differences(
+        dict(saved, revealed=other.revealed.digest()))[0]
+    assert 'round folders end at round 1' in state.differences(
+        dict(saved, round=2))[0]

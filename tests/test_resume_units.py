@@ -73,7 +73,7 @@ def test_a_cut_last_checkpoint_resumes_from_the_newest_checkpoint(
         tmp_path, pointer):
     for epoch in (1, 2):
         path = tmp_path / f'epoch_{epoch}.pth'
-        path.write_bytes(b'x')
+        torch.save(dict(epoch=epoch), path)
         os.utime(path, (epoch, epoch))
     (tmp_path / '.epoch_3.pth.tmp123').write_bytes(b'x')  # never renamed
     if pointer is not None:
@@ -85,7 +85,7 @@ def test_a_cut_last_checkpoint_resumes_from_the_newest_checkpoint(
 
 def test_last_checkpoint_is_trusted_when_it_names_a_file(tmp_path):
     for epoch in (1, 2):
-        (tmp_path / f'epoch_{epoch}.pth').write_bytes(b'x')
+        torch.save(dict(epoch=epoch), tmp_path / f'epoch_{epoch}.pth')
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_1.pth'))
     assert checkpoint_to_resume(str(tmp_path)) == str(tmp_path /
                                                      'epoch_1.pth')
@@ -139,3 +139,56 @@ def test_changed_fields_names_added_and_removed_fields():
     assert changed_fields({'a': 1, 'b': 2}, {'a': 1, 'c': 3}) == [
         "b: 2 -> '<unset>'", "c: '<unset>' -> 3"
     ]
+
+
+def test_the_checkpoint_to_resume_is_found_inside_the_work_dir(tmp_path):
+    """A damaged newest checkpoint falls back to the one before by epoch
+    (not by modification time); a garbled last_checkpoint too; a
+    last_checkpoint naming another folder's file is re-rooted to the
+    same-named file here, or refused."""
+    from mmsaal.utils import WorkDirError
+    work_dir = tmp_path / 'run'
+    work_dir.mkdir()
+    for epoch in (2, 10, 3):
+        torch.save(dict(epoch=epoch), work_dir / f'epoch_{epoch}.pth')
+    os.utime(work_dir / 'epoch_3.pth', (10**10, 10**10))  # the newest file
+    data = (work_dir / 'epoch_10.pth').read_bytes()
+    (work_dir / 'epoch_10.pth').write_bytes(data[:len(data) // 2])
+    pointer = work_dir / 'last_checkpoint'
+    pointer.write_text(str(work_dir / 'epoch_10.pth'))
+    assert checkpoint_to_resume(str(work_dir)) == str(work_dir /
+                                                     'epoch_3.pth')
+    pointer.write_bytes(b'\xff\xfe\x00garbage')
+    assert checkpoint_to_resume(str(work_dir)) == str(work_dir /
+                                                     'epoch_3.pth')
+    elsewhere = tmp_path / 'other' / 'epoch_2.pth'
+    elsewhere.parent.mkdir()
+    torch.save(dict(epoch=99), elsewhere)
+    pointer.write_text(str(elsewhere))
+    assert checkpoint_to_resume(str(work_dir)) == str(work_dir /
+                                                     'epoch_2.pth')
+    pointer.write_text(str(tmp_path / 'other' / 'epoch_7.pth'))
+    torch.save({}, tmp_path / 'other' / 'epoch_7.pth')
+    with pytest.raises(WorkDirError, match='outside .* --resume'):
+        checkpoint_to_resume(str(work_dir))
+
+
+def test_a_moved_work_dir_keeps_its_experiment(tmp_path):
+    """revealed_dir follows the work dir, inside lists too: it is no field
+    of the experiment, so a moved or copied work dir resumes."""
+    def seg(work_dir):
+        cfg = experiment(work_dir, resume=True)
+        cfg.train_dataloader.dataset = dict(
+            type='ConcatDataset', datasets=[
+                dict(data_root='data/a/', pipeline=[]),
+                dict(data_root='data/b/', pipeline=[dict(
+                    type='LoadRevealedAnnotations',
+                    revealed_dir=f'{work_dir}/rounds/revealed')])])
+        return cfg
+    record_experiment(seg(tmp_path / 'a'), str(tmp_path / 'b' / 'rounds'))
+    (tmp_path / 'b' / 'rounds' / 'round_00').mkdir()
+    check_work_dir(seg(tmp_path / 'b'))  # accepted
+    changed = seg(tmp_path / 'b')
+    changed.train_dataloader.dataset.datasets[1].data_root = 'data/c/'
+    with pytest.raises(SystemExit, match='datasets.1.data_root'):
+        check_work_dir(changed)

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 import os.path as osp
-import re
 import shutil
 import sys
 
@@ -19,12 +18,16 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsaal  # noqa: F401  (registers modules, allows mmengine checkpoints)
-from mmsaal.apis import check_work_dir, setup_active_learning
+from mmsaal.apis import (check_fields, check_work_dir, setup_active_learning,
+                         state_root)
+from mmsaal.pool import revealed_mask_dir
+from mmsaal.rounds.fields import FieldError
 from mmsaal.rounds.oracles import AwaitingLabels
-from mmsaal.utils import checkpoint_to_resume
+from mmsaal.utils import (WorkDirError, WorkDirLock, checkpoint_to_resume,
+                          remove_temporaries)
+from mmsaal.utils.checkpoint import check_checkpoint
+from mmsaal.utils.work_dir import LOCK_FILE
 
-# The name of the log folder mmengine's Runner makes for each start.
-TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 
 
 def parse_args():
@@ -102,11 +105,15 @@ def build_cfg(args) -> Config:
 
     if args.resume == 'auto':
         cfg.resume = True
-        # mmengine would trust last_checkpoint, which a kill can cut short.
+        # mmengine would trust last_checkpoint, which a kill can cut short
+        # and a moved work dir leaves pointing elsewhere.
         cfg.load_from = checkpoint_to_resume(cfg.work_dir)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+        check_checkpoint(args.resume, '--resume')
+    elif cfg.get('load_from'):
+        check_checkpoint(cfg.load_from, 'load_from')
 
     setup_active_learning(cfg)
     if args.launcher != 'none' and cfg.get('model_wrapper_cfg') is None:
@@ -136,10 +143,22 @@ def init_cpu_dist(cfg: Config) -> None:
 
 def main():
     args = parse_args()
-    cfg = build_cfg(args)
-    if cfg.get('active_learning') is not None:
-        check_work_dir(cfg)
-    init_cpu_dist(cfg)
+    try:
+        cfg = build_cfg(args)
+        if cfg.get('active_learning') is not None:
+            check_fields(cfg)
+            check_work_dir(cfg)
+        with one_run(cfg):
+            init_cpu_dist(cfg)
+            train(cfg)
+    except (WorkDirError, FieldError) as err:
+        # What to fix is in the message; a traceback would hide it.
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(1)
+    leave_process_group()
+
+
+def train(cfg: Config) -> None:
     with no_litter_if_refused(cfg.work_dir) as runners:
         if 'runner_type' not in cfg:
             runner = Runner.from_cfg(cfg)
@@ -153,7 +172,31 @@ def main():
             print_log(str(waiting), logger='current')
             leave_process_group()
             sys.exit(0)
-    leave_process_group()
+
+
+@contextlib.contextmanager
+def one_run(cfg: Config):
+    """Hold the work dir's lock for the run (on the first rank: the ranks
+    of one run share it), and clean what a killed write left there."""
+    if int(os.environ.get('RANK', 0)) != 0 or cfg.get(
+            'active_learning') is None:
+        yield
+        return
+    existed = osp.isdir(cfg.work_dir)
+    lock = WorkDirLock(cfg.work_dir, 'tools/train_al.py')
+    note = lock.acquire()
+    try:
+        if note:
+            print_log(f'{cfg.work_dir}: {note}.', logger='current')
+        root = state_root(cfg)
+        for folder in (cfg.work_dir, root, revealed_mask_dir(root)):
+            remove_temporaries(folder)
+        yield
+    finally:
+        lock.release()
+        if not existed and osp.isdir(cfg.work_dir) and \
+                not os.listdir(cfg.work_dir):
+            os.rmdir(cfg.work_dir)  # a refused start leaves nothing
 
 
 def leave_process_group() -> None:
@@ -181,9 +224,10 @@ def leave_process_group() -> None:
 
 @contextlib.contextmanager
 def no_litter_if_refused(work_dir: str):
-    """Remove the timestamped log folder (and the work dir, when this start
-    made it) of a start that fails before training begins: a refused
-    config leaves the work dir as it was."""
+    """Remove what a start that fails before training begins wrote into
+    the work dir (its log folder, the dumped config, a round 0 written
+    before a bad checkpoint was found): a refused start leaves the work dir
+    as it was, so that the same command runs again once fixed."""
     existed = osp.isdir(work_dir)
     before = set(os.listdir(work_dir)) if existed else set()
     runners: list = []
@@ -194,13 +238,12 @@ def no_litter_if_refused(work_dir: str):
         if not getattr(loop, 'started', False) and is_main_process():
             logging.shutdown()  # the log file handler holds the folder open
             for name in set(os.listdir(work_dir) if osp.isdir(work_dir)
-                            else ()) - before:
+                            else ()) - before - {LOCK_FILE}:
                 path = osp.join(work_dir, name)
-                if TIMESTAMP.match(name) and osp.isdir(path):
+                if osp.isdir(path) and not osp.islink(path):
                     shutil.rmtree(path, ignore_errors=True)
-            if not existed and osp.isdir(work_dir) and \
-                    not os.listdir(work_dir):
-                os.rmdir(work_dir)
+                else:
+                    os.unlink(path)
         raise
 
 

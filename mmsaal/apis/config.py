@@ -105,6 +105,39 @@ def setup_active_learning(cfg: Config) -> Config:
     return cfg
 
 
+def check_fields(cfg: Config) -> None:
+    """The ``active_learning`` fields, before anything is built or written:
+    unknown ones (with the valid ones listed), values the hook refuses, a
+    pool sampler that does not build.
+
+    Raises:
+        FieldError: Naming the field and the fix.
+    """
+    import difflib
+    import inspect
+
+    from mmsaal.engine.hooks.active_learning_hook import ActiveLearningHook
+    from mmsaal.rounds.fields import FieldError
+    settings = dict(cfg.get('active_learning') or {})
+    fields = [name for name in inspect.signature(
+        ActiveLearningHook).parameters]
+    for name in settings:
+        if name not in fields:
+            close = difflib.get_close_matches(name, fields, 1)
+            raise FieldError(
+                f'active_learning.{name} is not a field of '
+                f'ActiveLearningHook'
+                + (f' (did you mean {close[0]}?)' if close else '') +
+                f'. Its fields: {", ".join(fields)}.')
+    try:
+        ActiveLearningHook(**settings)
+    except FieldError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:
+        message = err.args[0] if err.args else str(err)
+        raise FieldError(message) from err
+
+
 def state_root(cfg: Config) -> str:
     """``{work_dir}/{active_learning.state_dir}``: the round folders."""
     settings = cfg.get('active_learning') or {}

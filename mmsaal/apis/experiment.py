@@ -23,6 +23,8 @@ EXPERIMENT_FILE = 'experiment.json'
 EXPERIMENT_FIELDS = ('active_learning', 'randomness', 'model', 'optim_wrapper',
                      'param_scheduler', 'train_dataloader', 'train_cfg',
                      'val_dataloader', 'val_evaluator')
+# Fields whose value is made from the work dir's path.
+WORK_DIR_FIELDS = ('.revealed_dir', )
 # Dotted fields inside them that may change on resume.
 FREE_FIELDS = ('active_learning.num_rounds', 'active_learning.state_dir',
                'active_learning.pool_dataloader.num_workers',
@@ -31,22 +33,31 @@ FREE_FIELDS = ('active_learning.num_rounds', 'active_learning.state_dir',
 
 
 def experiment_fields(cfg: Config) -> Dict[str, object]:
-    """The result-deciding fields of ``cfg``, flat (``'a.b.c': value``), as
-    JSON values."""
-    flat: Dict[str, object] = {}
-
-    def walk(prefix: str, value) -> None:
-        if isinstance(value, dict):
-            for key in sorted(value):
-                walk(f'{prefix}.{key}', value[key])
-        elif prefix not in FREE_FIELDS and not prefix.endswith(
-                '.revealed_dir'):  # derived from the work dir's spelling
-            flat[prefix] = json.loads(json.dumps(value, default=repr))
-
+    """The result-deciding fields of ``cfg``, flat (``'a.b.0.c': value``,
+    list items by position), as JSON values."""
     data = cfg.to_dict()
+    flat: Dict[str, object] = {}
     for field in EXPERIMENT_FIELDS:
         if data.get(field) is not None:
-            walk(field, data[field])
+            flat.update(flatten(
+                field, json.loads(json.dumps(data[field], default=repr))))
+    return flat
+
+
+def flatten(prefix: str, value) -> Dict[str, object]:
+    """``value`` flat under ``prefix``, without the fields that may change
+    (:data:`FREE_FIELDS`) or that a work dir's path decides (a moved or
+    copied work dir resumes)."""
+    flat: Dict[str, object] = {}
+    if isinstance(value, dict) or (isinstance(value, list) and any(
+            isinstance(v, (dict, list)) for v in value)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, inner in sorted(items, key=lambda kv: str(kv[0])):
+            flat.update(flatten(f'{prefix}.{key}', inner))
+        if not value:
+            flat[prefix] = value
+    elif prefix not in FREE_FIELDS and not prefix.endswith(WORK_DIR_FIELDS):
+        flat[prefix] = value
     return flat
 
 
@@ -87,17 +98,24 @@ def start_refusal(cfg: Config, root: str) -> Optional[str]:
     path = osp.join(root, EXPERIMENT_FILE)
     if not osp.exists(path):
         return None  # a run started before experiment.json was written
-    with open(path, encoding='utf-8') as f:
-        recorded = json.load(f)
+    try:
+        with open(path, encoding='utf-8') as f:
+            recorded = json.load(f)
+        # Written flat by this version; an earlier one kept lists whole.
+        recorded = {k: v for key, value in recorded.items()
+                    for k, v in flatten(key, value).items()}
+    except (OSError, ValueError, AttributeError) as err:
+        return (f'--resume refused: {path} is damaged ({err}). Restore it, '
+                f'or delete it to resume without comparing the config.')
     changed = changed_fields(recorded, experiment_fields(cfg))
     if not changed:
         return None
     return ('--resume refused: this config changes the experiment that '
             f'{cfg.work_dir} holds, so the resumed run would not be the '
             'same run:\n' + '\n'.join(f'  {line}' for line in changed) +
-            f'\nResume with the config the run started with (the changed '
-            f'fields are listed in {path}), or start a new run with another '
-            f'--work-dir.')
+            f'\nResume with the config the run started with (its fields are '
+            f'recorded in {path}; mmengine dumped the config itself into '
+            f'{cfg.work_dir}), or start a new run with another --work-dir.')
 
 
 def changed_fields(recorded: Dict, current: Dict) -> List[str]:

@@ -13,12 +13,14 @@ A round's reveals are written to ``round_XX/revealed.npz`` (format 2,
 offsets split into byte planes, both deflated. The format-1 files of
 earlier versions (one bit-packed mask per image) are still read.
 """
+import hashlib
 import os.path as osp
 import zipfile
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
+from mmsaal.utils.errors import WorkDirError
 from mmsaal.utils.files import atomic_write
 
 Shape = Tuple[int, int]
@@ -257,7 +259,7 @@ def load_reveals(path: str) -> List[Tuple[int, Reveal]]:
             damaged.
     """
     if not osp.exists(path):
-        raise RuntimeError(
+        raise WorkDirError(
             f'{path} is missing: the round folder is damaged. Restore it, '
             f'or delete the round folder (and the ones after it) to query '
             f'that round again.')
@@ -269,7 +271,7 @@ def load_reveals(path: str) -> List[Tuple[int, Reveal]]:
         return _format_2(arrays)
     except (OSError, ValueError, KeyError, EOFError, TypeError,
             zipfile.BadZipFile) as err:
-        raise RuntimeError(
+        raise WorkDirError(
             f'cannot read {path} ({type(err).__name__}: {err}): the file '
             f'is damaged. Restore it from a backup, or delete its round '
             f'folder (and the ones after it) to query that round again.'
@@ -334,9 +336,9 @@ class RevealedPixels:
     """
 
     def __init__(self) -> None:
-        self._reveals: Dict[int, List[Reveal]] = {}
+        # Per image, (round, reveal) in the order they came.
+        self._reveals: Dict[int, List[Tuple[int, Reveal]]] = {}
         self._counts: Dict[int, int] = {}
-        self._last_round: Dict[int, int] = {}
 
     @property
     def indices(self) -> list:
@@ -345,14 +347,14 @@ class RevealedPixels:
 
     def reveals(self, index: int) -> List[Reveal]:
         """What the rounds revealed in image ``index``, in order."""
-        return list(self._reveals.get(index, ()))
+        return [reveal for _, reveal in self._reveals.get(index, ())]
 
     def mask(self, index: int) -> Optional[np.ndarray]:
         """Bool mask of the revealed pixels of image ``index`` (None if
         nothing is)."""
-        if index not in self._reveals:
+        reveals = self.reveals(index)
+        if not reveals:
             return None
-        reveals = self._reveals[index]
         mask = np.zeros(reveals[0].shape, bool)
         for reveal in reveals:
             reveal.paint(mask)
@@ -361,8 +363,23 @@ class RevealedPixels:
     def touched_after(self, round_idx: int) -> List[int]:
         """The images that rounds after ``round_idx`` revealed pixels of,
         sorted."""
-        return sorted(i for i, r in self._last_round.items()
-                      if r > round_idx)
+        return sorted(i for i, reveals in self._reveals.items()
+                      if reveals[-1][0] > round_idx)
+
+    def digest(self, up_to: Optional[int] = None) -> str:
+        """A short digest of what rounds up to ``up_to`` (all when None)
+        revealed: it ties a checkpoint to the revealed pixels of its run."""
+        digest = hashlib.sha1()
+        for index in sorted(self._reveals):
+            for round_idx, reveal in self._reveals[index]:
+                if up_to is not None and round_idx > up_to:
+                    continue
+                digest.update(np.asarray(
+                    [index, round_idx, KINDS.index(reveal.kind),
+                     *reveal.shape, reveal.side], np.int64).tobytes())
+                if reveal.coords is not None:
+                    digest.update(np.ascontiguousarray(reveal.coords))
+        return digest.hexdigest()[:16]
 
     def reveal(self, index: int, reveal, round_idx: int = -1) -> int:
         """Reveal ``reveal`` (a :class:`Reveal`, or a bool mask) in image
@@ -373,7 +390,7 @@ class RevealedPixels:
         """
         if not isinstance(reveal, Reveal):
             reveal = Reveal.from_mask(np.asarray(reveal, dtype=bool))
-        before = self._reveals.get(index)
+        before = self.reveals(index)
         if before:
             if before[0].shape != reveal.shape:
                 raise ValueError(
@@ -385,10 +402,8 @@ class RevealedPixels:
                     f'image {index}: {twice} pixels are revealed already; '
                     f'a query must only cover hidden pixels')
         added = reveal.count()
-        self._reveals.setdefault(index, []).append(reveal)
+        self._reveals.setdefault(index, []).append((round_idx, reveal))
         self._counts[index] = self._counts.get(index, 0) + added
-        self._last_round[index] = max(round_idx,
-                                      self._last_round.get(index, -1))
         return added
 
     def num_revealed(self, indices: Optional[Iterable[int]] = None) -> int:

@@ -170,6 +170,39 @@ class PoolState:
         self.round = int(state['round'])
         self.labeled_round = labeled_round
 
+    def differences(self, saved: Dict) -> List[str]:
+        """How a pool state saved at some round (a checkpoint's) differs
+        from this one's rounds up to it: other dataset, seed, labeled set
+        or revealed pixels. Empty when it is this run's."""
+        found = []
+        if saved.get('pool_size') != self.pool_size or saved.get(
+                'fingerprint') != self.fingerprint:
+            found.append('it indexes another dataset (its pool fingerprint '
+                         'differs)')
+            return found
+        if saved.get('seed') != self.seed:
+            found.append(f'its seed is {saved.get("seed")}, not {self.seed}')
+        round_idx = int(saved.get('round', -1))
+        if round_idx > self.round:
+            found.append(f'it was saved at round {round_idx}, and the round '
+                         f'folders end at round {self.round}')
+            return found
+        expected = np.where(self.labeled_round <= round_idx,
+                            self.labeled_round, UNLABELED)
+        labeled = np.asarray(saved.get('labeled_round', ()), np.int64)
+        if labeled.shape != expected.shape or (labeled != expected).any():
+            theirs = int((labeled != UNLABELED).sum()) if \
+                labeled.shape == expected.shape else '?'
+            found.append(
+                f'its labeled set ({theirs} items at round {round_idx}) is '
+                f'not the {int((expected != UNLABELED).sum())} items the '
+                f'round folders label up to round {round_idx}')
+        if self.revealed is not None and 'revealed' in saved and saved[
+                'revealed'] != self.revealed.digest(round_idx):
+            found.append(f'its revealed pixels differ from those of the '
+                         f'round folders up to round {round_idx}')
+        return found
+
     def summary(self) -> List[Dict]:
         """One row per round: how many items it labeled and the total."""
         rows, total = [], 0

@@ -11,10 +11,12 @@ import os
 import os.path as osp
 import re
 import shutil
+import uuid
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from mmsaal.utils.errors import WorkDirError
 from mmsaal.utils.files import atomic_write, write_bytes_atomic
 from .state import PoolState
 
@@ -24,6 +26,8 @@ QUERY_DIR = re.compile(r'^query_(\d+)$')
 TMP_PREFIX = '.incomplete_'
 # The random generators of every rank once the round was chosen.
 RANDOM_STATES = 'random_states.pth'
+# Which run made the round folders: checkpoints carry the same id.
+RUN_FILE = 'run.json'
 
 
 def write_text_atomic(text: str, path: str) -> None:
@@ -104,11 +108,11 @@ def load_json(path: str, what: str):
         with open(path, encoding='utf-8') as f:
             return json.load(f)
     except (OSError, ValueError) as err:
-        raise RuntimeError(
+        raise WorkDirError(
             f'cannot read {what} {path!r} ({err}). The file is missing or '
             f'corrupt: restore it from a backup, or delete its round folder '
-            f'to go back to the round before (the labels that round added '
-            f'are then queried again).') from err
+            f'(and the ones after it) to go back to the round before (the '
+            f'labels that round added are then queried again).') from err
 
 
 class RoundStore:
@@ -248,21 +252,55 @@ class RoundStore:
         if osp.isdir(self.query_dir(round_idx)):
             shutil.rmtree(self.query_dir(round_idx))
 
+    def run_id(self) -> Optional[str]:
+        """The id of the run whose rounds these are (None for rounds of an
+        earlier version, which wrote none)."""
+        path = osp.join(self.root, RUN_FILE)
+        return load_json(path, 'the run id')['id'] if osp.exists(path) \
+            else None
+
+    def start_run(self) -> str:
+        """Give a new run its id (at its first start)."""
+        run = uuid.uuid4().hex
+        os.makedirs(self.root, exist_ok=True)
+        dump_json_atomic(dict(id=run), osp.join(self.root, RUN_FILE))
+        return run
+
     def load_latest(self, state: PoolState) -> int:
         """Load the latest finished round into ``state``; for a
-        pixel-labeled pool, replay every round's ``revealed.npz`` too.
+        pixel-labeled pool, replay every round's ``revealed.npz`` too. The
+        rounds must run from 0 without a gap, and the latest one's
+        ``labeled.json`` must list the labeled set of its ``state.json``.
 
         Returns:
             int: The round loaded, or -1 when there is none.
+
+        Raises:
+            WorkDirError: A round folder is missing or damaged, naming it
+                and the fix.
         """
-        latest = self.latest_round()
+        rounds = self.rounds()
+        latest = rounds[-1] if rounds else -1
+        gap = sorted(set(range(latest + 1)) - set(rounds))
+        if gap:
+            raise WorkDirError(
+                f'{self.round_dir(gap[0])} is missing, though {self.root} '
+                f'holds later rounds ({rounds}). Restore it, or delete the '
+                f'rounds after round {gap[0] - 1} '
+                f'({", ".join(osp.basename(self.round_dir(r)) for r in rounds if r > gap[0])}) '
+                f'to query again from round {gap[0]}.')
         if latest >= 0:
             path = osp.join(self.round_dir(latest), 'state.json')
-            state.load_state_dict(load_json(path, 'the pool state'))
+            saved = load_json(path, 'the pool state')
+            try:
+                state.load_state_dict(saved)
+            except (ValueError, KeyError, TypeError) as err:
+                raise WorkDirError(f'{path}: {err}') from err
             if state.round != latest:
-                raise RuntimeError(
+                raise WorkDirError(
                     f'{path} holds round {state.round}, not {latest}: the '
                     f'round folders were renamed or mixed up by hand.')
+            self._check_labeled(state, latest)
             if state.revealed is not None:
                 for round_idx in range(latest + 1):
                     state.revealed.load_round(
@@ -270,6 +308,28 @@ class RoundStore:
                         round_idx)
                 state.check_revealed(self.root)
         return latest
+
+    def _check_labeled(self, state: PoolState, round_idx: int) -> None:
+        """``labeled.json`` of a round lists what its ``state.json`` labels.
+        """
+        path = osp.join(self.round_dir(round_idx), 'labeled.json')
+        listed = load_json(path, 'the labeled set')
+        try:
+            items = [(int(item['index']), item['name'], int(item['round']))
+                     for item in listed['items']]
+        except (KeyError, TypeError, ValueError) as err:
+            raise WorkDirError(
+                f'{path} is damaged ({type(err).__name__}: {err}). Restore '
+                f'it, or delete its round folder (and the ones after it) to '
+                f'go back to the round before.') from err
+        expected = [(int(i), state.item_names[i], int(state.labeled_round[i]))
+                    for i in state.labeled_indices()]
+        if items != expected:
+            raise WorkDirError(
+                f'{path} lists {len(items)} labeled items, and the state.json '
+                f'beside it labels {len(expected)} (or others): one of them '
+                f'was edited or damaged. Restore the round folder, or delete '
+                f'it (and the ones after it) to go back to the round before.')
 
     def load_random_states(self, round_idx: int) -> Optional[List[Dict]]:
         """The random states a round was written with (one per rank), or
@@ -279,10 +339,22 @@ class RoundStore:
             return None
         return torch.load(path, weights_only=True)
 
-    def write_metrics(self, round_idx: int, metrics: Dict) -> None:
-        """Record the validation metrics of the model trained on a round."""
-        dump_json_atomic(metrics,
-                         osp.join(self.round_dir(round_idx), 'metrics.json'))
+    def write_metrics(self, round_idx: int, metrics: Dict) -> bool:
+        """Record the validation metrics of the model trained on a round,
+        unless they are there already from the same or a later epoch: a
+        resumed run validates again, and a finished round is never
+        rewritten. Returns whether it wrote them."""
+        path = osp.join(self.round_dir(round_idx), 'metrics.json')
+        if osp.exists(path):
+            try:
+                with open(path, encoding='utf-8') as f:
+                    written = json.load(f).get('epoch', -1)
+            except (OSError, ValueError, AttributeError):
+                written = -1  # damaged: write it again
+            if written >= metrics.get('epoch', 0):
+                return False
+        dump_json_atomic(metrics, path)
+        return True
 
     def read_metrics(self, round_idx: int) -> Dict:
         path = osp.join(self.round_dir(round_idx), 'metrics.json')

@@ -5,7 +5,7 @@ from typing import List, Optional, Union
 
 from mmsaal.datasets.transforms import reads_revealed_masks
 from mmsaal.pool import PoolState, RoundStore
-from .fields import check_against_pool
+from .fields import FieldError, check_against_pool
 from .oracles import HumanOracle, SimulatedOracle
 from .pipeline import RoundPipeline
 from .pool_dataset import PoolItems, build_pool_dataset, item_names
@@ -68,6 +68,7 @@ def build_round_pipeline(cfg,
     else:
         units = PixelUnits(granularity, region_size, budget_per_image, budget,
                            pixels)
+        check_region_size(granularity, region_size, pixels)
     if oracle == 'human':
         labeler = HumanOracle(pool, store, units, state.item_names, work_dir,
                               cfg.filename, items)
@@ -89,3 +90,20 @@ def build_round_pipeline(cfg,
     return RoundPipeline(pool_sampler, units, labeler, state, store,
                          recorder, pool_dataset, pool_subset,
                          pool_dataloader, cold_start_rounds)
+
+
+def check_region_size(granularity: str, region_size: int,
+                      pixels: PixelLabels) -> None:
+    """Every pool image holds a region: an image smaller than one is never
+    queried, and a round of such images labels nothing."""
+    if granularity != 'region':
+        return
+    small = [i for i, (h, w) in enumerate(pixels.shapes)
+             if min(h, w) < region_size]
+    if small:
+        h, w = pixels.shapes[small[0]]
+        raise FieldError(
+            f'ActiveLearningHook.region_size={region_size} is larger than '
+            f'{len(small)} of the {len(pixels.shapes)} pool images (e.g. '
+            f'{pixels.paths[small[0]]} is {h}x{w}), which then never get a '
+            f'region: lower region_size to at most {min(h, w)}.')

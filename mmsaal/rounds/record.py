@@ -13,6 +13,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 
 from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, RoundStore,
                          dump_json_atomic, write_text_atomic)
@@ -350,7 +351,11 @@ class RoundRecorder:
             **self.units.progress(state),
             metrics={k: _to_builtin(v)
                      for k, v in metrics.items()})
-        self.store.write_metrics(state.round, record)
+        if not self.store.write_metrics(state.round, record):
+            print_log(
+                f'Round {state.round} keeps the metrics.json it has (from '
+                f'epoch {self.store.read_metrics(state.round).get("epoch")}): '
+                f'a finished round is never rewritten.', logger='current')
         self.report()
         scalars = {
             'active_learning/labeled': state.num_labeled,

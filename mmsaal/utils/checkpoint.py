@@ -28,13 +28,15 @@ import collections
 import os
 import os.path as osp
 import re
-from typing import Optional
+import zipfile
+from typing import List, Optional
 
 import numpy as np
 import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 
+from .errors import WorkDirError
 from .files import write_bytes_atomic
 
 DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
@@ -78,7 +80,7 @@ def allow_mmengine_checkpoints() -> None:
 
 
 ATOMIC_BACKEND = 'mmsaal_atomic_local'
-CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_\d+\.pth$')
+CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 
 @register_backend(ATOMIC_BACKEND)
@@ -96,25 +98,110 @@ class AtomicLocalBackend(LocalBackend):
 
 
 def checkpoint_to_resume(work_dir: str) -> Optional[str]:
-    """The checkpoint ``--resume`` continues from.
+    """The checkpoint ``--resume`` continues from, in ``work_dir``.
 
-    That is the one mmengine's ``last_checkpoint`` names. mmengine writes
-    that file in place after each checkpoint, so a kill can leave it cut
-    short (empty, or naming a path that does not exist): then it is the
-    newest ``epoch_N.pth`` / ``iter_N.pth`` of ``work_dir``, each complete
-    since it was renamed into place.
+    That is the one mmengine's ``last_checkpoint`` names, resolved inside
+    the work dir: a path elsewhere (the work dir was moved or copied) is
+    re-rooted to the same-named file here, or refused. mmengine writes that
+    file in place after each checkpoint, so a kill can leave it cut short
+    or garbled: then, and when the checkpoint it names is damaged (cut
+    short: its zip directory is missing), it is the newest complete
+    ``epoch_N.pth`` / ``iter_N.pth`` of the work dir by N. What was
+    skipped is logged.
 
     Returns:
         str | None: A path, or None when the work dir holds no checkpoint.
+
+    Raises:
+        WorkDirError: ``last_checkpoint`` names a file outside the work dir
+            that it does not hold.
     """
+    from mmengine.logging import print_log
     pointer = osp.join(work_dir, 'last_checkpoint')
+    named = None
     if osp.exists(pointer):
-        with open(pointer) as f:
-            named = f.read().strip()
-        if named and osp.isfile(named):
-            return named
-    found = [
-        osp.join(work_dir, name) for name in os.listdir(work_dir)
-        if CHECKPOINT_NAME.match(name)
-    ] if osp.isdir(work_dir) else []
-    return max(found, key=osp.getmtime) if found else None
+        try:
+            with open(pointer, encoding='utf-8') as f:
+                named = f.read().strip() or None
+        except (OSError, ValueError):
+            print_log(f'{pointer} is damaged: resuming from the newest '
+                      f'complete checkpoint instead.', logger='current')
+    if named is not None:
+        path = _inside(work_dir, named)
+        if not _is_inside(work_dir, path) and osp.isfile(named):
+            raise WorkDirError(
+                f'{pointer} names {named}, which is outside {work_dir}: a '
+                f'resume takes only the checkpoints of its own work dir. '
+                f'Resume from it on purpose with --resume {named}, or delete '
+                f'{pointer} to resume from the newest checkpoint here.')
+        if path != named:
+            print_log(f'{pointer} names {named}, outside this work dir (it '
+                      f'was moved or copied): resuming from {path}.',
+                      logger='current')
+        if osp.isfile(path):
+            if is_complete(path):
+                return path
+            print_log(f'{path} is damaged (cut short?): resuming from the '
+                      f'newest complete checkpoint before it.',
+                      logger='current')
+    for path in numbered_checkpoints(work_dir):
+        if is_complete(path):
+            return path
+        print_log(f'{path} is damaged (cut short?): skipped.',
+                  logger='current')
+    return None
+
+
+def numbered_checkpoints(work_dir: str) -> List[str]:
+    """``epoch_N.pth`` / ``iter_N.pth`` of ``work_dir``, newest (largest N)
+    first."""
+    if not osp.isdir(work_dir):
+        return []
+    found = [(int(m.group(2)), name) for name in os.listdir(work_dir)
+             for m in [CHECKPOINT_NAME.match(name)] if m]
+    return [osp.join(work_dir, name) for _, name in sorted(found,
+                                                           reverse=True)]
+
+
+def is_complete(path: str) -> bool:
+    """Whether a checkpoint file is whole: torch's zip format ends with its
+    directory, which a file cut short lacks (other formats are taken as
+    they are)."""
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(4)
+        if len(head) < 4:
+            return False
+        if head != b'PK\x03\x04':
+            return True
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith('data.pkl') for n in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def check_checkpoint(path: str, what: str) -> None:
+    """Refuse a checkpoint to start from that is missing or damaged, before
+    anything is written."""
+    if '://' in str(path):
+        return  # a URL: mmengine fetches it
+    if not osp.isfile(path):
+        raise WorkDirError(f'{what} {path} does not exist: correct the '
+                           f'path, or drop it.')
+    if not is_complete(path):
+        raise WorkDirError(f'{what} {path} is damaged (cut short?): name '
+                           f'another checkpoint.')
+
+
+def _is_inside(work_dir: str, path: str) -> bool:
+    root = osp.realpath(work_dir)
+    return osp.realpath(path).startswith(root + os.sep)
+
+
+def _inside(work_dir: str, named: str) -> str:
+    """``named`` when it lies inside ``work_dir``, else the same-named file
+    of ``work_dir`` when there is one, else ``named``."""
+    if _is_inside(work_dir, named):
+        return named
+    here = osp.join(work_dir, osp.basename(named))
+    return here if osp.isfile(here) else named

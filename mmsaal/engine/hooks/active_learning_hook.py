@@ -15,7 +15,7 @@ from mmsaal.registry import HOOKS, POOL_SAMPLERS
 from mmsaal.rounds import (PIPELINE_FIELDS, RoundPipeline,
                            build_round_pipeline, check_fields, count,
                            summary_table, unwrap_model)
-from mmsaal.utils import random_states
+from mmsaal.utils import WorkDirError, random_states
 
 
 @HOOKS.register_module()
@@ -122,7 +122,7 @@ class ActiveLearningHook(Hook):
             pool_sampler or dict(type='RandomSampler'))
         check_fields(initial_labeled, budget, pool_subset, num_rounds,
                      epochs_per_round, granularity, region_size, oracle,
-                     cold_start_rounds)
+                     cold_start_rounds, seed, pool_dataloader)
         if hasattr(self.pool_sampler, 'check_granularity'):
             self.pool_sampler.check_granularity(granularity)
         self.initial_labeled = initial_labeled
@@ -169,6 +169,9 @@ class ActiveLearningHook(Hook):
         if store.rounds():
             self.rounds.resume()
         else:
+            if is_main_process():
+                store.start_run()
+            barrier()
             self.rounds.label_initial_set(
                 count(self.initial_labeled, self.state.pool_size),
                 self.initial_labeled_file,
@@ -250,16 +253,51 @@ class ActiveLearningHook(Hook):
                 logger='current')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint['active_learning'] = self.state.state_dict()
+        """The pool state, the run's id and what it revealed go into every
+        checkpoint: a resume takes only a checkpoint of this run."""
+        saved = self.state.state_dict()
+        saved['run'] = self.rounds.store.run_id()
+        if self.state.revealed is not None:
+            saved['revealed'] = self.state.revealed.digest()
+        checkpoint['active_learning'] = saved
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """On ``--resume``, refuse a checkpoint whose pool state is not the
+        round folders' at its round (another run's, another dataset's, or
+        one saved after rounds that were deleted). ``load_from`` takes
+        weights only, from any run."""
+        meta = checkpoint.get('meta')
+        if isinstance(meta, dict) and 'config' in meta:
+            # mmengine writes its config as meta['cfg'] and executes
+            # meta['config'] as Python on resume: code a checkpoint carries
+            # never runs here.
+            meta.pop('config')
+            print_log('The checkpoint carries a config to execute '
+                      "(meta['config'], which mmengine does not write): "
+                      'dropped unread.', logger='current')
+        if not runner.cfg.get('resume', False):
+            return
+        path = runner.cfg.get('load_from') or 'the checkpoint'
         saved = checkpoint.get('active_learning')
-        if saved is not None and saved['round'] > self.state.round:
-            raise RuntimeError(
-                f'the checkpoint was saved at round {saved["round"]} but '
-                f'{self.rounds.store.root} ends at round {self.state.round}: '
-                f'round folders were deleted. Restore them, or resume from '
-                f'an earlier checkpoint with --resume PATH.')
+        root = self.rounds.store.root
+        if saved is None:
+            raise WorkDirError(
+                f'--resume refused: {path} holds no active-learning state, '
+                f'so it is not a checkpoint of the run in {root}. Resume '
+                f'from one of its own checkpoints, or start from these '
+                f'weights in a new work dir with load_from={path}.')
+        run = self.rounds.store.run_id()
+        differences = self.state.differences(saved)
+        if run is not None and saved.get('run') not in (None, run):
+            differences.insert(0, 'it was written by another run (its run '
+                               'id is not the one of the round folders)')
+        if differences:
+            raise WorkDirError(
+                f'--resume refused: {path} is not a checkpoint of the run in '
+                f'{root}: ' + '; '.join(differences) + '. Resume from one of '
+                f'its own checkpoints (epoch_N.pth in its work dir, with '
+                f'--resume PATH), restore the round folders it was saved '
+                f'with, or start a new run in another --work-dir.')
 
     def _restore_random_states(self, round_idx: int) -> None:
         mine = random_states.this_rank(

@@ -5,8 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= work_dirs/demo
 DEMO_SEG_DIR ?= work_dirs/demo_seg
+DEMO_CLS_DIR ?= work_dirs/demo_cls
 
-.PHONY: install demo demo-data demo-seg demo-seg-data test clean
+.PHONY: install demo demo-data demo-seg demo-seg-data demo-cls demo-cls-data test clean
 
 install:
 	VENV=$(VENV) bash tools/setup_env.sh
@@ -25,8 +26,16 @@ demo-seg-data: install
 demo-seg: demo-seg-data
 	$(PY) tools/train_al.py configs/demo/saal_tiny_deeplabv3plus_street_domains.py --work-dir $(DEMO_SEG_DIR)
 
+demo-cls-data: install
+	$(PY) tools/misc/generate_demo_data.py data/demo_cls/digits --task cls
+
+# Classification on real data: scikit-learn's handwritten digits, a small
+# ResNet from scratch, SAAL against the reference's small protocol.
+demo-cls: demo-cls-data
+	$(PY) tools/train_al.py configs/demo/saal_tiny_resnet_digits.py --work-dir $(DEMO_CLS_DIR)
+
 test: install
 	$(PY) -m pytest tests -x -q -p no:cacheprovider -n 2 --dist loadfile
 
 clean:
-	rm -rf work_dirs data/demo data/demo_seg
+	rm -rf work_dirs data/demo data/demo_seg data/demo_cls

@@ -133,6 +133,56 @@ def perturbed_loss(closure: Callable[[], torch.Tensor],
     return loss_before.detach(), loss_after.detach()
 
 
+def perturbed_losses(closures, params: Sequence[torch.Tensor],
+                     rho: float = 0.05, mode: str = 'adaptive'
+                     ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`perturbed_loss` of several instances, one after another, on
+    the same weights: ``|w|`` and the copy the weights are restored from
+    are made once for all of them instead of once each (for a model of
+    millions of weights, as much time as its forward pass). Each instance
+    gets its own gradient and step, and the weights are restored bit for
+    bit after each.
+
+    Args:
+        closures (Iterable[Callable[[], Tensor]]): One per instance, as for
+            :func:`perturbed_loss`.
+        params, rho, mode: As for :func:`perturbed_loss`.
+
+    Returns:
+        list[tuple[Tensor, Tensor]]: ``(loss_before, loss_after)`` of each.
+    """
+    params = list(params)
+    with torch.no_grad():
+        original = [p.detach().clone() for p in params]
+        magnitude = [w.abs() for w in original] if mode == 'adaptive' \
+            else None
+    results = []
+    try:
+        for closure in closures:
+            loss_before, grads = _loss_and_gradient(closure, params)
+            with torch.no_grad():
+                if magnitude is not None:
+                    torch._foreach_mul_(grads, magnitude)
+                    norm = torch.linalg.vector_norm(
+                        torch.stack(torch._foreach_norm(grads)))
+                    scale = float(rho / (norm + NORM_EPSILON))
+                    # w + rho * |w| (|w| g) / ||T g||, as perturbed_loss
+                    for param, scaled, weight in zip(params, grads,
+                                                     magnitude):
+                        param.addcmul_(scaled, weight, value=scale)
+                else:
+                    scale = rho * _direction_(grads, params, mode)
+                    torch._foreach_add_(params, grads, alpha=scale)
+                del grads
+                loss_after = closure()
+                torch._foreach_copy_(params, original)
+            results.append((loss_before.detach(), loss_after.detach()))
+    finally:
+        with torch.no_grad():
+            torch._foreach_copy_(params, original)
+    return results
+
+
 def _loss_and_gradient(closure: Callable[[], torch.Tensor],
                        params: List[torch.Tensor]
                        ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
@@ -186,3 +236,38 @@ def loss_pair(approximation: str) -> Callable:
         raise ValueError(f'approximation must be one of {APPROXIMATIONS}, '
                          f'got {approximation!r}')
     return perturbed_loss if approximation == 'exact' else first_order_loss
+
+
+def batched_ascent_steps(params: Sequence[torch.Tensor],
+                         grads: Sequence[torch.Tensor],
+                         rho: float = 0.05,
+                         mode: str = 'adaptive'
+                         ) -> Tuple[List[torch.Tensor], torch.Tensor]:
+    """:func:`ascent_step` for a batch of instances at once: each instance
+    its own step from its own gradient.
+
+    Args:
+        params (Sequence[Tensor]): The weights ``w``, shared.
+        grads (Sequence[Tensor]): Per-instance gradients, each ``(B,
+            *w.shape)``.
+        rho, mode: As for :func:`ascent_step`.
+
+    Returns:
+        tuple[list[Tensor], Tensor]: Each instance's ``eps`` (``(B,
+        *w.shape)`` per parameter) and its ``||T g||`` ``(B,)`` (the
+        first-order rise over ``rho``).
+    """
+    if mode not in PERTURBATION_MODES:
+        raise ValueError(f'perturbation mode must be one of '
+                         f'{PERTURBATION_MODES}, got {mode!r}')
+    scaled = [g * p.abs() if mode == 'adaptive' else g
+              for p, g in zip(params, grads)]
+    norm = torch.stack([s.flatten(1).pow(2).sum(1)
+                        for s in scaled]).sum(0).sqrt()
+    factor = rho / (norm + NORM_EPSILON)
+    eps = []
+    for param, step in zip(params, scaled):
+        shape = (-1, ) + (1, ) * param.dim()
+        step = step * factor.view(shape)
+        eps.append(step * param.abs() if mode == 'adaptive' else step)
+    return eps, norm

@@ -1,6 +1,6 @@
-"""tools/benchmark_scoring.py on the demo detector and segmentor: every
-column printed, SAAL 'all' equal to the naive procedure, both cost
-breakdowns."""
+"""tools/benchmark_scoring.py on the demo detector, segmentor and
+classifier: every column printed, SAAL 'all' equal to the naive procedure,
+both cost breakdowns."""
 import re
 import subprocess
 import sys
@@ -109,3 +109,19 @@ def test_segmentor_columns_and_parts(street_domains):
     floor = re.search(r'at least (\S+)x inference', stdout)
     assert floor and float(floor.group(1)) > 1.0, stdout
     assert re.search(r'its backward \S+ \(\S+x its forward\)', stdout)
+
+
+def test_classifier_columns_batched_and_equal_to_the_reference(tmp_path):
+    """On the digits classifier, in batches: every column, SAAL 'all'
+    equal to the reference's per-image procedure, head against all."""
+    from mmsaal.datasets.synthetic import write_digits
+    write_digits(str(tmp_path))
+    config = f'{REPO}/configs/demo/saal_tiny_resnet_digits.py'
+    out = benchmark(config, [f'test_dataloader.dataset.data_root={tmp_path}/',
+                             f'train_dataloader.dataset.data_root={tmp_path}/'],
+                    '--batch-size', '6', '--methods', 'inference',
+                    'saal_head', 'saal_all', 'naive', num_images=12)
+    check_columns(table(out), ('inference', 'saal_head', 'saal_all',
+                               'naive'))
+    assert max_difference(out) < 1e-4
+    assert re.search(r'agreement with saal_head \(12 images', out), out

@@ -32,6 +32,7 @@ ALIASES = dict(
     random='RandomSampler',
     entropy='EntropySampler',
     least_confidence='LeastConfidenceSampler',
+    margin='MarginSampler',
     ripu='RIPUSampler')
 
 

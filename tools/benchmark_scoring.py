@@ -1,14 +1,16 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Time and memory of SAAL scoring against plain inference, in one process.
 
-Scores the same N pool images (of a detector, or of a segmentor: the
-target pool of a domain-adaptive config), one at a time, with
+Scores the same N pool images (of a detector, of a segmentor: the target
+pool of a domain-adaptive config, or of a classifier), one at a time or in
+batches of ``--batch-size``, with
 (1) plain inference (``model.test_step``): the floor;
 (2) SAAL, ``perturb_scope='head'`` (backbone + neck features cached; a
     two-stage detector keeps its RoIs, ``recompute_proposals=None``);
 (3) SAAL, ``perturb_scope='all'``;
 (4) the naive procedure (deep copy per image, full forward / backward /
-    forward), as SAAL's classification code does;
+    forward), as SAAL's classification code does: for a classifier, its
+    scoring procedure itself (``naive_classification_scores``);
 (5) on request, ``exact_<scope>``: a detector's perturbed pass with the
     proposals recomputed (``recompute_proposals=True``);
     ``first_order_<scope>``: SAAL's first-order value
@@ -34,6 +36,8 @@ Example::
     python tools/benchmark_scoring.py configs/demo/saal_tiny_faster_rcnn_shapes.py \
         --methods inference saal_head fixed_rois_head first_order_head --interleave
     python tools/benchmark_scoring.py configs/demo/saal_tiny_deeplabv3plus_street_domains.py
+    python tools/benchmark_scoring.py configs/demo/saal_tiny_resnet_digits.py \
+        --batch-size 100 --num-images 400 --checkpoint CHECKPOINT
 
 For a segmentor, a score is the image's mean perturbed pixel loss, and
 SAAL's loss maps are what the region and pixel queries rank.
@@ -57,7 +61,8 @@ import mmsaal  # noqa: F401
 from mmsaal.analysis import rank_correlation, top_k_overlap
 from mmsaal.apis.measure import fastest_seconds, model_and_pool
 from mmsaal.pool_samplers import SAALSampler
-from mmsaal.testing import naive_detection_scores, naive_segmentation_maps
+from mmsaal.testing import (naive_classification_scores,
+                            naive_detection_scores, naive_segmentation_maps)
 
 NAIVE_FIELDS = ('rho', 'score_thr', 'max_pseudo_per_img', 'seed')
 #: Method name prefixes (followed by a perturb_scope) and the SAALSampler
@@ -73,6 +78,9 @@ VARIANTS = {
 def naive_scores(model, batch, settings) -> list:
     """The perturbed loss of each image by the naive procedure."""
     mode = settings.get('perturbation', 'adaptive')
+    if is_classifier(model):
+        return [after for _, after in naive_classification_scores(
+            model, batch, rho=settings.get('rho', 0.05), mode=mode)]
     if hasattr(model, 'decode_head'):
         return [
             float(after.mean()) for _, after in naive_segmentation_maps(
@@ -88,11 +96,24 @@ def naive_scores(model, batch, settings) -> list:
     ]
 
 
+def is_classifier(model) -> bool:
+    """An mmpretrain classifier (scored by ``ClassificationSAAL``)."""
+    return hasattr(model, 'head') and not hasattr(model, 'decode_head') \
+        and type(model).__name__.endswith('Classifier')
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('--checkpoint', help='weights to score with')
     parser.add_argument('--num-images', type=int, default=20)
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=1,
+        help='images per batch of inference and SAAL (the naive procedure '
+        'takes one image at a time whatever it is); classifiers score many '
+        'images at once')
     parser.add_argument(
         '--repeats',
         type=int,
@@ -227,7 +248,7 @@ def run_method(name, model, batches, settings, repeats: int = 1):
             for batch in batches:
                 scores.extend(step(batch))
             seconds = min(seconds, time.perf_counter() - start)
-    return dict(seconds=seconds / len(batches), peak=memory.peak,
+    return dict(seconds=seconds / len(scores), peak=memory.peak,
                 peak_live=memory.peak_live, scores=scores)
 
 
@@ -245,7 +266,8 @@ def interleaved_seconds(names, model, batches, settings,
                 start = time.perf_counter()
                 step(batch)
                 totals[name] += time.perf_counter() - start
-    return {name: total / (repeats * len(batches))
+    images = sum(len(batch['inputs']) for batch in batches)
+    return {name: total / (repeats * images)
             for name, total in totals.items()}
 
 
@@ -415,8 +437,9 @@ def setup(args):
     """The model (eval mode) and the first ``--num-images`` pool batches."""
     cfg, model, items = model_and_pool(args.config, args.cfg_options,
                                        args.checkpoint, args.num_images)
-    return model, [pseudo_collate([item]) for item in items], \
-        saal_settings(cfg)
+    size = args.batch_size
+    return model, [pseudo_collate(items[i:i + size])
+                   for i in range(0, len(items), size)], saal_settings(cfg)
 
 
 def measure(args, name, queue):

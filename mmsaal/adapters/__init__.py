@@ -10,13 +10,14 @@ import importlib
 from mmsaal.registry import SAAL_ADAPTERS
 from .base import perturbed_parameters
 
-BUILTIN = ('mmsaal.adapters.detection', 'mmsaal.adapters.segmentation')
+BUILTIN = ('mmsaal.adapters.detection', 'mmsaal.adapters.segmentation',
+           'mmsaal.adapters.classification')
 
 
 def find_adapter(model) -> type:
     """The adapter class registered for ``model``'s class or its nearest
     registered base class."""
-    for module in BUILTIN:  # imported on first use: mmdet / mmseg are heavy
+    for module in BUILTIN:  # imported on first use: the libraries are heavy
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
     for cls in type(model).__mro__:

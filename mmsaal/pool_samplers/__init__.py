@@ -3,9 +3,10 @@ from .base import BasePoolSampler
 from .random_sampler import RandomSampler
 from .ripu import RIPUSampler
 from .saal import SAALSampler
-from .uncertainty import EntropySampler, LeastConfidenceSampler
+from .uncertainty import (EntropySampler, LeastConfidenceSampler,
+                          MarginSampler)
 
 __all__ = [
     'BasePoolSampler', 'RandomSampler', 'SAALSampler', 'EntropySampler',
-    'LeastConfidenceSampler', 'RIPUSampler'
+    'LeastConfidenceSampler', 'MarginSampler', 'RIPUSampler'
 ]

@@ -71,7 +71,14 @@ class PredictionSampler(BasePoolSampler):
         if 'pred_instances' in prediction:
             return self.score_detections(
                 prediction.pred_instances.scores.float())
+        if 'pred_score' in prediction and 'seg_logits' not in prediction:
+            return self.score_classes(prediction.pred_score.float())
         return float(self.pixel_scores(prediction).mean())
+
+    def score_classes(self, probs: torch.Tensor) -> float:
+        """An image's score from a classifier's class probabilities
+        ``(C,)`` (mmpretrain's ``pred_score``)."""
+        return float(self.pixel_scores_of(probs[:, None, None]))
 
     def score_detections(self, scores: torch.Tensor) -> float:
         """One image's score from its detection confidences."""
@@ -80,8 +87,13 @@ class PredictionSampler(BasePoolSampler):
 
     def pixel_scores(self, prediction) -> torch.Tensor:
         """An ``(H, W)`` map from a segmentation prediction."""
+        return self.pixel_scores_of(class_probabilities(prediction))
+
+    def pixel_scores_of(self, probs: torch.Tensor) -> torch.Tensor:
+        """An ``(H, W)`` map from class probabilities ``(C, H, W)``: the
+        uncertainty a classifier's image or a segmentor's pixel scores."""
         raise NotImplementedError(
-            f'{type(self).__name__} does not score segmentations')
+            f'{type(self).__name__} does not score class probabilities')
 
 
 @POOL_SAMPLERS.register_module()
@@ -92,8 +104,9 @@ class EntropySampler(PredictionSampler):
     NMS) counts as a Bernoulli probability; its entropy
     ``-s log s - (1 - s) log(1 - s)`` is reduced over the image's detections
     by ``aggregation``. An image without detections scores 0. For a
-    segmentor, each pixel scores the entropy of its class distribution (the
-    image: their mean; ``aggregation`` is unused).
+    classifier, an image scores the entropy of its class distribution; for
+    a segmentor, each pixel does (the image: their mean; ``aggregation`` is
+    unused).
 
     Args:
         aggregation (str): ``'max'``, ``'mean'`` or ``'sum'`` over the
@@ -112,8 +125,8 @@ class EntropySampler(PredictionSampler):
     def score_detections(self, scores: torch.Tensor) -> float:
         return aggregate(binary_entropy(scores), self.aggregation)
 
-    def pixel_scores(self, prediction) -> torch.Tensor:
-        return softmax_entropy(class_probabilities(prediction))
+    def pixel_scores_of(self, probs: torch.Tensor) -> torch.Tensor:
+        return softmax_entropy(probs)
 
 
 @POOL_SAMPLERS.register_module()
@@ -121,8 +134,9 @@ class LeastConfidenceSampler(PredictionSampler):
     """Query the items whose most confident detection is the least sure.
 
     Score: ``1 - max`` detection confidence (1 for an image without any
-    detection, which the model cannot find anything in); for a segmentor,
-    ``1 - max`` class probability per pixel.
+    detection, which the model cannot find anything in); for a classifier
+    (its image) or a segmentor (each pixel), ``1 - max`` class
+    probability.
 
     Args:
         diversity (bool): See :class:`BasePoolSampler`. Defaults to False.
@@ -131,6 +145,32 @@ class LeastConfidenceSampler(PredictionSampler):
     def score_detections(self, scores: torch.Tensor) -> float:
         return 1.0 - float(scores.max()) if scores.numel() else 1.0
 
-    def pixel_scores(self, prediction) -> torch.Tensor:
-        return 1.0 - class_probabilities(prediction).max(dim=0).values
+    def pixel_scores_of(self, probs: torch.Tensor) -> torch.Tensor:
+        return 1.0 - probs.max(dim=0).values
+
+
+@POOL_SAMPLERS.register_module()
+class MarginSampler(PredictionSampler):
+    """Query the items whose two likeliest classes are the closest.
+
+    Score: ``1 - (p1 - p2)``, the best class probability minus the second
+    (Scheffer et al., 2001), for a classifier's image or a segmentor's
+    pixel. A detection has one confidence and no second class: detectors
+    are refused.
+
+    Args:
+        diversity (bool): See :class:`BasePoolSampler`. Defaults to False.
+    """
+
+    def pixel_scores_of(self, probs: torch.Tensor) -> torch.Tensor:
+        if probs.shape[0] < 2:
+            return torch.zeros(probs.shape[1:])
+        top = probs.topk(2, dim=0).values
+        return 1.0 - (top[0] - top[1])
+
+    def score_detections(self, scores: torch.Tensor) -> float:
+        raise NotImplementedError(
+            'MarginSampler compares the two likeliest classes, and mmdet '
+            'reports one confidence per detection: use EntropySampler or '
+            'LeastConfidenceSampler for detectors')
 

@@ -17,7 +17,7 @@ PIPELINE_FIELDS = ('initial_labeled', 'initial_labeled_file', 'budget',
                    'num_rounds', 'pool_subset', 'seed', 'pool_dataloader',
                    'pool_pipeline', 'state_dir', 'granularity',
                    'region_size', 'budget_per_image', 'oracle',
-                   'cold_start_rounds')
+                   'cold_start_rounds', 'initial_balanced')
 
 
 def build_round_pipeline(cfg,
@@ -38,7 +38,8 @@ def build_round_pipeline(cfg,
                          region_size: int,
                          budget_per_image: bool,
                          oracle: str,
-                         cold_start_rounds: int = 0) -> RoundPipeline:
+                         cold_start_rounds: int = 0,
+                         initial_balanced: bool = False) -> RoundPipeline:
     """The rounds over the pool of the train ``sampler``
     (``LabeledSetSampler``), as the ``ActiveLearningHook`` fields describe.
 
@@ -70,10 +71,15 @@ def build_round_pipeline(cfg,
                            pixels)
         check_region_size(granularity, region_size, pixels)
     if oracle == 'human':
+        if initial_balanced:
+            raise FieldError(
+                "ActiveLearningHook.initial_balanced draws the initial set, "
+                "and with oracle='human' it is what is labeled at the start: "
+                "set initial_balanced=False, or label a balanced set.")
         labeler = HumanOracle(pool, store, units, state.item_names, work_dir,
                               cfg.filename, items)
     else:
-        labeler = SimulatedOracle(pool, items)
+        labeler = SimulatedOracle(pool, items, initial_balanced)
 
     def pool_dataset():
         dataset = build_pool_dataset(cfg, pool_pipeline, sampler.pool_index)

@@ -4,17 +4,13 @@ the fix."""
 from typing import Optional, Union
 
 from mmsaal.regions import GRANULARITIES
+from mmsaal.utils.errors import FieldError
 from .oracles import ORACLES
 from .units import count
 
 Amount = Union[int, float]
 #: What ``pool_dataloader`` may set (the scoring passes' loader).
 POOL_DATALOADER_FIELDS = ('batch_size', 'num_workers')
-
-
-class FieldError(ValueError):
-    """A field of the config that cannot work; the message names the field
-    and the fix."""
 
 
 def check_amount(field: str, amount) -> None:

@@ -14,6 +14,7 @@ from mmengine.dist import barrier, is_main_process
 
 from mmsaal.pool import (PoolState, RoundStore, draw_initial_set,
                          dump_json_atomic, write_text_atomic)
+from mmsaal.utils.errors import FieldError
 from .pool_dataset import PoolItems, labels_present
 from .units import ImageUnits, Query, load_query_units
 
@@ -110,9 +111,13 @@ class SimulatedOracle:
 
     name = 'simulated'
 
-    def __init__(self, pool, items: Optional[PoolItems] = None) -> None:
+    def __init__(self,
+                 pool,
+                 items: Optional[PoolItems] = None,
+                 balanced: bool = False) -> None:
         self.pool = pool
         self.items = items
+        self.balanced = balanced
 
     def check_pool(self, state: PoolState) -> None:
         """Every item needs its ground truth to be revealed."""
@@ -127,8 +132,13 @@ class SimulatedOracle:
 
     def initial_set(self, state: PoolState, size: int,
                     may_start_empty: bool) -> np.ndarray:
-        """A uniform draw of ``size`` items with the round-0 generator."""
-        return draw_initial_set(state.pool_size, size, state.round_rng(0))
+        """A uniform draw of ``size`` items with the round-0 generator;
+        ``balanced``, the same number of each class (SAAL's reference
+        starts CIFAR-10 from 2 images a class)."""
+        if not self.balanced:
+            return draw_initial_set(state.pool_size, size, state.round_rng(0))
+        classes = (self.items or PoolItems.of(self.pool)).classes
+        return draw_balanced_set(classes, size, state.round_rng(0))
 
     def pending(self, round_idx: int) -> Optional[Query]:
         return None
@@ -138,6 +148,34 @@ class SimulatedOracle:
 
     def wait_for_labels(self, round_idx: int, query: Query) -> None:
         """The ground truth is there already: nothing to wait for."""
+
+
+def draw_balanced_set(classes: Optional[np.ndarray], size: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """``size // C`` items of each of the ``C`` classes, drawn uniformly
+    within each class (class by class in order), then the rest of ``size``
+    uniformly from the items left."""
+    if classes is None:
+        raise FieldError(
+            'ActiveLearningHook.initial_balanced=True draws the same number '
+            'of items of each class, and the pool items have no class '
+            '(gt_label, as classification datasets give): set '
+            'initial_balanced=False.')
+    names = np.unique(classes)
+    per = size // len(names)
+    chosen = []
+    for name in names:
+        members = np.flatnonzero(classes == name)
+        if len(members) < per:
+            raise FieldError(
+                f'ActiveLearningHook.initial_balanced: class {int(name)} has '
+                f'{len(members)} pool items, fewer than the {per} a class '
+                f'that initial_labeled={size} asks for: lower it.')
+        chosen.extend(rng.choice(members, size=per, replace=False).tolist())
+    rest = np.setdiff1d(np.arange(len(classes)), chosen)
+    chosen.extend(rng.choice(rest, size=size - len(chosen),
+                             replace=False).tolist())
+    return np.sort(np.asarray(chosen, np.int64))
 
 
 class HumanOracle:

@@ -66,18 +66,28 @@ class PoolItems:
             file that must exist.
     """
 
-    def __init__(self, paths: List[str], evidence: list) -> None:
+    def __init__(self, paths: List[str], evidence: list,
+                 classes: Optional[np.ndarray] = None) -> None:
         self.paths = paths
         self._evidence = evidence
         self._labeled: Optional[np.ndarray] = None
+        #: Each item's class (``gt_label`` of a classification dataset),
+        #: or None when the items have none.
+        self.classes = classes
 
     @classmethod
     def of(cls, dataset) -> 'PoolItems':
-        paths, evidence = [], []
+        paths, evidence, classes = [], [], []
         for i, info in enumerate(data_infos(dataset)):
             paths.append(info.get('img_path') or str(i))
             evidence.append(_label_evidence(info))
-        return cls(paths, evidence)
+            label = info.get('gt_label')
+            classes.append(int(np.asarray(label).reshape(-1)[0])
+                           if label is not None and np.size(label) == 1
+                           else -1)
+        known = np.asarray(classes, np.int64)
+        return cls(paths, evidence,
+                   known if len(known) and (known >= 0).all() else None)
 
     @property
     def names(self) -> List[str]:

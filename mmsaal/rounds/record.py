@@ -29,19 +29,23 @@ OPTIONAL_COLUMNS = ('pixel_fraction', 'queried_empty')
 
 
 def class_histogram(dataset, indices: Sequence[int]) -> Dict[str, int]:
-    """Object counts per class over ``indices``.
+    """Object counts per class over ``indices`` (items per class for a
+    classification dataset).
 
     Reads the annotations the dataset already parsed (``instances`` with
-    ``bbox_label``), so it costs no image read. Empty when the dataset has
-    no instance annotations (e.g. segmentation).
+    ``bbox_label``, or ``gt_label``), so it costs no image read. Empty when
+    the dataset has neither (e.g. segmentation).
     """
     classes = (getattr(dataset, 'metainfo', None) or {}).get('classes', ())
     counts: Counter = Counter()
     for index in indices:
-        for instance in dataset.get_data_info(int(index)).get(
-                'instances', []):
-            label = instance.get('bbox_label')
+        info = dataset.get_data_info(int(index))
+        labels = [i.get('bbox_label') for i in info.get('instances', [])]
+        if info.get('gt_label') is not None:  # a classification item
+            labels = np.asarray(info['gt_label']).reshape(-1).tolist()
+        for label in labels:
             if label is not None:
+                label = int(label)
                 name = classes[label] if label < len(classes) else str(label)
                 counts[name] += 1
     return dict(sorted(counts.items()))

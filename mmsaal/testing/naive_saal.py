@@ -117,3 +117,57 @@ def _step(params, grads, rho: float, mode: str) -> None:
         norm = torch.sqrt(sum((g**2).sum() for g in grads))
         for p, g in zip(params, grads):
             p.add_(rho * g / (norm + 1e-12))
+
+
+def naive_classification_scores(model: torch.nn.Module,
+                                data_batch: dict,
+                                rho: float = 0.05,
+                                mode: str = 'adaptive'
+                                ) -> List[Tuple[float, float]]:
+    """``(L0, L1)`` per image of an mmpretrain classifier by SAAL's
+    reference procedure (``max_sharpness_acquisition_pseudo``), as
+    ``shared/REFERENCES.md`` states it: in eval mode, one image at a time,
+    the pseudo-label is the argmax of a first pass and L0 its
+    cross-entropy; then a deep copy of the model, the mean cross-entropy
+    of the image against that label back-propagated into every parameter,
+    ``norm = || [ || |p| * p.grad ||_2 for every p ] ||_2``, ``scale = rho
+    / (norm + 1e-12)``, ``p += p^2 * p.grad * scale`` (ASAM; SAM: ``p +=
+    p.grad * scale`` with the plain gradient norm), and L1 the copy's
+    cross-entropy."""
+    import torch.nn.functional as F
+    data = model.data_preprocessor(data_batch, False)
+    inputs = data['inputs']
+    was_training = model.training
+    model.eval()
+    results = []
+    try:
+        for index in range(inputs.shape[0]):
+            image = inputs[index:index + 1]
+            with torch.no_grad():
+                logits = model(image, mode='tensor')
+                pseudo = logits.argmax(dim=1)
+                before = F.cross_entropy(logits, pseudo, reduction='none')
+            clone = copy.deepcopy(model)
+            loss = F.cross_entropy(clone(image, mode='tensor'), pseudo).mean()
+            loss.backward()
+            params = [p for p in clone.parameters()
+                      if p.requires_grad and p.grad is not None]
+            with torch.no_grad():
+                if mode == 'adaptive':
+                    norm = torch.norm(torch.stack(
+                        [torch.norm(p.abs() * p.grad) for p in params]))
+                else:
+                    norm = torch.norm(torch.stack(
+                        [torch.norm(p.grad) for p in params]))
+                scale = rho / (norm + 1e-12)
+                for p in params:
+                    if mode == 'adaptive':
+                        p.add_(p.pow(2) * p.grad * scale)
+                    else:
+                        p.add_(p.grad * scale)
+                after = F.cross_entropy(clone(image, mode='tensor'), pseudo,
+                                        reduction='none')
+            results.append((before.item(), after.item()))
+    finally:
+        model.train(was_training)
+    return results

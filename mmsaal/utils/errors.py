@@ -7,3 +7,8 @@ class WorkDirError(RuntimeError):
     or checkpoint, a lock held, a checkpoint of another run. Its message
     names the file and the fix; ``tools/train_al.py`` prints it alone,
     without a traceback."""
+
+
+class FieldError(ValueError):
+    """A field of the config that cannot work; the message names the field
+    and the fix."""

@@ -4,18 +4,23 @@
 ``--task det``: coloured shapes in the real PASCAL VOC layout.
 ``--task seg``: a two-domain street set in the real GTA5 and Cityscapes
 layouts (source labeled, target to be queried).
+``--task cls``: scikit-learn's real handwritten digits (``--style demo``)
+or 16x16 shape crops (``--style shapes``) in the folder layout of
+mmpretrain's ``CustomDataset`` (``{train,test}/{class}/*.png``).
 """
 import argparse
 import os.path as osp
 
 from mmsaal.datasets.synthetic import (generate_street_domains,
-                                       generate_voc_shapes)
+                                       generate_voc_shapes, write_digits,
+                                       write_shape_crops)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('root', help='output folder, e.g. data/demo')
-    parser.add_argument('--task', choices=['det', 'seg'], default='det')
+    parser.add_argument('--task', choices=['det', 'seg', 'cls'],
+                        default='det')
     parser.add_argument(
         '--num-trainval',
         type=int,
@@ -33,10 +38,12 @@ def parse_args():
         '--width', type=int, default=None,
         help='seg: image width (2 x height)')
     parser.add_argument(
-        '--style', default='demo', choices=['demo', 'dusk', 'clutter'],
-        help="'demo' (make demo / demo-seg); seg: 'dusk', a second set with "
-        "other palettes, a rare class and side void pillars; det: "
-        "'clutter', six classes (one rare), distractors, empty images")
+        '--style', default='demo',
+        choices=['demo', 'dusk', 'clutter', 'shapes'],
+        help="'demo' (make demo / demo-seg / demo-cls: the digits); seg: "
+        "'dusk', a second set with other palettes, a rare class and side "
+        "void pillars; det: 'clutter', six classes (one rare), "
+        "distractors, empty images; cls: 'shapes', 16x16 shape crops")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--force', action='store_true', help='rewrite existing data')
@@ -45,10 +52,25 @@ def parse_args():
 
 def main():
     args = parse_args()
-    det_styles, seg_styles = ('demo', 'clutter'), ('demo', 'dusk')
-    if args.style not in (det_styles if args.task == 'det' else seg_styles):
+    styles = dict(det=('demo', 'clutter'), seg=('demo', 'dusk'),
+                  cls=('demo', 'shapes'))
+    if args.style not in styles[args.task]:
         raise SystemExit(f'--style {args.style} is not a {args.task} style: '
-                         f'det takes {det_styles}, seg takes {seg_styles}')
+                         f'{", ".join(f"{t} takes {s}" for t, s in styles.items())}')
+    if args.task == 'cls':
+        done = osp.join(args.root, 'test')
+        if osp.exists(done) and not args.force:
+            print(f'{args.root} already holds the data (--force rewrites)')
+            return
+        if args.style == 'demo':
+            counts = write_digits(args.root, seed=args.seed)
+        else:
+            counts = write_shape_crops(args.root, args.num_trainval or 1200,
+                                       args.num_test or 400,
+                                       args.image_size or 16,
+                                       seed=args.seed)
+        print(f'wrote {args.style} to {args.root}: {counts}')
+        return
     if args.task == 'det':
         done = osp.join(args.root, 'VOCdevkit', 'Shapes', 'ImageSets',
                         'Main', 'test.txt')

@@ -199,6 +199,13 @@ def pixel_summary(item: dict) -> dict:
                 last=item['scores'][-1])
 
 
+def round_folders(rounds: str) -> list:
+    """The round and query folders of a run (other files of ``rounds/``,
+    such as a newer version's ``run.json``, are not rounds)."""
+    return sorted(n for n in os.listdir(rounds)
+                  if n.startswith(('round_', 'query_')))
+
+
 def compare(args) -> int:
     """Print every difference; returns how many files differ."""
     differ = checked = 0
@@ -221,11 +228,10 @@ def compare(args) -> int:
                     differ += 1
                     print(f'DIFFERS {name}/{folder}/{file}')
         extra = osp.join(args.after, name, 'rounds')
-        if osp.isdir(extra) and sorted(os.listdir(extra)) != sorted(
-                os.listdir(rounds)):
+        if osp.isdir(extra) and round_folders(extra) != round_folders(rounds):
             differ += 1
-            print(f'DIFFERS {name}: round folders {sorted(os.listdir(rounds))}'
-                  f' vs {sorted(os.listdir(extra))}')
+            print(f'DIFFERS {name}: round folders {round_folders(rounds)} vs '
+                  f'{round_folders(extra)}')
     print(f'{len(names)} cases, {checked} round files compared, {differ} '
           f'differ')
     return differ

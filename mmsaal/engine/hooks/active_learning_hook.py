@@ -15,7 +15,7 @@ from mmsaal.registry import HOOKS, POOL_SAMPLERS
 from mmsaal.rounds import (PIPELINE_FIELDS, RoundPipeline,
                            build_round_pipeline, check_fields, count,
                            summary_table, unwrap_model)
-from mmsaal.utils import WorkDirError, random_states
+from mmsaal.utils import FieldError, WorkDirError, random_states
 
 
 @HOOKS.register_module()
@@ -92,6 +92,11 @@ class ActiveLearningHook(Hook):
             confidence cannot see where it is confidently wrong, which is
             where a model trained on another domain stands before its first
             target labels. Defaults to 0.
+        initial_balanced (bool): Draw the initial set with the same number
+            of items of each class (``initial_labeled // num_classes``,
+            the rest uniformly), as SAAL's reference starts CIFAR-10 from
+            2 images a class; for pools whose items have a class
+            (classification). Defaults to False.
 
     With a ``ConcatDataset`` of labeled parts and a pool
     (``LabeledSetSampler.pool_index``, domain adaptation), the pool is that
@@ -117,7 +122,8 @@ class ActiveLearningHook(Hook):
                  region_size: int = 32,
                  budget_per_image: bool = True,
                  oracle: str = 'simulated',
-                 cold_start_rounds: int = 0) -> None:
+                 cold_start_rounds: int = 0,
+                 initial_balanced: bool = False) -> None:
         self.pool_sampler = build_pool_sampler(
             pool_sampler or dict(type='RandomSampler'))
         check_fields(initial_labeled, budget, pool_subset, num_rounds,
@@ -142,6 +148,10 @@ class ActiveLearningHook(Hook):
         self.budget_per_image = budget_per_image
         self.oracle = oracle
         self.cold_start_rounds = cold_start_rounds
+        if not isinstance(initial_balanced, bool):
+            raise FieldError(f'ActiveLearningHook.initial_balanced must be '
+                             f'True or False, got {initial_balanced!r}')
+        self.initial_balanced = initial_balanced
         self.rounds: Optional[RoundPipeline] = None
         self.initial_training: Optional[InitialTrainingState] = None
         self._train_started: Optional[float] = None

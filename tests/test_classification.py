@@ -1,0 +1,173 @@
+"""SAAL for mmpretrain classifiers on scikit-learn's real handwritten
+digits: the reference's scores, the batched scopes, the baselines, the
+balanced initial set, and a run through tools/train_al.py."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, run_train_al
+
+DIGITS_CONFIG = osp.join(REPO, 'configs', 'demo',
+                         'saal_tiny_resnet_digits.py')
+
+
+@pytest.fixture(scope='module')
+def digits(tmp_path_factory):
+    from mmsaal.datasets.synthetic import write_digits
+    root = tmp_path_factory.mktemp('digits')
+    counts = write_digits(str(root))
+    assert counts == dict(train=1438, test=359)
+    return str(root) + '/'
+
+
+@pytest.fixture(scope='module')
+def trained(digits):
+    """The digits classifier (BatchNorm and all) after a few hundred
+    steps, its statistics moved off their initial values, and a batch of
+    pool images."""
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import DATASETS, MODELS
+    cfg = Config.fromfile(DIGITS_CONFIG)
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    dataset_cfg = cfg.train_dataloader.dataset
+    dataset_cfg.data_root = digits
+    train = DATASETS.build(dataset_cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(60):
+        batch = pseudo_collate([train[(step * 16 + i) % len(train)]
+                                for i in range(16)])
+        losses = model(**model.data_preprocessor(batch, True), mode='loss')
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+    optimizer.zero_grad()  # no .grad left: scoring must leave none either
+    model.eval()
+    dataset_cfg.pipeline = cfg.test_dataloader.dataset.pipeline
+    pool = DATASETS.build(dataset_cfg)
+    batch = pseudo_collate([pool[i * 37] for i in range(24)])
+    return model, batch
+
+
+@pytest.mark.parametrize('mode', ['adaptive', 'sam'])
+def test_scope_all_scores_equal_the_reference_procedure(trained, mode):
+    """perturb_scope='all' gives each image the reference's own score: a
+    deep copy per image, the cross-entropy against the argmax backward
+    into every weight, the ASAM (or SAM) step, the perturbed loss."""
+    from mmsaal.pool_samplers import SAALSampler
+    from mmsaal.testing import naive_classification_scores
+    model, batch = trained
+    before = [p.detach().clone() for p in model.parameters()]
+    for score in ('max', 'diff'):
+        ours = np.asarray(SAALSampler(perturb_scope='all', perturbation=mode,
+                                      score=score).score_batch(model, batch))
+        pairs = naive_classification_scores(model, batch, mode=mode)
+        reference = np.asarray([after if score == 'max' else after - before
+                                for before, after in pairs])
+        assert np.allclose(ours, reference, rtol=1e-5,
+                           atol=1e-5 * np.abs(reference).max()), (
+            np.abs(ours - reference).max())
+    assert ours.std() > 0
+    # The weights are untouched and no gradient is left behind.
+    for p, q in zip(before, model.parameters()):
+        assert torch.equal(p, q) and q.grad is None
+
+
+def test_the_head_scope_equals_one_image_at_a_time(trained):
+    """The batched head scope is mmsaal.perturbed_loss over the head's
+    weights, image by image."""
+    import torch.nn.functional as F
+
+    from mmsaal import perturbed_loss
+    from mmsaal.pool_samplers import SAALSampler
+    model, batch = trained
+    ours = SAALSampler(perturb_scope='head').score_batch(model, batch)
+    inputs = model.data_preprocessor(batch, False)['inputs']
+    params = list(model.head.parameters())
+    with torch.no_grad():
+        feats = model.extract_feat(inputs)
+    expected = []
+    for i in range(inputs.shape[0]):
+        one = tuple(f[i:i + 1] for f in feats)
+        label = model.head(one).argmax(1).detach()
+        _, after = perturbed_loss(
+            lambda: F.cross_entropy(model.head(one), label), params)
+        expected.append(float(after))
+    np.testing.assert_allclose(ours, expected, rtol=1e-5)
+
+
+def test_first_order_scores_are_the_exact_rise_to_first_order(trained):
+    from mmsaal.pool_samplers import SAALSampler
+    model, batch = trained
+    exact = SAALSampler(perturb_scope='all', score='diff', rho=1e-3)
+    first = SAALSampler(perturb_scope='all', score='diff', rho=1e-3,
+                        approximation='first_order')
+    a = np.asarray(exact.score_batch(model, batch))
+    b = np.asarray(first.score_batch(model, batch))
+    assert np.corrcoef(a, b)[0, 1] > 0.99
+
+
+def test_uncertainty_baselines_score_the_class_probabilities(trained):
+    from mmsaal.pool_samplers import (EntropySampler, LeastConfidenceSampler,
+                                      MarginSampler)
+    model, batch = trained
+    with torch.no_grad():
+        probs = torch.stack([p.pred_score for p in model.test_step(batch)])
+    top = probs.topk(2, dim=1).values
+    expected = dict(
+        entropy=-(probs * probs.clamp_min(1e-12).log()).sum(1),
+        least=1 - top[:, 0],
+        margin=1 - (top[:, 0] - top[:, 1]))
+    for name, sampler in (('entropy', EntropySampler()),
+                          ('least', LeastConfidenceSampler()),
+                          ('margin', MarginSampler())):
+        np.testing.assert_allclose(sampler.score_batch(model, batch),
+                                   expected[name].numpy(), rtol=1e-5,
+                                   atol=1e-7)
+
+
+def test_a_balanced_initial_set_draws_each_class_alike():
+    from mmsaal.rounds.oracles import draw_balanced_set
+    from mmsaal.utils import FieldError
+    classes = np.repeat(np.arange(10), [30, 12, 50, 8, 20, 20, 20, 20, 5, 9])
+    drawn = draw_balanced_set(classes, 23, np.random.default_rng(0))
+    counts = np.bincount(classes[drawn], minlength=10)
+    assert len(set(drawn.tolist())) == 23 and (counts >= 2).all()
+    assert counts.sum() == 23
+    again = draw_balanced_set(classes, 23, np.random.default_rng(0))
+    assert drawn.tolist() == again.tolist()
+    with pytest.raises(FieldError, match='class 8 has 5 pool items'):
+        draw_balanced_set(classes, 60, np.random.default_rng(0))
+    with pytest.raises(FieldError, match='have no class'):
+        draw_balanced_set(None, 20, np.random.default_rng(0))
+
+
+def test_two_rounds_on_the_digits_through_train_al(digits, tmp_path):
+    """The demo config, shortened: a balanced initial set of 20, two SAAL
+    rounds of 10, accuracy per round in the report."""
+    work_dir = str(tmp_path / 'run')
+    options = [
+        f'train_dataloader.dataset.data_root={digits}',
+        f'val_dataloader.dataset.data_root={digits}',
+        f'test_dataloader.dataset.data_root={digits}',
+        'active_learning.num_rounds=2', 'active_learning.epochs_per_round=2',
+        'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+    ]
+    result = run_train_al(work_dir, options, config=DIGITS_CONFIG)
+    rows = json.load(open(osp.join(work_dir, 'report.json')))
+    assert [r['labeled'] for r in rows] == [20, 30, 40]
+    assert all('accuracy/top1' in r['metrics'] for r in rows)
+    assert rows[0]['queried_classes'] == {str(c): 2 for c in range(10)}
+    assert 'SAALSampler' in rows[1]['strategy']
+    assert sum(rows[1]['queried_classes'].values()) == 10
+    scores = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
+                                     'scores.json')))['items']
+    assert len(scores) == 1438 - 20
+    assert 'Active learning summary' in result.stdout + result.stderr

@@ -165,19 +165,28 @@ def test_skip_invalid_imports_the_rest_and_replace_imports_again(fresh):
     assert open(osp.join(fresh['pool'], backups[0])).read() == before
     pool = json.load(open(fresh['labels']))
     assert wrong_image not in {i['file_name'] for i in pool['images']}
-    # The whole answer again: refused without --replace, taken with it.
+    # The same labels again change nothing; changed ones need --replace.
     answer = write(fresh['tmp'], fresh['answer'], 'answer.json')
-    again = run_import_args(fresh, answer)
+    same = run_import_args(fresh, answer)
+    assert same.returncode == 0, same.stderr
+    assert 'imported 5 images (' in same.stdout  # the skipped one joins
+    nothing = run_import_args(fresh, answer)
+    assert 'held these labels already: nothing changed' in nothing.stdout
+    moved = copy.deepcopy(fresh['answer'])
+    moved['annotations'][-1]['bbox'][0] += 1
+    moved_path = write(fresh['tmp'], moved, 'moved.json')
+    again = run_import_args(fresh, moved_path)
     assert again.returncode != 0 and 'pass --replace' in again.stderr
-    replaced = run_import_args(fresh, answer, '--replace')
+    replaced = run_import_args(fresh, moved_path, '--replace')
     assert replaced.returncode == 0, replaced.stderr
-    assert 'replacing the labels of 4' in replaced.stdout
+    assert 'replacing the labels of 1' in replaced.stdout
     pool = json.load(open(fresh['labels']))
     names = [i['file_name'] for i in pool['images']]
     assert len(names) == len(set(names)) == 15
     assert sorted(n for n in os.listdir(fresh['pool'])
                   if n.endswith('.bak')) == [
-        'labels.json.round_01.2.bak', 'labels.json.round_01.bak']
+        'labels.json.round_01.2.bak', 'labels.json.round_01.3.bak',
+        'labels.json.round_01.bak']
 
 
 def test_the_work_dirs_config_is_never_executed(fresh):

@@ -8,6 +8,7 @@ import os
 import os.path as osp
 import shutil
 import sys
+from typing import Optional
 
 import torch
 import torch.distributed as torch_dist
@@ -20,9 +21,11 @@ from mmengine.runner import Runner
 import mmsaal  # noqa: F401  (registers modules, allows mmengine checkpoints)
 from mmsaal.apis import (check_fields, check_work_dir, setup_active_learning,
                          state_root)
-from mmsaal.pool import revealed_mask_dir
+from mmsaal.pool import RoundStore, revealed_mask_dir
 from mmsaal.rounds.fields import FieldError
+from mmsaal.rounds.label_studio import TOKEN_ENV, pull_until_done
 from mmsaal.rounds.oracles import AwaitingLabels
+from mmsaal.rounds.pool_dataset import pool_dataset_cfg
 from mmsaal.utils import (WorkDirError, WorkDirLock, checkpoint_to_resume,
                           remove_temporaries)
 from mmsaal.utils.checkpoint import check_checkpoint
@@ -150,15 +153,65 @@ def main():
             check_work_dir(cfg)
         with one_run(cfg):
             init_cpu_dist(cfg)
-            train(cfg)
+            pull_labels(cfg)
+            waiting = train(cfg)
+            again = waiting is not None and wait_for_annotator(cfg)
     except (WorkDirError, FieldError) as err:
         # What to fix is in the message; a traceback would hide it.
         print(f'error: {err}', file=sys.stderr)
         sys.exit(1)
+    if again:  # every image is annotated: go on in a fresh process
+        print_log('Label Studio: the round is annotated; resuming.',
+                  logger='current')
+        argv = [a for a in sys.argv if a != '--resume']
+        os.execv(sys.executable, [sys.executable] + argv + ['--resume'])
+    if waiting is not None:
+        leave_process_group()
+        sys.exit(0)
     leave_process_group()
 
 
-def train(cfg: Config) -> None:
+def label_studio_oracle(cfg: Config):
+    """The ``oracle=dict(type='LabelStudioOracle', ...)`` of the run, or
+    None."""
+    oracle = (cfg.get('active_learning') or {}).get('oracle')
+    if isinstance(oracle, dict) and str(oracle.get('type', '')).endswith(
+            'LabelStudioOracle'):
+        return oracle
+    return None
+
+
+def pull_labels(cfg: Config, wait: float = 0) -> bool:
+    """A round waiting in Label Studio takes its finished annotations back
+    (first rank; before any dataset reads them), waiting up to ``wait``
+    seconds for the rest. Returns whether every queried image is annotated.
+    """
+    oracle = label_studio_oracle(cfg)
+    if oracle is None:
+        return False
+    complete = False
+    if int(os.environ.get('RANK', 0)) == 0:
+        result = pull_until_done(
+            RoundStore(state_root(cfg)), pool_dataset_cfg(cfg),
+            oracle.get('token_env', TOKEN_ENV), wait,
+            oracle.get('poll', 10))
+        complete = result is not None and result[0] >= result[1]
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+    return complete
+
+
+def wait_for_annotator(cfg: Config) -> bool:
+    """With ``oracle.wait`` seconds, a run that stopped for labels waits in
+    place for Label Studio's annotations; True once all are in."""
+    oracle = label_studio_oracle(cfg)
+    if oracle is None or not oracle.get('wait') or cfg.launcher != 'none':
+        return False
+    return pull_labels(cfg, float(oracle['wait']))
+
+
+def train(cfg: Config) -> Optional[str]:
+    """Run; the message when the run stops for labels, else None."""
     with no_litter_if_refused(cfg.work_dir) as runners:
         if 'runner_type' not in cfg:
             runner = Runner.from_cfg(cfg)
@@ -168,10 +221,10 @@ def train(cfg: Config) -> None:
         try:
             runner.train()
         except AwaitingLabels as waiting:
-            # oracle='human': the query is on disk; a person labels it next.
+            # A person labels the query (on disk, or in Label Studio) next.
             print_log(str(waiting), logger='current')
-            leave_process_group()
-            sys.exit(0)
+            return str(waiting)
+    return None
 
 
 @contextlib.contextmanager

@@ -27,6 +27,12 @@ EXPERIMENT_FIELDS = ('active_learning', 'randomness', 'model', 'optim_wrapper',
 WORK_DIR_FIELDS = ('.revealed_dir', )
 # Dotted fields inside them that may change on resume.
 FREE_FIELDS = ('active_learning.num_rounds', 'active_learning.state_dir',
+               # where the annotator's server runs, not what is labeled
+               'active_learning.oracle.url', 'active_learning.oracle.wait',
+               'active_learning.oracle.poll',
+               'active_learning.oracle.document_root',
+               'active_learning.oracle.token_env',
+               'active_learning.oracle.score_thr',
                'active_learning.pool_dataloader.num_workers',
                'train_cfg.max_epochs', 'val_dataloader.num_workers',
                'val_dataloader.persistent_workers')

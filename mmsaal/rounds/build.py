@@ -6,6 +6,7 @@ from typing import List, Optional, Union
 from mmsaal.datasets.transforms import reads_revealed_masks
 from mmsaal.pool import PoolState, RoundStore
 from .fields import FieldError, check_against_pool
+from .label_studio import LabelStudioOracle
 from .oracles import HumanOracle, SimulatedOracle
 from .pipeline import RoundPipeline
 from .pool_dataset import PoolItems, build_pool_dataset, item_names
@@ -37,7 +38,7 @@ def build_round_pipeline(cfg,
                          granularity: str,
                          region_size: int,
                          budget_per_image: bool,
-                         oracle: str,
+                         oracle,
                          cold_start_rounds: int = 0,
                          initial_balanced: bool = False) -> RoundPipeline:
     """The rounds over the pool of the train ``sampler``
@@ -70,17 +71,12 @@ def build_round_pipeline(cfg,
         units = PixelUnits(granularity, region_size, budget_per_image, budget,
                            pixels)
         check_region_size(granularity, region_size, pixels)
-    if oracle == 'human':
+    if oracle != 'simulated':
         if initial_balanced:
             raise FieldError(
                 "ActiveLearningHook.initial_balanced draws the initial set, "
                 "and with oracle='human' it is what is labeled at the start: "
                 "set initial_balanced=False, or label a balanced set.")
-        labeler = HumanOracle(pool, store, units, state.item_names, work_dir,
-                              cfg.filename, items)
-    else:
-        labeler = SimulatedOracle(pool, items, initial_balanced)
-
     def pool_dataset():
         dataset = build_pool_dataset(cfg, pool_pipeline, sampler.pool_index)
         if item_names(dataset) != state.item_names:
@@ -91,6 +87,16 @@ def build_round_pipeline(cfg,
                 'pipeline')
         return dataset
 
+    if isinstance(oracle, dict):  # dict(type='LabelStudioOracle', ...)
+        fields = {k: v for k, v in oracle.items() if k != 'type'}
+        labeler = LabelStudioOracle(pool, store, units, state.item_names,
+                                    work_dir, cfg.filename, items,
+                                    pool_dataset=pool_dataset, **fields)
+    elif oracle == 'human':
+        labeler = HumanOracle(pool, store, units, state.item_names, work_dir,
+                              cfg.filename, items)
+    else:
+        labeler = SimulatedOracle(pool, items, initial_balanced)
     recorder = RoundRecorder(store, state, units, pool, work_dir,
                              f'Active learning: {title}')
     return RoundPipeline(pool_sampler, units, labeler, state, store,

@@ -5,7 +5,7 @@ from typing import Optional, Union
 
 from mmsaal.regions import GRANULARITIES
 from mmsaal.utils.errors import FieldError
-from .oracles import ORACLES
+from .oracles import ORACLE_TYPES, ORACLES
 from .units import count
 
 Amount = Union[int, float]
@@ -76,9 +76,7 @@ def check_fields(initial_labeled: Amount, budget: Amount,
             f'ActiveLearningHook.budget={budget!r}: with '
             f"granularity='{granularity}' the budget is a fraction of the "
             f'pool\'s pixels per round, e.g. budget=0.01 (a float).')
-    if oracle not in ORACLES:
-        raise FieldError(f'ActiveLearningHook.oracle must be one of '
-                         f'{ORACLES}, got {oracle!r}')
+    check_oracle(oracle)
     check_int('cold_start_rounds', cold_start_rounds, 0)
     if 0 < num_rounds <= cold_start_rounds:
         raise FieldError(
@@ -86,6 +84,32 @@ def check_fields(initial_labeled: Amount, budget: Amount,
             f'leaves none of the num_rounds={num_rounds} rounds to '
             f'pool_sampler: lower it below num_rounds, or query at random '
             f"throughout with pool_sampler='RandomSampler'.")
+
+
+#: What ``oracle=dict(type='LabelStudioOracle', ...)`` may set.
+LABEL_STUDIO_FIELDS = ('type', 'url', 'project', 'document_root',
+                       'token_env', 'score_thr', 'wait', 'poll')
+
+
+def check_oracle(oracle) -> None:
+    """``'simulated'``, ``'human'`` or a dict of a known oracle type."""
+    if isinstance(oracle, dict):
+        kind = str(oracle.get('type', '')).split('.')[-1]
+        if kind not in ORACLE_TYPES:
+            raise FieldError(f'ActiveLearningHook.oracle.type must be one of '
+                             f'{ORACLE_TYPES}, got {oracle.get("type")!r}')
+        unknown = sorted(set(oracle) - set(LABEL_STUDIO_FIELDS))
+        if unknown:
+            raise FieldError(
+                f'ActiveLearningHook.oracle.{unknown[0]} is not a field of '
+                f'{kind}; it takes {LABEL_STUDIO_FIELDS[1:]} (the token '
+                f'comes from the environment variable token_env names, '
+                f'never from the config).')
+        return
+    if oracle not in ORACLES:
+        raise FieldError(f'ActiveLearningHook.oracle must be one of '
+                         f'{ORACLES} or dict(type=\'LabelStudioOracle\', '
+                         f'...), got {oracle!r}')
 
 
 def check_against_pool(pool_size: int, initial_labeled: Amount,

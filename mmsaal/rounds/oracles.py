@@ -1,10 +1,12 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Step 3 of a round, labeling: who labels a query, and when labels arrive.
 
-Both oracles answer the same three calls, so the round code has no branch
-on who labels: :meth:`pending` (a query saved earlier, waiting for labels),
-:meth:`request` (ask for labels) and :meth:`wait_for_labels` (go on only
-once they are there), plus :meth:`initial_set` for round 0.
+Every oracle answers the same three calls, so the round code has no
+branch on who labels: :meth:`pending` (a query saved earlier, waiting for
+labels), :meth:`request` (ask for labels, with the model that queried, for
+pre-annotations) and :meth:`wait_for_labels` (go on only once they are
+there), plus :meth:`initial_set` for round 0. ``label_studio`` holds a
+third, Label Studio.
 """
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence
@@ -19,6 +21,8 @@ from .pool_dataset import PoolItems, labels_present
 from .units import ImageUnits, Query, load_query_units
 
 ORACLES = ('simulated', 'human')
+#: Oracles configured as a dict with a ``type``.
+ORACLE_TYPES = ('LabelStudioOracle', )
 
 
 class AwaitingLabels(RuntimeError):
@@ -54,6 +58,8 @@ def query_files(round_idx: int, query: Query, infos: Sequence[dict],
             id=int(indices[j]),
             file_name=_file_name(data_info),
             path=osp.abspath(data_info['img_path']))
+        if data_info.get('seg_map_path'):
+            image['seg_map_path'] = osp.abspath(data_info['seg_map_path'])
         for key in ('width', 'height'):
             if data_info.get(key):
                 image[key] = int(data_info[key])
@@ -143,7 +149,7 @@ class SimulatedOracle:
     def pending(self, round_idx: int) -> Optional[Query]:
         return None
 
-    def request(self, round_idx: int, query: Query) -> None:
+    def request(self, round_idx: int, query: Query, model=None) -> None:
         """The ground truth is there already: nothing to ask."""
 
     def wait_for_labels(self, round_idx: int, query: Query) -> None:
@@ -240,9 +246,10 @@ class HumanOracle:
         return Query.from_json(
             saved, load_query_units(units) if osp.exists(units) else None)
 
-    def request(self, round_idx: int, query: Query) -> None:
+    def request(self, round_idx: int, query: Query, model=None) -> None:
         """Write the query for a person (main process) and stop the run."""
-        query.info = dict(query.info, oracle='human')
+        query.info = dict(query.info, oracle=query.info.get('oracle',
+                                                            'human'))
         if is_main_process():
             files = query_files(
                 round_idx, query,

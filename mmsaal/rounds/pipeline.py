@@ -118,7 +118,7 @@ class RoundPipeline:
         query = self.oracle.pending(round_idx)
         if query is None:
             query = self.select(round_idx, model, epoch)
-            self.oracle.request(round_idx, query)
+            self.oracle.request(round_idx, query, model)
         self.oracle.wait_for_labels(round_idx, query)
         query.info = dict(query.info,
                           **self.units.reveal(self.state, query))

@@ -20,7 +20,9 @@ Events (where the process dies):
 - ``last_checkpoint_write``: in the middle of mmengine's write of
   ``last_checkpoint`` (half of the path written);
 - ``round_file``: before a JSON file of the pool state (a round's files
-  one by one, then its ``metrics.json``).
+  one by one, then its ``metrics.json``);
+- ``label_write``: before a file of labels pulled from Label Studio (a
+  label map, the pool's annotation file) is written.
 
 The script runs in this process (``runpy``) with these functions wrapped;
 nothing in mmsaal knows about it.
@@ -40,7 +42,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 EVENTS = ('train_iter', 'val_iter', 'scoring_batch', 'checkpoint_write',
-          'last_checkpoint_write', 'round_file')
+          'last_checkpoint_write', 'round_file', 'label_write')
 
 
 class KillSwitch:
@@ -79,12 +81,16 @@ class KillSwitch:
         from mmengine.runner import EpochBasedTrainLoop, ValLoop
 
         import mmsaal.pool.store as store
+        import mmsaal.rounds.label_studio as label_studio
         import mmsaal.rounds.score as score
         EpochBasedTrainLoop.run_iter = self.before(
             'train_iter', EpochBasedTrainLoop.run_iter)
         ValLoop.run_iter = self.before('val_iter', ValLoop.run_iter)
         store.dump_json_atomic = self.before('round_file',
                                              store.dump_json_atomic)
+        for name in ('atomic_write', 'write_pool_file'):
+            setattr(label_studio, name, self.before(
+                'label_write', getattr(label_studio, name)))
         original_score = score.score_candidates
 
         def score_candidates(score_batch, *args, **kwargs):

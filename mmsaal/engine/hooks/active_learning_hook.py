@@ -77,15 +77,20 @@ class ActiveLearningHook(Hook):
         budget_per_image (bool): Regions/pixels: give every image the same
             share of the budget (RIPU's setting) instead of ranking units
             over the whole pool. Defaults to True.
-        oracle (str): Who labels a query. ``'simulated'``: the dataset's
-            ground truth is revealed. ``'human'``: the query is written to
-            ``{state_dir}/query_XX/`` (a COCO image list and a path list
-            with scores; ``regions.json`` for region and pixel queries) and
-            the run stops cleanly until its labels are in the dataset
-            (``tools/import_labels.py``, or label maps that cover the
-            queried regions), then ``--resume`` goes on; the initial set is
-            then every item labeled at the start. Defaults to
-            ``'simulated'``.
+        oracle (str | dict): Who labels a query. ``'simulated'``: the
+            dataset's ground truth is revealed. ``'human'``: the query is
+            written to ``{state_dir}/query_XX/`` (a COCO image list and a
+            path list with scores; ``regions.json`` for region and pixel
+            queries) and the run stops cleanly until its labels are in the
+            dataset (``tools/import_labels.py``, or label maps that cover
+            the queried regions), then ``--resume`` goes on; the initial set
+            is then every item labeled at the start.
+            ``dict(type='LabelStudioOracle', url=..., project=...)``: the
+            same, with each round's images as tasks of a Label Studio
+            project, pre-annotated and most informative first, whose
+            annotations ``--resume`` pulls back (see
+            :class:`~mmsaal.rounds.label_studio.LabelStudioOracle`).
+            Defaults to ``'simulated'``.
         cold_start_rounds (int): Query the first this many rounds uniformly
             at random, as the random baseline does, and with
             ``pool_sampler`` after them. A score of the model's own
@@ -121,7 +126,7 @@ class ActiveLearningHook(Hook):
                  granularity: str = 'image',
                  region_size: int = 32,
                  budget_per_image: bool = True,
-                 oracle: str = 'simulated',
+                 oracle: Union[str, dict] = 'simulated',
                  cold_start_rounds: int = 0,
                  initial_balanced: bool = False) -> None:
         self.pool_sampler = build_pool_sampler(

@@ -430,3 +430,18 @@ def test_faults_name_their_fix_and_touch_nothing(
                          extra=['--resume'])
     assert unset.returncode == 1
     assert '$LABEL_STUDIO_API_KEY is not set' in unset.stderr
+
+
+def test_pixel_queries_are_refused(street_domains, tmp_path):
+    config = tmp_path / 'pixel.py'
+    config.write_text(
+        f'_base_ = [{SEG_DEMO_CONFIG!r}]\n'
+        'active_learning = dict(oracle=dict(type="LabelStudioOracle"))\n')
+    work_dir = tmp_path / 'run'
+    result = run_train_al(
+        str(work_dir), seg_quick_options(street_domains, granularity='pixel',
+                                         budget=0.01),
+        config=str(config), check=False, env=dict(LABEL_STUDIO_API_KEY='x'))
+    assert result.returncode == 1
+    assert "use granularity='region'" in result.stderr
+    assert not work_dir.exists()

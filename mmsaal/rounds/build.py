@@ -88,6 +88,12 @@ def build_round_pipeline(cfg,
         return dataset
 
     if isinstance(oracle, dict):  # dict(type='LabelStudioOracle', ...)
+        if granularity == 'pixel':
+            raise FieldError(
+                "ActiveLearningHook.oracle=dict(type='LabelStudioOracle') "
+                "shows queried regions to label, and granularity='pixel' "
+                "queries single pixels (thousands an image): use "
+                "granularity='region', or oracle='human' with label maps.")
         fields = {k: v for k, v in oracle.items() if k != 'type'}
         labeler = LabelStudioOracle(pool, store, units, state.item_names,
                                     work_dir, cfg.filename, items,

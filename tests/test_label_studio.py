@@ -8,16 +8,13 @@ import hashlib
 import json
 import os
 import os.path as osp
-import shutil
 import subprocess
 import sys
 import urllib.request
 
-import cv2
-import numpy as np
 import pytest
 from conftest import (PYTHONPATH, REPO, SEG_DEMO_CONFIG, run_train_al,
-                      seg_quick_options, train_al_command)
+                      seg_quick_options)
 from test_human_oracle import (human_options, image_folder_pool,  # noqa: F401
                                voc_to_coco)
 
@@ -264,100 +261,6 @@ def test_detection_two_rounds_through_label_studio(
         assert server.token not in line
     from mmsaal.utils import experiment_record
     assert server.token not in open(experiment_record(work_dir)).read()
-
-
-def label_maps(root):
-    return sorted(glob.glob(osp.join(root, 'cityscapes', 'gtFine', 'train',
-                                     '*', '*_labelTrainIds.png')))
-
-
-def test_segmentation_regions_through_label_studio(street_domains, server,
-                                                   tmp_path):
-    root = tmp_path / 'data'
-    shutil.copytree(street_domains, root)
-    truth = {}
-    for path in label_maps(root):
-        truth[path] = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        os.remove(path)
-    config = ls_config(tmp_path, SEG_DEMO_CONFIG, server, 'streets')
-    work_dir = str(tmp_path / 'run')
-    options = seg_quick_options(str(root), rounds=2)
-    env = token_env(server)
-    first = run_train_al(work_dir, options, config=config, env=env)
-    assert 'waits for labels in Label Studio' in output(first)
-    annotator = Annotator(server)
-    project = annotator.project('streets')
-    expected = {}
-
-    def paint_round(round_idx):
-        """A brush stroke inside each queried region: a polygon of its
-        inner pixels in the region's main class."""
-        regions = json.load(open(osp.join(
-            work_dir, 'rounds', f'query_{round_idx:02d}',
-            'regions.json')))['items']
-        by_name = {item['name']: item['regions'] for item in regions}
-        classes = [c['name'] for c in json.load(open(osp.join(
-            work_dir, 'rounds', f'query_{round_idx:02d}',
-            'query.json')))['categories']]
-        tasks = [t for t in annotator.tasks(project)
-                 if t['data']['mmsaal_round'] == round_idx]
-        assert len(tasks) == len(regions)
-        for task in tasks:
-            name = task['data']['mmsaal_path']
-            target = [p for p in truth if osp.basename(p).replace(
-                '_gtFine_labelTrainIds.png', '') in name][0]
-            shown = [r for r in task['predictions'][0]['result']
-                     if r['from_name'] == 'queried']
-            assert len(shown) == len(by_name[name])
-            h, w = truth[target].shape
-            painted = expected.setdefault(
-                target, np.full((h, w), 255, np.uint8))
-            result = []
-            for y, x, rh, rw in by_name[name]:
-                y0, x0, y1, x1 = y + 1, x + 1, y + rh - 2, x + rw - 2
-                window = truth[target][y:y + rh, x:x + rw]
-                label = int(np.bincount(window.ravel()).argmax())
-                painted[y0:y1 + 1, x0:x1 + 1] = label
-                points = [[100 * (px + 0.5) / w, 100 * (py + 0.5) / h]
-                          for px, py in ((x0, y0), (x1, y0), (x1, y1),
-                                         (x0, y1))]
-                result.append(dict(
-                    from_name='label', to_name='image',
-                    type='polygonlabels', original_width=w,
-                    original_height=h, value=dict(
-                        points=points, closed=True,
-                        polygonlabels=[classes[label]])))
-            annotator.submit(task, result)
-        return regions
-
-    regions = paint_round(1)
-    # Killed while the label maps are written: the resume writes the same.
-    killed = subprocess.run(
-        [sys.executable, '-m', 'mmsaal.testing.kill_switch', '--at',
-         'label_write:2'] + train_al_command(work_dir, options, config,
-                                             ['--resume'])[1:],
-        cwd=REPO, capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=PYTHONPATH, **env))
-    assert killed.returncode != 0
-    assert len(label_maps(root)) >= 1
-    second = run_train_al(work_dir, options, config=config, env=env,
-                          extra=['--resume'])
-    assert 'waits for labels in Label Studio' in output(second)
-    revealed = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
-                                       'regions.json')))['items']
-    assert revealed == regions
-    for target, painted in expected.items():
-        assert np.array_equal(cv2.imread(target, cv2.IMREAD_UNCHANGED),
-                              painted), target
-    paint_round(2)
-    run_train_al(work_dir, options, config=config, env=env,
-                 extra=['--resume'])
-    metrics = json.load(open(osp.join(work_dir, 'rounds', 'round_02',
-                                      'metrics.json')))
-    assert metrics['labeled_pixel_fraction'] > 0
-    for target, painted in expected.items():
-        assert np.array_equal(cv2.imread(target, cv2.IMREAD_UNCHANGED),
-                              painted), target
 
 
 def test_faults_name_their_fix_and_touch_nothing(

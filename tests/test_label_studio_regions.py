@@ -67,7 +67,9 @@ def test_segmentation_regions_through_label_studio(street_domains, server,
             for y, x, rh, rw in by_name[name]:
                 y0, x0, y1, x1 = y + 1, x + 1, y + rh - 2, x + rw - 2
                 window = truth[target][y:y + rh, x:x + rw]
-                label = int(np.bincount(window.ravel()).argmax())
+                known = window[window != 255]  # 255: nothing to name
+                label = int(np.bincount(known).argmax()) if known.size \
+                    else 0
                 painted[y0:y1 + 1, x0:x1 + 1] = label
                 points = [[100 * (px + 0.5) / w, 100 * (py + 0.5) / h]
                           for px, py in ((x0, y0), (x1, y0), (x1, y1),

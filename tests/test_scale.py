@@ -72,6 +72,54 @@ def test_a_rank_sends_only_what_a_pool_wide_round_can_pick(
         assert got[i]['corners'].tolist() == want[i]['corners'].tolist()
 
 
+@pytest.mark.parametrize('granularity', ['region', 'pixel'])
+@pytest.mark.parametrize('per_image', [False, True])
+def test_a_batch_ranks_in_threads_and_the_round_picks_the_same(
+        tmp_path, granularity, per_image):
+    """The images of a batch rank side by side on torch's threads, each
+    above the floor the batch started with: the round picks what it picks
+    when they rank one by one, each above the floor of those before."""
+    rng = np.random.default_rng(3)
+    shapes = [(24, 32), (20, 36), (24, 32), (28, 24)] * 3
+    paths = [f'{i}.png' for i in range(len(shapes))]
+    maps = {p: torch.from_numpy(rng.random(s) ** 3).float()
+            for p, s in zip(paths, shapes)}
+    sampler = MapSampler(maps, diversity=False)
+
+    def picks(batch_size: int, threads: int):
+        units = PixelUnits(granularity, 4, per_image, 0.05,
+                           PixelLabels(paths, str(tmp_path), shapes))
+        state = PoolState(paths, pixels=True)
+        candidates = units.candidates(state)
+        budget = units.round_budget(state, candidates)
+        units.prepare(sampler, state, budget)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            scored = []
+            for start in range(0, len(candidates), batch_size):
+                batch = dict(data_samples=[
+                    type('S', (), dict(img_path=paths[i]))
+                    for i in candidates[start:start + batch_size]])
+                scored += units.score_batch(sampler, None, batch)
+        finally:
+            torch.set_num_threads(before)
+        table = units.table(candidates, scored)
+        picked = pick_units(sampler, table, budget, np.random.default_rng(1))
+        query = units.query(table, picked, {}).units
+        return {i: (u['corners'].tolist(), u['scores'].tolist())
+                for i, u in query.items()}, sum(len(r['scores'])
+                                                 for r in scored)
+
+    one_by_one, ranked_alone = picks(1, 1)
+    in_threads, ranked_together = picks(6, 2)
+    assert in_threads == one_by_one
+    if per_image:
+        assert ranked_together == ranked_alone
+    else:  # the batch's floor is lower: it may rank further down
+        assert ranked_together >= ranked_alone
+
+
 def test_a_resume_writes_only_the_masks_a_kill_left_unwritten(tmp_path):
     shapes = [(16, 16)] * 4
     paths = [f'img{i}.png' for i in range(4)]

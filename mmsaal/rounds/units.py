@@ -287,6 +287,18 @@ def _in_threads(function: Callable[[int], object],
         return list(pool.map(function, items))
 
 
+def _in_parallel(function: Callable[[int], object], items: Sequence[int],
+                 threads: int) -> list:
+    """``[function(i) for i in items]`` over ``threads`` threads: ranking
+    a map runs in OpenCV, torch and numpy calls that release the GIL, so
+    the images of a batch rank side by side on the cores torch may use."""
+    threads = min(threads, len(items))
+    if threads < 2:
+        return [function(i) for i in items]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(function, items))
+
+
 class ImageUnits:
     """Whole items: the budget counts items, and each scores one float.
 
@@ -498,21 +510,29 @@ class PixelUnits(ImageUnits):
             maps = sampler.labeled_score_maps(model, data_batch)
         else:
             maps = [(m, None) for m in sampler.score_maps(model, data_batch)]
-        ranked = []
-        for sample, (score_map, labels) in zip(data_batch['data_samples'],
-                                               maps):
+        samples = data_batch['data_samples']
+        for sample, (score_map, _) in zip(samples, maps):
             index = self.position[sample.img_path]
             if tuple(score_map.shape) != self.shapes[index]:
                 raise RuntimeError(
                     f'{type(sampler).__name__} scored {sample.img_path} at '
                     f'{tuple(score_map.shape)}, not at its size '
                     f'{self.shapes[index]}')
+        # Every image of the batch ranks above the floor the batch started
+        # with: a lower floor than one updated image by image ranks a
+        # little further down, and what the round picks is the same (the
+        # pool's best units are above either), whatever the threads' order.
+        floor = None if self._best is None else self._best.floor
+
+        def rank(position: int) -> Dict:
+            index = self.position[samples[position].img_path]
+            score_map, labels = maps[position]
             blocked = self._state.revealed.mask(index)
             units = rank_units(
                 score_map.float(), self.granularity, self.region_size,
                 self._rank_cap(index),
                 None if blocked is None else torch.from_numpy(blocked),
-                None if self._best is None else self._best.floor)
+                floor)
             units['corners'] = units['corners'].astype(np.int32)
             if self.granularity == 'pixel':
                 # Values of a float32 map: float32 holds them exactly.
@@ -521,9 +541,13 @@ class PixelUnits(ImageUnits):
                 units['classes'] = class_shares(labels, units['corners'],
                                                 self.granularity,
                                                 self.region_size)
-            if self._best is not None:
+            return units
+
+        ranked = _in_parallel(rank, range(len(maps)),
+                              torch.get_num_threads())
+        if self._best is not None:
+            for units in ranked:
                 self._best.add(units['scores'])
-            ranked.append(units)
         return ranked
 
     def trim(self, scored: List[Dict]) -> List[Dict]:

@@ -66,6 +66,11 @@ def window_means(values: np.ndarray, size: int, ys: np.ndarray,
     order, divided by its area."""
     ys, xs = np.asarray(ys, np.int64), np.asarray(xs, np.int64)
     means = np.empty(len(ys), np.float64)
+    if len(ys) <= 4:  # slices: a fraction of the gather's cost, same sums
+        for row, (y, x) in enumerate(zip(ys.tolist(), xs.tolist())):
+            window = values[y:y + size, x:x + size].astype(np.float64)
+            means[row] = np.cumsum(window.ravel())[-1] / (size * size)
+        return means
     offsets = np.arange(size)
     step = max(1, 2**20 // (size * size))  # bounds the gathered windows
     for start in range(0, len(ys), step):
@@ -105,9 +110,9 @@ class _TileMaxima:
 
     def _maxima(self, a0: int, a1: int, b0: int, b1: int) -> np.ndarray:
         t = self.tile
-        block = torch.from_numpy(self.keys[a0 * t:a1 * t, b0 * t:b1 * t])
-        return block.reshape(a1 - a0, t, b1 - b0, t).amax(dim=3).amax(
-            dim=1).numpy()
+        rows = self.keys[a0 * t:a1 * t, b0 * t:b1 * t].reshape(
+            a1 - a0, t, (b1 - b0) * t).max(axis=1)
+        return rows.reshape(a1 - a0, b1 - b0, t).max(axis=2)
 
     def best(self) -> float:
         return float(self.maxima.max())

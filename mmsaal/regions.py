@@ -282,6 +282,26 @@ def _as_array(score_map) -> Tuple[np.ndarray, float]:
     return values, magnitude
 
 
+def kth_largest(values: np.ndarray, k: int) -> float:
+    """The ``k``-th largest of ``values`` (1-D, ``0 < k <= len``), as
+    ``np.partition`` gives it, from a partition of the few values above a
+    threshold that a strided sample sets, when at least ``k`` lie above it
+    (else of all of them): an image's best pixels are a sliver of its
+    map, and a full partition of 2 million values costs 8 ms."""
+    size = len(values)
+    step = size // 65536
+    if step >= 4:
+        sample = values[::step]
+        # ~1.5x the sample's share of the k best, and some slack.
+        rank = min(len(sample), int(k / step * 1.5) + 64)
+        threshold = np.partition(sample, len(sample) - rank)[
+            len(sample) - rank]
+        above = values[values >= threshold]
+        if len(above) >= k:  # the k best, ties included, are all above
+            return np.partition(above, len(above) - k)[len(above) - k]
+    return np.partition(values, size - k)[size - k]
+
+
 def rank_pixels(score_map: torch.Tensor,
                 max_pixels: int,
                 blocked: Optional[torch.Tensor] = None,
@@ -312,8 +332,7 @@ def rank_pixels(score_map: torch.Tensor,
     if 0 < count < len(scores):
         # Only what can be among the best: every pixel at least as good as
         # the count-th, ties included, so the order below is the full one.
-        floor = max(floor, np.partition(scores, len(scores) - count)[
-            len(scores) - count])
+        floor = max(floor, kth_largest(scores, count))
     positions = np.flatnonzero(scores >= floor) if count else \
         np.zeros(0, np.int64)
     candidates = scores[positions].astype(np.float64)

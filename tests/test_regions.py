@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from mmsaal.pool import (PoolState, Reveal, RevealedPixels, load_reveals,
                          save_reveals)
 from mmsaal.pool_samplers import BasePoolSampler
-from mmsaal.regions import (class_shares, rank_pixels, rank_regions,
+from mmsaal.regions import (class_shares, kth_largest, rank_pixels,
+                            rank_regions,
                             units_mask)
 from mmsaal.rounds import PixelLabels, PixelUnits, pick_units
 
@@ -407,3 +408,25 @@ def test_reveals_round_trip_through_their_file_and_refuse_bad_units(
         Reveal((6, 6), 'region', [[5, 0]], 2)
     with pytest.raises(ValueError, match='twice'):
         Reveal((6, 6), 'pixel', [[1, 1], [1, 1]])
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.one_of(st.integers(1, 5000), st.integers(262_144, 2_200_000)),
+       k_share=st.one_of(st.floats(0, 0.01), st.floats(0, 1)),
+       levels=st.sampled_from([0, 3, 1000]), seed=st.integers(0, 2**16),
+       blocked=st.floats(0, 1), dtype=st.sampled_from(['float32',
+                                                       'float64']))
+def test_the_kth_largest_value_is_the_full_partitions(size, k_share, levels,
+                                                      seed, blocked, dtype):
+    """The k-th largest from the values above a sampled threshold is what a
+    partition of all values gives: with ties (few levels), with -inf
+    (blocked pixels), for any k, on maps too small to sample."""
+    rng = np.random.default_rng(seed)
+    values = rng.random(size).astype(dtype)
+    if levels:
+        values = np.floor(values * levels).astype(dtype)
+    values[rng.random(size) < blocked] = -np.inf
+    k = min(size, max(1, int(k_share * size)))
+    want = np.partition(values, size - k)[size - k]
+    got = kth_largest(values, k)
+    assert got == want or (np.isneginf(got) and np.isneginf(want))

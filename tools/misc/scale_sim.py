@@ -304,8 +304,8 @@ def build(args, pool, work_dir: str, meter: Meter):
         return trim(scored)
 
     units.trim = keep_scored
-    meter.wrap(units_module, 'rank_units', 'rank')
-    meter.wrap(units_module, 'class_shares', 'rank')
+    # A batch's images rank side by side in threads: its wall time.
+    meter.wrap(units_module, '_in_parallel', 'rank')
     meter.wrap(pipeline_module, 'pick_units', 'select')
     meter.wrap(units, 'query', 'query')
     meter.wrap(units, 'reveal', 'reveal')

@@ -305,13 +305,18 @@ def kth_largest(values: np.ndarray, k: int) -> float:
 def rank_pixels(score_map: torch.Tensor,
                 max_pixels: int,
                 blocked: Optional[torch.Tensor] = None,
-                floor: Optional[float] = None
+                floor: Optional[float] = None,
+                ordered: bool = True
                 ) -> Tuple[np.ndarray, np.ndarray]:
     """The ``max_pixels`` best pixels not blocked, best first (ties by
     position).
 
     Args:
         floor (float, optional): Leave out pixels that score below it.
+        ordered (bool): False: when no more than ``max_pixels`` are left
+            (nothing to cut), in position order instead, for a caller that
+            keeps only some and orders those (:func:`best_first`).
+            Defaults to True.
 
     Returns:
         tuple[np.ndarray, np.ndarray]: ``(K, 2)`` ``(y, x)`` and scores.
@@ -339,18 +344,32 @@ def rank_pixels(score_map: torch.Tensor,
     if floor == -np.inf:
         keep = candidates > -np.inf
         positions, candidates = positions[keep], candidates[keep]
+    if not ordered and len(positions) <= count:
+        corners = np.stack(np.divmod(positions, width), axis=1)
+        return corners.astype(np.int64).reshape(-1, 2), candidates
     order = np.lexsort((positions, -candidates))[:count]
     chosen = positions[order]
     corners = np.stack(np.divmod(chosen, width), axis=1)
     return corners.astype(np.int64).reshape(-1, 2), candidates[order]
 
 
+def best_first(corners: np.ndarray, scores: np.ndarray, width: int
+               ) -> np.ndarray:
+    """The order that puts pixels best first, ties by position (as
+    :func:`rank_pixels` ranks them), of pixels at ``corners``
+    ``(K, 2)`` of a map ``width`` wide."""
+    corners = np.asarray(corners, np.int64).reshape(-1, 2)
+    positions = corners[:, 0] * width + corners[:, 1]
+    return np.lexsort((positions, -np.asarray(scores, np.float64)))
+
+
 def rank_units(score_map: torch.Tensor, granularity: str, region_size: int,
                max_units: int,
                blocked: Optional[torch.Tensor] = None,
-               floor: Optional[float] = None) -> Dict:
+               floor: Optional[float] = None,
+               ordered: bool = True) -> Dict:
     """Rank an image's candidate units (see :func:`rank_regions`,
-    :func:`rank_pixels`).
+    :func:`rank_pixels`; ``ordered`` applies to pixels).
 
     Returns:
         dict: ``corners`` ``(K, 2)``, ``scores`` ``(K,)`` best first and
@@ -360,7 +379,8 @@ def rank_units(score_map: torch.Tensor, granularity: str, region_size: int,
         corners, scores = rank_regions(score_map, region_size, max_units,
                                        blocked, floor)
     elif granularity == 'pixel':
-        corners, scores = rank_pixels(score_map, max_units, blocked, floor)
+        corners, scores = rank_pixels(score_map, max_units, blocked, floor,
+                                      ordered)
     else:
         raise ValueError(f'granularity must be one of {GRANULARITIES[1:]} '
                          f'to rank units, got {granularity!r}')

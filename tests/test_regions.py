@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from mmsaal.pool import (PoolState, Reveal, RevealedPixels, load_reveals,
                          save_reveals)
 from mmsaal.pool_samplers import BasePoolSampler
-from mmsaal.regions import (class_shares, kth_largest, rank_pixels,
-                            rank_regions,
+from mmsaal.regions import (best_first, class_shares, kth_largest,
+                            rank_pixels, rank_regions,
                             units_mask)
 from mmsaal.rounds import PixelLabels, PixelUnits, pick_units
 
@@ -430,3 +430,25 @@ def test_the_kth_largest_value_is_the_full_partitions(size, k_share, levels,
     want = np.partition(values, size - k)[size - k]
     got = kth_largest(values, k)
     assert got == want or (np.isneginf(got) and np.isneginf(want))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), levels=st.sampled_from([0, 4]),
+       floor=st.sampled_from([None, 0.5, 0.9]), blocked=st.booleans())
+def test_pixels_ranked_in_position_order_sort_to_the_ranked_order(
+        seed, levels, floor, blocked):
+    """A pool-wide image keeps its pixels above the floor in position order
+    (``ordered=False``); put best first by :func:`best_first`, they are
+    what the ranking gives, ties by position."""
+    rng = np.random.default_rng(seed)
+    values = rng.random((13, 17))
+    if levels:
+        values = np.floor(values * levels) / levels
+    mask = torch.from_numpy(rng.random((13, 17)) < 0.2) if blocked else None
+    score_map = torch.from_numpy(values).float()
+    want = rank_pixels(score_map, 10**6, mask, floor)
+    corners, scores = rank_pixels(score_map, 10**6, mask, floor,
+                                  ordered=False)
+    order = best_first(corners, scores, 17)
+    assert corners[order].tolist() == want[0].tolist()
+    assert scores[order].tolist() == want[1].tolist()

@@ -26,7 +26,8 @@ import torch
 from mmsaal.datasets.transforms import revealed_mask_path
 from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, dump_json_atomic,
                          save_reveals)
-from mmsaal.regions import class_shares, rank_units, unit_area, units_per_image
+from mmsaal.regions import (best_first, class_shares, rank_units, unit_area,
+                            units_per_image)
 from mmsaal.utils.files import atomic_write
 
 Shape = Tuple[int, int]
@@ -287,6 +288,15 @@ def _in_threads(function: Callable[[int], object],
         return list(pool.map(function, items))
 
 
+def _in_order(units: Dict) -> Dict:
+    """An image's ranked pixels (``ordered=False``) best first."""
+    order = best_first(units['corners'], units['scores'],
+                       units['shape'][1])
+    return {key: (value[order] if key in ('corners', 'scores', 'classes')
+                  else value)
+            for key, value in units.items() if key != 'ordered'}
+
+
 def _in_parallel(function: Callable[[int], object], items: Sequence[int],
                  threads: int) -> list:
     """``[function(i) for i in items]`` over ``threads`` threads: ranking
@@ -523,6 +533,10 @@ class PixelUnits(ImageUnits):
         # little further down, and what the round picks is the same (the
         # pool's best units are above either), whatever the threads' order.
         floor = None if self._best is None else self._best.floor
+        # Pool-wide, an image's pixels above the floor stay in position
+        # order: most fall to the pool's floor before the table, which
+        # orders what is left (sorting them all cost more than ranking).
+        ordered = self._best is None or self.granularity != 'pixel'
 
         def rank(position: int) -> Dict:
             index = self.position[samples[position].img_path]
@@ -532,7 +546,9 @@ class PixelUnits(ImageUnits):
                 score_map.float(), self.granularity, self.region_size,
                 self._rank_cap(index),
                 None if blocked is None else torch.from_numpy(blocked),
-                floor)
+                floor, ordered)
+            if not ordered:
+                units['ordered'] = False
             units['corners'] = units['corners'].astype(np.int32)
             if self.granularity == 'pixel':
                 # Values of a float32 map: float32 holds them exactly.
@@ -567,6 +583,8 @@ class PixelUnits(ImageUnits):
 
     def table(self, candidates: np.ndarray,
               scored: Optional[List[Dict]]) -> UnitTable:
+        scored = None if scored is None else [
+            r if r.get('ordered', True) else _in_order(r) for r in scored]
         items = [np.full(len(r['scores']), i, np.int64)
                  for i, r in zip(candidates, scored)]
         classes = None

@@ -43,8 +43,9 @@ from typing import Dict, List
 
 import numpy as np
 
-PHASES = ('start', 'score', 'rank', 'select', 'query', 'reveal', 'record',
-          'classes', 'export', 'report', 'resume')
+PHASES = ('start', 'score', 'candidates', 'rank', 'trim', 'table', 'select',
+          'query', 'reveal', 'record', 'classes', 'export', 'report',
+          'resume')
 NUM_CLASSES = 19
 
 
@@ -301,9 +302,12 @@ def build(args, pool, work_dir: str, meter: Meter):
 
     def keep_scored(scored):
         meter.scored['all'] = scored
-        return trim(scored)
+        with meter.phase('trim'):
+            return trim(scored)
 
     units.trim = keep_scored
+    meter.wrap(units, 'candidates', 'candidates')
+    meter.wrap(units, 'table', 'table')
     # A batch's images rank side by side in threads: its wall time.
     meter.wrap(units_module, '_in_parallel', 'rank')
     meter.wrap(pipeline_module, 'pick_units', 'select')
@@ -447,9 +451,10 @@ def print_table(args, rows, work_dir) -> None:
     for name, measured, largest, sent in rows:
         cells = [f'{measured[p][0]:.2f} ({mb(measured[p][1])})'
                  if p in measured else '' for p in phases]
-        # rank sits inside score, select inside the round's query.
+        # rank and trim sit inside score, select inside the round's query.
         keeping = sum(measured[p][0] for p in (
-            'rank', 'select', 'query', 'reveal', 'record') if p in measured)
+            'candidates', 'rank', 'trim', 'table', 'select', 'query',
+            'reveal', 'record') if p in measured)
         print(f'| {name} | ' + ' | '.join(cells) +
               f' | {keeping:.2f} | {mb(largest[1]) if largest else ""} | '
               f'{mb(sent[8]) if sent else ""} |')

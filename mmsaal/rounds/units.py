@@ -26,8 +26,8 @@ import torch
 from mmsaal.datasets.transforms import revealed_mask_path
 from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, dump_json_atomic,
                          save_reveals)
-from mmsaal.regions import (best_first, class_shares, rank_units, unit_area,
-                            units_per_image)
+from mmsaal.regions import (best_first, class_shares, kth_largest, rank_units,
+                            unit_area, units_per_image)
 from mmsaal.utils.files import atomic_write
 
 Shape = Tuple[int, int]
@@ -576,7 +576,7 @@ class PixelUnits(ImageUnits):
         scores = np.concatenate([u['scores'] for u in scored])
         if len(scores) <= need:
             return scored
-        floor = np.partition(scores, len(scores) - need)[len(scores) - need]
+        floor = kth_largest(scores, need)
         return [{key: (value[units['scores'] >= floor] if key in (
             'corners', 'scores', 'classes') else value)
                  for key, value in units.items()} for units in scored]

@@ -282,10 +282,8 @@ def _in_threads(function: Callable[[int], object],
                 items: Sequence[int]) -> list:
     """``[function(i) for i in items]``, over :data:`IO_THREADS` threads
     when there are many."""
-    if len(items) < 16 or IO_THREADS < 2:
-        return [function(i) for i in items]
-    with ThreadPoolExecutor(IO_THREADS) as pool:
-        return list(pool.map(function, items))
+    return _thread_map(function, items,
+                       IO_THREADS if len(items) >= 16 else 1)
 
 
 def _in_order(units: Dict) -> Dict:
@@ -302,6 +300,12 @@ def _in_parallel(function: Callable[[int], object], items: Sequence[int],
     """``[function(i) for i in items]`` over ``threads`` threads: ranking
     a map runs in OpenCV, torch and numpy calls that release the GIL, so
     the images of a batch rank side by side on the cores torch may use."""
+    return _thread_map(function, items, threads)
+
+
+def _thread_map(function: Callable[[int], object], items: Sequence[int],
+                threads: int) -> list:
+    """``[function(i) for i in items]``, over up to ``threads`` threads."""
     threads = min(threads, len(items))
     if threads < 2:
         return [function(i) for i in items]

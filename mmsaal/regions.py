@@ -15,7 +15,8 @@ definition (``avg_pool2d`` in float64 and one full-map argmax per region,
 first index on ties), bit for bit.
 """
 import threading
-from typing import Dict, Optional, Tuple
+from functools import partial
+from typing import Callable, Dict, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -51,11 +52,16 @@ def window_sums(values: np.ndarray, size: int,
             sdepth=cv2.CV_64F)
     sums = np.empty((values.shape[0] - size + 1, values.shape[1] - size + 1),
                     table.dtype) if out is None else out
-    # torch runs these strided element-wise ops several times faster.
-    full, part = torch.from_numpy(table), torch.from_numpy(sums)
-    torch.sub(full[size:, size:], full[:-size, size:], out=part)
-    part.sub_(full[size:, :-size])
-    part.add_(full[:-size, :-size])
+    # Column strips of the table, then their differences: two passes over
+    # memory, each of them one rounding per sum like the table's own
+    # additions. OpenCV runs these strided element-wise ops several times
+    # faster than numpy, on the calling thread alone (torch's would start
+    # its own threads under each ranking thread).
+    strips = _workspace('strips' if table.dtype == np.float64 else
+                        'count strips', (height - size + 1, width + 1),
+                        table.dtype)
+    cv2.subtract(table[size:], table[:-size], dst=strips)
+    cv2.subtract(strips[:, size:], strips[:, :-size], dst=sums)
     return sums
 
 
@@ -71,16 +77,22 @@ def window_means(values: np.ndarray, size: int, ys: np.ndarray,
             window = values[y:y + size, x:x + size].astype(np.float64)
             means[row] = np.cumsum(window.ravel())[-1] / (size * size)
         return means
-    offsets = np.arange(size)
-    step = max(1, 2**20 // (size * size))  # bounds the gathered windows
-    for start in range(0, len(ys), step):
-        rows = ys[start:start + step, None, None] + offsets[None, :, None]
-        cols = xs[start:start + step, None, None] + offsets[None, None, :]
-        windows = values[rows, cols].reshape(len(rows), -1).astype(
-            np.float64)
-        # cumsum adds in order, as avg_pool2d's loop does; sum() would not.
-        means[start:start + step] = np.cumsum(
-            windows, axis=1)[:, -1] / (size * size)
+    if len(ys) >= 512:
+        # Many windows: one pixel of every window at a time.
+        flat, sums = values.ravel(), np.zeros(len(ys), np.float64)
+        base = ys * values.shape[1] + xs
+        for dy in range(size):
+            for dx in range(size):
+                sums += flat.take(base + (dy * values.shape[1] + dx))
+        return sums / (size * size)
+    # One row of every window at a time, its sum carried into the next.
+    sums = np.zeros(len(ys), np.float64)
+    columns = xs[:, None] + np.arange(size)
+    for dy in range(size):
+        row = values[(ys + dy)[:, None], columns].astype(np.float64)
+        row[:, 0] += sums
+        sums = np.cumsum(row, axis=1)[:, -1]
+    means[:] = sums / (size * size)
     return means
 
 
@@ -88,11 +100,13 @@ class _TileMaxima:
     """The maxima of a ``(H, W)`` array of keys over ``tile x tile``
     blocks, kept up to date as keys drop to ``-inf``."""
 
-    def __init__(self, shape: Tuple[int, int], tile: int) -> None:
+    def __init__(self, shape: Tuple[int, int], tile: int,
+                 slot: Optional[int] = None) -> None:
         height, width = shape
         self.tile = tile
         rows, cols = -(-height // tile), -(-width // tile)
-        self.keys = _workspace('keys', (rows * tile, cols * tile))
+        self.keys = _workspace('keys', (rows * tile, cols * tile),
+                               slot=slot)
         self.keys[height:] = -np.inf
         self.keys[:, width:] = -np.inf
         self.view = self.keys[:height, :width]
@@ -116,6 +130,21 @@ class _TileMaxima:
 
     def best(self) -> float:
         return float(self.maxima.max())
+
+    def only_one(self, threshold: float) -> Optional[Tuple[int, int]]:
+        """``(y, x)`` of the key >= ``threshold`` when there is one only
+        (else None)."""
+        tiles = np.flatnonzero(self.maxima >= threshold)
+        if len(tiles) != 1:
+            return None
+        a, b = divmod(int(tiles[0]), self.maxima.shape[1])
+        t = self.tile
+        keys = np.flatnonzero(
+            self.keys[a * t:(a + 1) * t, b * t:(b + 1) * t] >= threshold)
+        if len(keys) != 1:
+            return None
+        y, x = divmod(int(keys[0]), t)
+        return a * t + y, b * t + x
 
     def at_least(self, threshold: float) -> Tuple[np.ndarray, np.ndarray]:
         """``(ys, xs)`` of every key >= ``threshold``."""
@@ -165,12 +194,36 @@ def rank_regions(score_map: torch.Tensor,
         ``(y, x)`` and their scores ``(K,)``, best first, ``K <=
         max_regions``.
     """
+    if max_regions <= 0:
+        return _no_regions()
+    return prepare_regions(score_map, size, blocked)(max_regions, floor)
+
+
+def _no_regions(*args, **kwargs) -> Tuple[np.ndarray, np.ndarray]:
+    return np.zeros((0, 2), np.int64), np.zeros(0, np.float64)
+
+
+def prepare_regions(score_map: torch.Tensor, size: int,
+                    blocked: Optional[torch.Tensor] = None,
+                    slot: Optional[int] = None
+                    ) -> Callable[..., Tuple[np.ndarray, np.ndarray]]:
+    """The part of :func:`rank_regions` that reads the whole map: window
+    sums and their tile maxima, in OpenCV and numpy calls that release the
+    GIL, so the images of a batch prepare side by side in threads. Returns
+    the greedy picking, ``pick(max_regions, floor=None)``, which holds the
+    GIL and so runs best one image after another.
+
+    Args:
+        slot (int, optional): Keep the window sums in this slot's
+            workspace (one per image of a batch, for picks that run after
+            the batch is prepared) instead of the calling thread's.
+    """
     values, magnitude = _as_array(score_map)
     height, width = values.shape
-    if height < size or width < size or max_regions <= 0:
-        return np.zeros((0, 2), np.int64), np.zeros(0, np.float64)
+    if height < size or width < size:
+        return _no_regions
     area = size * size
-    tiles = _TileMaxima((height - size + 1, width - size + 1), size)
+    tiles = _TileMaxima((height - size + 1, width - size + 1), size, slot)
     # Window sums, not means: dividing by the area keeps their order, and
     # the chosen windows' means are taken exactly below.
     sums = window_sums(values, size, out=tiles.view)
@@ -199,9 +252,29 @@ def rank_regions(score_map: torch.Tensor,
     if free is not None:
         np.copyto(tiles.view, -np.inf, where=~free)
     tiles.ready()
+    return partial(_pick_regions, values, tiles, size, tolerance, free,
+                   zeros)
+
+
+def _pick_regions(values: np.ndarray, tiles: _TileMaxima, size: int,
+                  tolerance: float, free: Optional[np.ndarray],
+                  zeros: np.ndarray, max_regions: int,
+                  floor: Optional[float] = None
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+    """The greedy steps of :func:`rank_regions` over prepared window
+    sums (:func:`prepare_regions`)."""
+    sums, area = tiles.view, size * size
     width_w = sums.shape[1]
+    if max_regions <= 0:
+        return _no_regions()
+    if floor is not None and floor > 0:
+        # Windows of zeros, and all below the floor, are never picked.
+        ranked = _greedy_above(values, tiles, size, floor, tolerance)
+        if ranked is not None:
+            corners, scores = ranked
+            return corners[:max_regions], scores[:max_regions]
     next_zero = 0
-    corners, scores = [], []
+    corners = []
     while len(corners) < max_regions:
         next_zero = _first_free(zeros, next_zero, free)
         zero_left = next_zero < len(zeros)
@@ -210,18 +283,28 @@ def rank_regions(score_map: torch.Tensor,
             best = max(best, 0.0)
         if best == -np.inf:
             break
-        ys, xs = tiles.at_least(best - tolerance)
-        exact = window_means(values, size, ys, xs)
-        flat = ys * width_w + xs
-        if zero_left and 0.0 >= best - tolerance:
-            exact = np.append(exact, 0.0)
-            flat = np.append(flat, zeros[next_zero])
-        top = exact.max()
-        if floor is not None and top < floor:
-            break
-        y, x = divmod(int(flat[exact == top].min()), width_w)
+        threshold = best - tolerance
+        # Mostly one window is within the tolerance of the best: it is
+        # the best, and its exact mean is taken with the others' below.
+        only = None if zero_left and 0.0 >= threshold else \
+            tiles.only_one(threshold)
+        if only is not None:
+            y, x = only
+            if floor is not None and best - 2 * tolerance < floor * area \
+                    and window_means(values, size, [y], [x])[0] < floor:
+                break
+        else:
+            ys, xs = tiles.at_least(threshold)
+            exact = window_means(values, size, ys, xs)
+            flat = ys * width_w + xs
+            if zero_left and 0.0 >= threshold:
+                exact = np.append(exact, 0.0)
+                flat = np.append(flat, zeros[next_zero])
+            top = exact.max()
+            if floor is not None and top < floor:
+                break
+            y, x = divmod(int(flat[exact == top].min()), width_w)
         corners.append((y, x))
-        scores.append(float(top))
         # Every window whose top-left corner lies within size - 1 of this
         # one overlaps it.
         y0, x0 = max(y - size + 1, 0), max(x - size + 1, 0)
@@ -229,23 +312,96 @@ def rank_regions(score_map: torch.Tensor,
         tiles.drop(y0, y1, x0, x1)
         if free is not None:
             free[y0:y1, x0:x1] = False
-    return (np.asarray(corners, np.int64).reshape(-1, 2),
-            np.asarray(scores, np.float64))
+    corners = np.asarray(corners, np.int64).reshape(-1, 2)
+    # A window of zeros means 0.0 exactly, as its sum below does.
+    return corners, window_means(values, size, corners[:, 0], corners[:, 1])
+
+
+#: The most windows above a floor that :func:`_greedy_above` orders; past
+#: it, the tile maxima's greedy steps cost less than sorting them.
+SPARSE_LIMIT = 1 << 15
+
+
+def _greedy_above(values: np.ndarray, tiles: _TileMaxima, size: int,
+                  floor: float, tolerance: float
+                  ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """The greedy regions whose mean is at least ``floor`` (> 0), from the
+    few windows that can reach it, sorted once, instead of a search of the
+    tile maxima per region; None when that cannot be shown to pick what
+    :func:`rank_regions`' loop picks (too many windows, or near ties).
+
+    Greedy picking keeps a window iff no overlapping window with a higher
+    key (mean, then the lower row-major index) is kept, so it depends only
+    on how each overlapping pair is ordered. The windows are ordered by
+    their table sums, which order a pair as its exact means do unless they
+    lie within ``tolerance``; and if no kept window lies that close to one
+    that overlaps it, every pair that decides a pick is ordered right: a
+    window dropped for a kept one is dropped for it either way, and two
+    kept windows never overlap. Otherwise this returns None.
+    """
+    threshold = floor * (size * size) - 2 * tolerance
+    ys, xs = tiles.at_least(threshold)
+    if len(ys) > SPARSE_LIMIT:
+        return None
+    width_w = tiles.view.shape[1]
+    sums = tiles.view[ys, xs]
+    order = np.lexsort((ys * width_w + xs, -sums))
+    ys, xs, sums = ys[order], xs[order], sums[order]
+    alive = _workspace('alive', tiles.view.shape, bool)
+    alive.fill(True)
+    flat = ys * width_w + xs
+    kept = []
+    start = _first_free(flat, 0, alive)
+    while start < len(flat):
+        kept.append(start)
+        y, x = int(ys[start]), int(xs[start])
+        alive[max(y - size + 1, 0):y + size, max(x - size + 1, 0):x + size] \
+            = False
+        start = _first_free(flat, start + 1, alive)
+    kept = np.asarray(kept, np.int64)
+    # Near ties of a kept window: the windows whose sums lie within the
+    # tolerance of its own (a run of the descending order).
+    descending = -sums
+    low = np.searchsorted(descending, -sums[kept] - tolerance, 'left')
+    high = np.searchsorted(descending, -sums[kept] + tolerance, 'right')
+    for k, lo, hi in zip(kept[high - low > 1].tolist(),
+                         low[high - low > 1].tolist(),
+                         high[high - low > 1].tolist()):
+        near = np.arange(lo, hi)
+        near = near[near != k]
+        if ((np.abs(ys[near] - ys[k]) < size) &
+                (np.abs(xs[near] - xs[k]) < size)).any():
+            return None
+    means = window_means(values, size, ys[kept], xs[kept])
+    above = means >= floor
+    kept, means = kept[above], means[above]
+    order = np.lexsort((flat[kept], -means))
+    kept, means = kept[order], means[order]
+    return (np.stack([ys[kept], xs[kept]], axis=1).astype(np.int64)
+            .reshape(-1, 2), means)
 
 
 _WORKSPACE = threading.local()
 
 
+_SLOTS: Dict[Tuple[str, int], np.ndarray] = {}
+
+
 def _workspace(name: str, shape: Tuple[int, int],
-               dtype=np.float64) -> np.ndarray:
+               dtype=np.float64, slot: Optional[int] = None) -> np.ndarray:
     """An array of ``shape`` that this thread's previous call of
-    the same shape leaves for the next: a 1024x2048 map ranks in a few
-    milliseconds, and faulting in fresh pages for its tables would cost as
-    much again. Only the last shape is kept."""
-    kept = getattr(_WORKSPACE, name, None)
-    if kept is None or kept.shape != shape:
+    the same shape leaves for the next (or, with ``slot``, the previous
+    call of that slot's, whichever thread it ran in): a 1024x2048 map ranks
+    in a few milliseconds, and faulting in fresh pages for its tables would
+    cost as much again. Only the last shape is kept."""
+    kept = getattr(_WORKSPACE, name, None) if slot is None else \
+        _SLOTS.get((name, slot))
+    if kept is None or kept.shape != shape or kept.dtype != dtype:
         kept = np.empty(shape, dtype)
-        setattr(_WORKSPACE, name, kept)
+        if slot is None:
+            setattr(_WORKSPACE, name, kept)
+        else:
+            _SLOTS[(name, slot)] = kept
     return kept
 
 
@@ -375,17 +531,36 @@ def rank_units(score_map: torch.Tensor, granularity: str, region_size: int,
         dict: ``corners`` ``(K, 2)``, ``scores`` ``(K,)`` best first and
         ``shape`` ``(H, W)``.
     """
+    return prepare_units(score_map, granularity, region_size, max_units,
+                         blocked, floor, ordered)()
+
+
+def prepare_units(score_map: torch.Tensor, granularity: str,
+                  region_size: int, max_units: int,
+                  blocked: Optional[torch.Tensor] = None,
+                  floor: Optional[float] = None,
+                  ordered: bool = True,
+                  slot: Optional[int] = None) -> Callable[[], Dict]:
+    """:func:`rank_units` in two parts: this one, which threads run side by
+    side (pixels: all of it; regions: :func:`prepare_regions`), returns
+    the rest, which gives :func:`rank_units`' result."""
+    shape = tuple(score_map.shape)
     if granularity == 'region':
-        corners, scores = rank_regions(score_map, region_size, max_units,
-                                       blocked, floor)
-    elif granularity == 'pixel':
-        corners, scores = rank_pixels(score_map, max_units, blocked, floor,
-                                      ordered)
-    else:
+        pick = _no_regions if max_units <= 0 else prepare_regions(
+            score_map, region_size, blocked, slot)
+
+        def regions() -> Dict:
+            corners, scores = pick(max_units, floor)
+            return dict(corners=corners, scores=scores, shape=shape)
+
+        return regions
+    if granularity != 'pixel':
         raise ValueError(f'granularity must be one of {GRANULARITIES[1:]} '
                          f'to rank units, got {granularity!r}')
-    return dict(
-        corners=corners, scores=scores, shape=tuple(score_map.shape))
+    corners, scores = rank_pixels(score_map, max_units, blocked, floor,
+                                  ordered)
+    ranked = dict(corners=corners, scores=scores, shape=shape)
+    return lambda: ranked
 
 
 def class_shares(labels: torch.Tensor, corners: np.ndarray,

@@ -452,3 +452,56 @@ def test_pixels_ranked_in_position_order_sort_to_the_ranked_order(
     order = best_first(corners, scores, 17)
     assert corners[order].tolist() == want[0].tolist()
     assert scores[order].tolist() == want[1].tolist()
+
+
+@pytest.mark.parametrize('style', MAP_STYLES)
+def test_ranking_above_a_floor_equals_the_definition_bit_for_bit(
+        style, monkeypatch):
+    """Above a floor (pool-wide rounds), regions come from the windows
+    that can reach it, ordered once, unless near ties could change a pick:
+    either way the corners and scores of the definition cut at the floor.
+    """
+    import mmsaal.regions as regions
+    paths = []
+    greedy_above = regions._greedy_above
+
+    def spy(*args, **kwargs):
+        ranked = greedy_above(*args, **kwargs)
+        paths.append(ranked is not None)
+        return ranked
+
+    monkeypatch.setattr(regions, '_greedy_above', spy)
+    rng = np.random.default_rng(50 + MAP_STYLES.index(style))
+    for trial in range(60):
+        height, width = (int(v) for v in rng.integers(3, 50, 2))
+        size = int(rng.integers(1, min(height, width) + 1))
+        count = int(rng.integers(1, 40))
+        score_map = styled_map(rng, style, (height, width))
+        blocked = torch.from_numpy(rng.random((height, width)) < 0.05) \
+            if trial % 2 else None
+        corners, scores = reference_regions(score_map, size, 10**6, blocked)
+        if not len(scores):
+            continue
+        floor = float(scores[int(rng.integers(0, len(scores)))]) \
+            if trial % 3 else float(rng.uniform(-0.5, 1.0))
+        keep = scores >= floor
+        got = rank_regions(score_map, size, count, blocked, floor)
+        assert got[0].tolist() == corners[keep][:count].tolist(), trial
+        assert got[1].tolist() == scores[keep][:count].tolist(), trial
+    if style in ('uniform', 'sparse'):
+        assert any(paths)  # the sparse path ran, and agreed
+
+
+def test_window_means_add_each_window_in_its_order():
+    """Few windows by slices, more row by row, many pixel by pixel: each
+    the sum of avg_pool2d's order (one cumulative sum) over the area."""
+    from mmsaal.regions import window_means
+    rng = np.random.default_rng(0)
+    values = rng.random((70, 90)).astype(np.float32)
+    for count in (3, 40, 700):
+        size = 5
+        ys = rng.integers(0, 70 - size + 1, count)
+        xs = rng.integers(0, 90 - size + 1, count)
+        expected = [np.cumsum(values[y:y + size, x:x + size].astype(
+            np.float64).ravel())[-1] / size**2 for y, x in zip(ys, xs)]
+        assert window_means(values, size, ys, xs).tolist() == expected

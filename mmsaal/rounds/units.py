@@ -26,8 +26,8 @@ import torch
 from mmsaal.datasets.transforms import revealed_mask_path
 from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, dump_json_atomic,
                          save_reveals)
-from mmsaal.regions import (best_first, class_shares, kth_largest, rank_units,
-                            unit_area, units_per_image)
+from mmsaal.regions import (best_first, class_shares, kth_largest,
+                            prepare_units, unit_area, units_per_image)
 from mmsaal.utils.files import atomic_write
 
 Shape = Tuple[int, int]
@@ -305,12 +305,30 @@ def _in_parallel(function: Callable[[int], object], items: Sequence[int],
 
 def _thread_map(function: Callable[[int], object], items: Sequence[int],
                 threads: int) -> list:
-    """``[function(i) for i in items]``, over up to ``threads`` threads."""
+    """``[function(i) for i in items]``, over up to ``threads`` threads.
+
+    The threads live as long as the process, so what a thread keeps for
+    its next call (the ranking's workspaces, :mod:`mmsaal.regions`) is
+    there for the next batch: fresh threads would fault in fresh pages.
+    """
     threads = min(threads, len(items))
     if threads < 2:
         return [function(i) for i in items]
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(function, items))
+    return list(_executor(threads).map(function, items))
+
+
+_EXECUTORS: Dict[int, Tuple[int, ThreadPoolExecutor]] = {}
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    """This process's pool of ``threads`` threads (a forked child, such as
+    a dataloader worker, makes its own: it has none of its parent's
+    threads)."""
+    pid, pool = _EXECUTORS.get(threads, (None, None))
+    if pid != os.getpid():
+        pool = ThreadPoolExecutor(threads, thread_name_prefix='mmsaal')
+        _EXECUTORS[threads] = (os.getpid(), pool)
+    return pool
 
 
 class ImageUnits:
@@ -532,6 +550,18 @@ class PixelUnits(ImageUnits):
                     f'{type(sampler).__name__} scored {sample.img_path} at '
                     f'{tuple(score_map.shape)}, not at its size '
                     f'{self.shapes[index]}')
+        return self.rank_maps(maps, [self.position[s.img_path]
+                                     for s in samples])
+
+    def rank_maps(self, maps: List[Tuple], indices: List[int]) -> List[Dict]:
+        """The ranked units of a batch's score maps (``(map, predicted
+        labels or None)`` of the images at pool positions ``indices``).
+
+        The maps are read side by side in threads (window sums, pixel
+        ranks: calls that release the GIL); the greedy picks of regions,
+        which hold it, follow one image after another: run in threads too,
+        they would only make each other wait.
+        """
         # Every image of the batch ranks above the floor the batch started
         # with: a lower floor than one updated image by image ranks a
         # little further down, and what the round picks is the same (the
@@ -542,15 +572,20 @@ class PixelUnits(ImageUnits):
         # orders what is left (sorting them all cost more than ranking).
         ordered = self._best is None or self.granularity != 'pixel'
 
-        def rank(position: int) -> Dict:
-            index = self.position[samples[position].img_path]
-            score_map, labels = maps[position]
+        def prepare(position: int) -> Callable[[], Dict]:
+            index = indices[position]
             blocked = self._state.revealed.mask(index)
-            units = rank_units(
-                score_map.float(), self.granularity, self.region_size,
-                self._rank_cap(index),
+            return prepare_units(
+                maps[position][0].float(), self.granularity,
+                self.region_size, self._rank_cap(index),
                 None if blocked is None else torch.from_numpy(blocked),
-                floor, ordered)
+                floor, ordered, slot=position)
+
+        ranked = []
+        for finish, (_, labels) in zip(
+                _in_parallel(prepare, range(len(maps)),
+                             torch.get_num_threads()), maps):
+            units = finish()
             if not ordered:
                 units['ordered'] = False
             units['corners'] = units['corners'].astype(np.int32)
@@ -561,10 +596,7 @@ class PixelUnits(ImageUnits):
                 units['classes'] = class_shares(labels, units['corners'],
                                                 self.granularity,
                                                 self.region_size)
-            return units
-
-        ranked = _in_parallel(rank, range(len(maps)),
-                              torch.get_num_threads())
+            ranked.append(units)
         if self._best is not None:
             for units in ranked:
                 self._best.add(units['scores'])

@@ -206,3 +206,77 @@ def test_the_scale_simulator_runs_at_a_small_size(tmp_path, task):
     for row in ('| start |', '| round 1 |', '| round 2 |', '| resume |'):
         assert row in out, out[-2000:]
     assert 'rank 0 sends' in out and 'rounds/ holds' in out
+
+
+def test_classes_are_counted_beside_training_and_again_after_a_kill(
+        tmp_path):
+    """A segmentation round's class histogram (every queried label map
+    decoded) is counted in a thread after the round is written: it lands in
+    classes.json and the report, never in queried.json; a kill before it
+    leaves the round without one, and the resume counts it again."""
+    import cv2
+
+    from mmsaal.pool import RoundStore
+    from mmsaal.rounds import Query, RoundRecorder
+    from mmsaal.rounds.record import CLASSES_FILE, pixel_class_histogram
+    rng = np.random.default_rng(0)
+    label_paths = []
+    for i in range(4):
+        labels = rng.integers(0, 3, (16, 16)).astype(np.uint8)
+        labels[0] = 255  # ignored
+        label_paths.append(str(tmp_path / f'{i}_labelTrainIds.png'))
+        cv2.imwrite(label_paths[-1], labels)
+
+    class Pool:
+        metainfo = dict(classes=('road', 'car', 'sky'))
+
+        def __len__(self):
+            return 4
+
+        def get_data_info(self, index):
+            return dict(img_path=f'{index}.png',
+                        seg_map_path=label_paths[index])
+
+    pool, work = Pool(), tmp_path / 'work'
+    names = [f'{i}.png' for i in range(4)]
+    store = RoundStore(str(work / 'rounds'))
+    units = PixelUnits('region', 4, True, 0.1,
+                       PixelLabels(names, store.mask_dir, [(16, 16)] * 4))
+    state = PoolState(names, pixels=True)
+
+    def recorder():
+        return RoundRecorder(store, state, units, pool, str(work), 'unit')
+
+    first = recorder()
+    initial = Query(np.asarray([0]))
+    units.reveal(state, initial)
+    first.save_round(initial, dict(strategy='initial'), initial=True)
+    query = Query(
+        np.asarray([1, 3]), {1: 0.5, 3: 0.25}, dict(strategy='S'),
+        units={1: dict(corners=np.array([[0, 0], [8, 8]]),
+                       scores=np.array([0.5, 0.4])),
+               3: dict(corners=np.array([[4, 4]]), scores=np.array([0.25]))})
+    units.reveal(state, query)
+    first.save_round(query, query.info)
+    first.wait()
+    expected = pixel_class_histogram(pool, units.reveals(query))
+    assert sum(expected.values()) == 3 * 16 - 4  # row 0 ignored
+    folder = store.round_dir(1)
+    classes = osp.join(folder, CLASSES_FILE)
+    assert json.load(open(classes)) == dict(queried_classes=expected)
+    assert 'queried_classes' not in json.load(
+        open(osp.join(folder, 'queried.json')))
+    report = work / 'report.json'
+    rows = json.load(open(report))
+    assert rows[1]['queried_classes'] == expected
+    assert rows[0]['queried_classes'] is None  # round 0 counts none
+    # Killed before the count: no classes.json, a report without them.
+    os.remove(classes)
+    rows[1]['queried_classes'] = None
+    report.write_text(json.dumps(rows))
+    resumed = recorder()
+    assert resumed.count_missing_classes() == [1]
+    resumed.wait()
+    assert json.load(open(classes)) == dict(queried_classes=expected)
+    assert json.load(open(report))[1]['queried_classes'] == expected
+    assert resumed.count_missing_classes() == []

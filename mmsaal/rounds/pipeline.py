@@ -74,6 +74,7 @@ class RoundPipeline:
         latest = self.store.load_latest(self.state)
         if is_main_process():
             self.units.export_missing(self.state)
+            self.recorder.count_missing_classes()
         barrier()
         print_log(
             f'Active learning resumed at round {latest}: '

@@ -6,7 +6,9 @@ trained on them, and the report a person reads between rounds
 import csv
 import io
 import json
+import logging
 import os.path as osp
+import threading
 from collections import Counter
 from functools import partial
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -16,7 +18,7 @@ import torch
 from mmengine.logging import print_log
 
 from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, RoundStore,
-                         dump_json_atomic, write_text_atomic)
+                         dump_json_atomic, load_reveals, write_text_atomic)
 from mmsaal.pool.store import RANDOM_STATES, load_json
 from .units import ImageUnits, Query, _in_threads
 
@@ -26,6 +28,9 @@ COLUMNS = ('round', 'labeled', 'fraction', 'pixel_fraction', 'added',
            'score_min', 'score_max', 'queried_classes', 'queried_empty')
 #: Columns only some runs have (region/pixel queries; detection pools).
 OPTIONAL_COLUMNS = ('pixel_fraction', 'queried_empty')
+#: A segmentation round's ``queried_classes``, counted beside the training
+#: that follows the round (it decodes every queried label map).
+CLASSES_FILE = 'classes.json'
 
 
 def class_histogram(dataset, indices: Sequence[int]) -> Dict[str, int]:
@@ -131,6 +136,8 @@ def fixed_columns(queried: Dict, scores: Sequence[float],
     row.update(score_summary(scores))
     if 'queried_classes' in queried:
         row['queried_classes'] = queried['queried_classes']
+    elif dataset is not None and is_segmentation(dataset):
+        row['queried_classes'] = None  # not counted (yet): classes.json
     elif dataset is not None:
         indices = [item['index'] for item in queried['items']]
         row['queried_classes'] = class_histogram(dataset, indices)
@@ -145,6 +152,8 @@ def read_fixed_columns(store: RoundStore, round_idx: int,
     """:func:`fixed_columns` of a round written earlier, from its files."""
     folder = store.round_dir(round_idx)
     queried = load_json(osp.join(folder, 'queried.json'), 'queried')
+    if osp.exists(osp.join(folder, CLASSES_FILE)):
+        queried.update(load_json(osp.join(folder, CLASSES_FILE), 'classes'))
     scores = [
         item['score'] for item in load_json(
             osp.join(folder, 'scores.json'), 'scores')['items']
@@ -273,6 +282,10 @@ class RoundRecorder:
         # The report's FIXED columns per round: computed once, when the
         # round is written, or read back from report.json on a resume.
         self._fixed: Optional[Dict[int, Dict]] = None
+        # The classes of segmentation rounds, counted in this thread
+        # while the next round trains; the lock keeps the report whole.
+        self._counting: Optional[threading.Thread] = None
+        self._lock = threading.RLock()
 
     def save_round(self, query: Query, info: Dict,
                    generators: Optional[List[Dict]] = None,
@@ -291,11 +304,6 @@ class RoundRecorder:
                 to False.
         """
         round_idx = self.state.round
-        if not initial and self.segmentation:
-            info = dict(
-                info,
-                queried_classes=pixel_class_histogram(
-                    self.pool, self._revealed(query)))
         writers = self.units.round_files(round_idx, query,
                                          self.state.item_names)
         if generators is not None:
@@ -305,11 +313,78 @@ class RoundRecorder:
         self.store.remove_query(round_idx)
         self.units.export(self.state, None if initial else query.indices)
         scores = query.scores or {}
-        self.fixed()[round_idx] = fixed_columns(
-            dict(info, items=[dict(index=int(i))
-                              for i in self.state.queried_in(round_idx)]),
-            [scores[i] for i in sorted(scores)], self.pool)
+        with self._lock:
+            self.fixed()[round_idx] = fixed_columns(
+                dict(info, items=[dict(index=int(i))
+                                  for i in self.state.queried_in(round_idx)]),
+                [scores[i] for i in sorted(scores)], self.pool)
+        if not initial and self.segmentation:
+            self.count_classes({round_idx: list(self._revealed(query))})
         self.report()
+
+    def count_classes(self, reveals: Dict[int, list]) -> None:
+        """Count the labeled pixels per class that each round of
+        ``reveals`` (round: its ``(pool position, reveal)`` pairs) revealed,
+        in a thread: it decodes every queried label map, so it runs while
+        the next round trains, not before. Each round's count goes to its
+        ``classes.json`` and the report's ``queried_classes``; a count a
+        kill cut short is made again on resume
+        (:meth:`count_missing_classes`). One count runs at a time."""
+        self.wait()
+
+        def count() -> None:
+            for round_idx, pairs in reveals.items():
+                try:
+                    classes = pixel_class_histogram(self.pool, pairs)
+                    dump_json_atomic(
+                        dict(queried_classes=classes),
+                        osp.join(self.store.round_dir(round_idx),
+                                 CLASSES_FILE))
+                except Exception as error:  # the run goes on without them
+                    print_log(
+                        f'The classes round {round_idx} queried were not '
+                        f'counted ({type(error).__name__}: {error}); its '
+                        f'report row leaves them out.', logger='current',
+                        level=logging.WARNING)
+                    continue
+                with self._lock:
+                    self.fixed().setdefault(
+                        round_idx, {})['queried_classes'] = classes
+                    self.report()
+
+        self._counting = threading.Thread(
+            target=count, name='mmsaal-queried-classes', daemon=True)
+        self._counting.start()
+
+    def count_missing_classes(self) -> List[int]:
+        """On resume: count the classes of the segmentation rounds a kill
+        left uncounted (no ``classes.json``). Returns those rounds."""
+        if not self.segmentation:
+            return []
+        missing = {}
+        for round_idx in self.store.rounds():
+            folder = self.store.round_dir(round_idx)
+            if round_idx == 0 or osp.exists(osp.join(folder, CLASSES_FILE)):
+                continue
+            queried = load_json(osp.join(folder, 'queried.json'), 'queried')
+            if 'queried_classes' in queried:
+                continue  # written by an earlier version, in queried.json
+            if self.units.pixels is not None:
+                missing[round_idx] = load_reveals(
+                    osp.join(folder, 'revealed.npz'))
+            else:
+                missing[round_idx] = [
+                    (int(i), None) for i in self.state.queried_in(round_idx)]
+        if missing:
+            self.count_classes(missing)
+        return sorted(missing)
+
+    def wait(self) -> None:
+        """Return once the classes being counted are (see
+        :meth:`count_classes`)."""
+        if self._counting is not None:
+            self._counting.join()
+            self._counting = None
 
     def _revealed(self, query: Query
                   ) -> Iterable[Tuple[int, Optional[Reveal]]]:
@@ -331,7 +406,11 @@ class RoundRecorder:
                           encoding='utf-8') as f:
                     rows = json.load(f)
                 for row in rows:
-                    if row['round'] in rounds:
+                    # A round whose classes were not counted yet when the
+                    # report was written reads them from its files.
+                    if row['round'] in rounds and not (
+                            self.segmentation and row['round'] > 0
+                            and row.get('queried_classes') is None):
                         self._fixed[row['round']] = {
                             k: row[k] for k in FIXED if k in row}
             except (OSError, ValueError, KeyError, TypeError):
@@ -377,8 +456,10 @@ class RoundRecorder:
 
     def report(self) -> List[Dict]:
         """Write ``report.{md,json,csv}``; returns its rows."""
-        rows = round_rows(self.store, self.state, self.pool, self.fixed())
-        write_report(self.work_dir, rows, title=self.title)
+        with self._lock:
+            rows = round_rows(self.store, self.state, self.pool,
+                              self.fixed())
+            write_report(self.work_dir, rows, title=self.title)
         return rows
 
 

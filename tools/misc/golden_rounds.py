@@ -17,7 +17,10 @@ of every number:
   positions, both read);
 - ``regions.json`` of pixel queries as each image's pixel count and its
   best and last score (format 2 keeps the pixels in ``revealed.npz``, no
-  longer every pixel's score).
+  longer every pixel's score);
+- ``queried.json`` with the ``queried_classes`` of the round's
+  ``classes.json`` (segmentation rounds count them while the next round
+  trains, and keep them there).
 
 Typical use, before and after a refactor::
 
@@ -187,6 +190,12 @@ def normalized(path: str):
                 'granularity') == 'pixel':
             content['items'] = [pixel_summary(item)
                                 for item in content['items']]
+        # A segmentation round's queried_classes: in queried.json, or
+        # (counted beside the next training) in its classes.json.
+        classes = osp.join(osp.dirname(path), 'classes.json')
+        if path.endswith('queried.json') and osp.exists(classes):
+            with open(classes, encoding='utf-8') as f:
+                content.update(json.load(f))
     return content
 
 

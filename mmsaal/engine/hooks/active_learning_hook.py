@@ -261,6 +261,8 @@ class ActiveLearningHook(Hook):
 
     def after_train(self, runner) -> None:
         if is_main_process():
+            # The last round's classes may still be being counted.
+            self.rounds.recorder.wait()
             rows = self.rounds.recorder.report()
             print_log(
                 '\n' + summary_table(rows) +

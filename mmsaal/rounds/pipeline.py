@@ -120,6 +120,9 @@ class RoundPipeline:
         if query is None:
             query = self.select(round_idx, model, epoch)
             self.oracle.request(round_idx, query, model)
+        # The run may stop here for a person's labels: the last round's
+        # classes are counted before it does (long done, after training).
+        self.recorder.wait()
         self.oracle.wait_for_labels(round_idx, query)
         query.info = dict(query.info,
                           **self.units.reveal(self.state, query))

@@ -608,11 +608,17 @@ class PixelUnits(ImageUnits):
         what the round can pick, not every ranked unit."""
         if self._best is None or not scored:
             return scored
-        need = self._best.need
-        scores = np.concatenate([u['scores'] for u in scored])
-        if len(scores) <= need:
+        count = sum(len(units['scores']) for units in scored)
+        if count == self._best.added:  # all this rank ranked: known best
+            floor = self._best.final()
+        elif count > self._best.need > 0:  # some (a simulated rank)
+            floor = kth_largest(
+                np.concatenate([u['scores'] for u in scored]),
+                self._best.need)
+        else:
+            floor = None
+        if floor is None:
             return scored
-        floor = kth_largest(scores, need)
         return [{key: (value[units['scores'] >= floor] if key in (
             'corners', 'scores', 'classes') else value)
                  for key, value in units.items()} for units in scored]
@@ -776,24 +782,34 @@ class _BestScores:
 
     def __init__(self, need: int) -> None:
         self.need = need
-        self.kept = np.zeros(0, np.float64)
-        self.pending: List[np.ndarray] = []
+        self.kept: List[np.ndarray] = []
         self.size = 0
+        self.added = 0
         self.floor: Optional[float] = None
 
     def add(self, scores: np.ndarray) -> None:
         if self.need <= 0 or not len(scores):
             return
-        self.pending.append(np.asarray(scores, np.float64))
+        # In their own dtype (a pixel's float32): a pool-wide pixel round
+        # keeps tens of millions.
+        self.kept.append(np.asarray(scores))
         self.size += len(scores)
-        if self.size >= 2 * self.need or self.floor is None:
-            self.kept = np.concatenate([self.kept] + self.pending)
-            self.pending, self.size = [], len(self.kept)
-            if len(self.kept) >= self.need:
-                cut = len(self.kept) - self.need
-                self.kept = np.partition(self.kept, cut)[cut:]
-                self.floor = float(self.kept.min())
-                self.size = len(self.kept)
+        self.added += len(scores)
+        if self.size >= 2 * self.need or (
+                self.floor is None and self.size >= self.need):
+            kept = np.concatenate(self.kept)
+            self.floor = float(kth_largest(kept, self.need))
+            # The need best and their ties: the need-th best of what comes
+            # is the same as with the need best alone.
+            kept = kept[kept >= self.floor]
+            self.kept, self.size = [kept], len(kept)
+
+    def final(self) -> Optional[float]:
+        """The ``need``-th best of every score added (None when fewer were):
+        what was let go lay below a floor, so below it."""
+        if self.size < self.need or self.need <= 0:
+            return None
+        return float(kth_largest(np.concatenate(self.kept), self.need))
 
 
 def pick_units(sampler, table: UnitTable, budget: Budget,

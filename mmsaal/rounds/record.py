@@ -370,8 +370,13 @@ class RoundRecorder:
             if 'queried_classes' in queried:
                 continue  # written by an earlier version, in queried.json
             if self.units.pixels is not None:
-                missing[round_idx] = load_reveals(
-                    osp.join(folder, 'revealed.npz'))
+                try:
+                    missing[round_idx] = load_reveals(
+                        osp.join(folder, 'revealed.npz'))
+                except RuntimeError as error:  # a report column only
+                    print_log(f'{error}; round {round_idx} is reported '
+                              f'without its classes.', logger='current',
+                              level=logging.WARNING)
             else:
                 missing[round_idx] = [
                     (int(i), None) for i in self.state.queried_in(round_idx)]

@@ -347,6 +347,19 @@ def styled_map(rng, style, shape):
     return torch.from_numpy(values)
 
 
+def random_case(rng, style, trial, sides, counts):
+    """A map of ``style`` under ``sides`` pixels a side, a region size
+    that fits, a count under ``counts`` and, every other trial, blocked
+    pixels."""
+    height, width = (int(v) for v in rng.integers(3, sides, 2))
+    size = int(rng.integers(1, min(height, width) + 1))
+    count = int(rng.integers(1, counts))
+    score_map = styled_map(rng, style, (height, width))
+    blocked = torch.from_numpy(rng.random((height, width)) < 0.05) \
+        if trial % 2 else None
+    return score_map, size, count, blocked
+
+
 @pytest.mark.parametrize('style', MAP_STYLES)
 def test_ranking_equals_the_definition_bit_for_bit(style):
     """Prefix sums, tile maxima and exact re-summing of near ties give the
@@ -354,12 +367,8 @@ def test_ranking_equals_the_definition_bit_for_bit(style):
     bit, on maps full of ties, zeros, plateaus and negative values."""
     rng = np.random.default_rng(MAP_STYLES.index(style))
     for trial in range(60):
-        height, width = (int(v) for v in rng.integers(3, 40, 2))
-        size = int(rng.integers(1, min(height, width) + 1))
-        count = int(rng.integers(1, 30))
-        score_map = styled_map(rng, style, (height, width))
-        blocked = torch.from_numpy(rng.random((height, width)) < 0.05) \
-            if trial % 2 else None
+        score_map, size, count, blocked = random_case(rng, style, trial, 40,
+                                                      30)
         corners, scores = rank_regions(score_map, size, count, blocked)
         expected = reference_regions(score_map, size, count, blocked)
         assert corners.tolist() == expected[0].tolist(), (style, trial)
@@ -473,12 +482,8 @@ def test_ranking_above_a_floor_equals_the_definition_bit_for_bit(
     monkeypatch.setattr(regions, '_greedy_above', spy)
     rng = np.random.default_rng(50 + MAP_STYLES.index(style))
     for trial in range(60):
-        height, width = (int(v) for v in rng.integers(3, 50, 2))
-        size = int(rng.integers(1, min(height, width) + 1))
-        count = int(rng.integers(1, 40))
-        score_map = styled_map(rng, style, (height, width))
-        blocked = torch.from_numpy(rng.random((height, width)) < 0.05) \
-            if trial % 2 else None
+        score_map, size, count, blocked = random_case(rng, style, trial, 50,
+                                                      40)
         corners, scores = reference_regions(score_map, size, 10**6, blocked)
         if not len(scores):
             continue

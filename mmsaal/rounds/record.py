@@ -147,13 +147,20 @@ def fixed_columns(queried: Dict, scores: Sequence[float],
     return row
 
 
+def read_queried(folder: str) -> Dict:
+    """A round's ``queried.json``, with the ``queried_classes`` of its
+    ``classes.json`` when counted (segmentation rounds)."""
+    queried = load_json(osp.join(folder, 'queried.json'), 'queried')
+    if osp.exists(osp.join(folder, CLASSES_FILE)):
+        queried.update(load_json(osp.join(folder, CLASSES_FILE), 'classes'))
+    return queried
+
+
 def read_fixed_columns(store: RoundStore, round_idx: int,
                        dataset=None) -> Dict:
     """:func:`fixed_columns` of a round written earlier, from its files."""
     folder = store.round_dir(round_idx)
-    queried = load_json(osp.join(folder, 'queried.json'), 'queried')
-    if osp.exists(osp.join(folder, CLASSES_FILE)):
-        queried.update(load_json(osp.join(folder, CLASSES_FILE), 'classes'))
+    queried = read_queried(folder)
     scores = [
         item['score'] for item in load_json(
             osp.join(folder, 'scores.json'), 'scores')['items']
@@ -364,11 +371,9 @@ class RoundRecorder:
         missing = {}
         for round_idx in self.store.rounds():
             folder = self.store.round_dir(round_idx)
-            if round_idx == 0 or osp.exists(osp.join(folder, CLASSES_FILE)):
+            # Earlier versions kept them in queried.json.
+            if round_idx == 0 or 'queried_classes' in read_queried(folder):
                 continue
-            queried = load_json(osp.join(folder, 'queried.json'), 'queried')
-            if 'queried_classes' in queried:
-                continue  # written by an earlier version, in queried.json
             if self.units.pixels is not None:
                 try:
                     missing[round_idx] = load_reveals(

@@ -295,14 +295,6 @@ def _in_order(units: Dict) -> Dict:
             for key, value in units.items() if key != 'ordered'}
 
 
-def _in_parallel(function: Callable[[int], object], items: Sequence[int],
-                 threads: int) -> list:
-    """``[function(i) for i in items]`` over ``threads`` threads: ranking
-    a map runs in OpenCV, torch and numpy calls that release the GIL, so
-    the images of a batch rank side by side on the cores torch may use."""
-    return _thread_map(function, items, threads)
-
-
 def _thread_map(function: Callable[[int], object], items: Sequence[int],
                 threads: int) -> list:
     """``[function(i) for i in items]``, over up to ``threads`` threads.
@@ -583,8 +575,8 @@ class PixelUnits(ImageUnits):
 
         ranked = []
         for finish, (_, labels) in zip(
-                _in_parallel(prepare, range(len(maps)),
-                             torch.get_num_threads()), maps):
+                _thread_map(prepare, range(len(maps)),
+                            torch.get_num_threads()), maps):
             units = finish()
             if not ordered:
                 units['ordered'] = False

@@ -12,7 +12,7 @@ from mmengine.fileio import get_file_backend
 
 from mmsaal.apis.experiment import (changed_fields, check_work_dir,
                                     experiment_fields, record_experiment)
-from mmsaal.utils import checkpoint_to_resume, write_bytes_atomic
+from mmsaal.utils import WorkDirError, checkpoint_to_resume, write_bytes_atomic
 from mmsaal.utils.checkpoint import ATOMIC_BACKEND
 from mmsaal.utils.random_states import capture, epoch_seed, restore
 
@@ -129,9 +129,9 @@ def test_resume_with_a_changed_experiment_is_refused_naming_the_fields(
                          ('active_learning.pool_sampler.rho', 0.5),
                          ('randomness.seed', 1),
                          ('train_dataloader.dataset.data_root', 'data/b/')]:
-        with pytest.raises(SystemExit, match=f'{field}: .* -> '):
+        with pytest.raises(WorkDirError, match=f'{field}: .* -> '):
             check_work_dir(experiment(tmp_path, **resume, **{field: value}))
-    with pytest.raises(SystemExit, match='Continue it with --resume'):
+    with pytest.raises(WorkDirError, match='Continue it with --resume'):
         check_work_dir(experiment(tmp_path))
 
 
@@ -190,5 +190,5 @@ def test_a_moved_work_dir_keeps_its_experiment(tmp_path):
     check_work_dir(seg(tmp_path / 'b'))  # accepted
     changed = seg(tmp_path / 'b')
     changed.train_dataloader.dataset.datasets[1].data_root = 'data/c/'
-    with pytest.raises(SystemExit, match='datasets.1.data_root'):
+    with pytest.raises(WorkDirError, match='datasets.1.data_root'):
         check_work_dir(changed)

@@ -16,6 +16,7 @@ import pytest
 from conftest import (SEG_DEMO_CONFIG, quick_options, run_train_al,
                       seg_quick_options)
 
+from mmsaal.utils import WorkDirLock
 from mmsaal.utils.work_dir import LOCK_FILE
 
 
@@ -156,11 +157,14 @@ def test_damaged_round_files_get_one_clear_line(finished, tmp_path, damage,
     elif damage == 'middle':
         shutil.rmtree(osp.join(rounds, 'round_01'))
     else:  # a live process holds the work dir
-        json.dump(dict(pid=os.getpid(), host=socket.gethostname(),
-                       started='now', what='another run'),
-                  open(osp.join(work_dir, LOCK_FILE), 'w'))
+        held = WorkDirLock(work_dir, 'another run')
+        held.acquire()
     before = snapshot(work_dir)
-    line = one_line(resume(work_dir, finished[1]))
+    try:
+        line = one_line(resume(work_dir, finished[1]))
+    finally:
+        if damage == 'lock':
+            held.release()
     assert message in line, line
     if damage == 'middle':
         assert 'delete the rounds after round 0 (round_02)' in line
@@ -181,7 +185,8 @@ def test_a_stale_lock_and_leftover_temporaries_are_cleaned(finished,
     for path in leftovers:
         open(path, 'w').write('half a write')
     done = resume(work_dir, finished[1], check=True)
-    assert 'removed a stale lock' in done.stdout + done.stderr
+    assert 'took over the stale lock of a run (pid' in \
+        done.stdout + done.stderr
     assert not any(osp.exists(p) for p in leftovers)
     assert not osp.exists(osp.join(work_dir, LOCK_FILE))  # released
 

@@ -26,9 +26,10 @@ from mmsaal.rounds.fields import FieldError
 from mmsaal.rounds.label_studio import TOKEN_ENV, pull_until_done
 from mmsaal.rounds.oracles import AwaitingLabels
 from mmsaal.rounds.pool_dataset import pool_dataset_cfg
-from mmsaal.utils import (WorkDirError, WorkDirLock, checkpoint_to_resume,
-                          remove_temporaries)
+from mmsaal.utils import (DataError, WorkDirError, WorkDirLock,
+                          checkpoint_to_resume, remove_temporaries)
 from mmsaal.utils.checkpoint import check_checkpoint
+from mmsaal.utils.files import write_bytes_atomic
 from mmsaal.utils.work_dir import LOCK_FILE
 
 
@@ -152,11 +153,12 @@ def main():
             check_fields(cfg)
             check_work_dir(cfg)
         with one_run(cfg):
+            refuse_planted_links(cfg, args.config)
             init_cpu_dist(cfg)
             pull_labels(cfg)
             waiting = train(cfg)
             again = waiting is not None and wait_for_annotator(cfg)
-    except (WorkDirError, FieldError) as err:
+    except (WorkDirError, FieldError, DataError) as err:
         # What to fix is in the message; a traceback would hide it.
         print(f'error: {err}', file=sys.stderr)
         sys.exit(1)
@@ -283,6 +285,7 @@ def no_litter_if_refused(work_dir: str):
     as it was, so that the same command runs again once fixed."""
     existed = osp.isdir(work_dir)
     before = set(os.listdir(work_dir)) if existed else set()
+    kept = small_files(work_dir) if existed else {}
     runners: list = []
     try:
         yield runners
@@ -297,7 +300,50 @@ def no_litter_if_refused(work_dir: str):
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     os.unlink(path)
+            # What the start rewrote (mmengine's config dump, the reports)
+            # goes back to what it was.
+            for name, data in kept.items():
+                if small_files(work_dir, [name]).get(name) != data:
+                    write_bytes_atomic(data, osp.join(work_dir, name))
         raise
+
+
+#: A refused start restores the work dir's files up to this size.
+RESTORED_BYTES = 16 * 2**20
+
+
+def small_files(work_dir: str, names=None) -> dict:
+    """``{name: bytes}`` of the regular files directly in ``work_dir``
+    (not links, not checkpoints) of at most :data:`RESTORED_BYTES`."""
+    found = {}
+    for name in os.listdir(work_dir) if names is None else names:
+        path = osp.join(work_dir, name)
+        if name == LOCK_FILE or name.endswith('.pth') or osp.islink(path) \
+                or not osp.isfile(path) or \
+                osp.getsize(path) > RESTORED_BYTES:
+            continue
+        with open(path, 'rb') as f:
+            found[name] = f.read()
+    return found
+
+
+#: Files mmengine writes in the work dir under fixed names: one planted as
+#: a link would make it write wherever the link points.
+MMENGINE_NAMES = ('last_checkpoint', )
+
+
+def refuse_planted_links(cfg: Config, config_path: str) -> None:
+    """Refuse a link at a name mmengine writes in the work dir (its
+    config dump, ``last_checkpoint``): it would write through it. A work
+    dir, or its ``state_dir``, that is itself a link (another disk) is
+    honoured."""
+    for name in MMENGINE_NAMES + (osp.basename(config_path), ):
+        path = osp.join(cfg.work_dir, name)
+        if osp.islink(path):
+            raise WorkDirError(
+                f'{path} is a link (to {os.readlink(path)}): mmengine would '
+                f'write through it. Replace it with the file itself, or '
+                f'delete it.')
 
 
 if __name__ == '__main__':

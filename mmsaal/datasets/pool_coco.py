@@ -6,6 +6,7 @@ from typing import List, Sequence
 from mmdet.datasets import CocoDataset
 
 from mmsaal.registry import DATASETS
+from mmsaal.utils.images import image_size
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -47,7 +48,6 @@ class PoolCocoDataset(CocoDataset):
         super().__init__(*args, **kwargs)
 
     def load_data_list(self) -> List[dict]:
-        from PIL import Image
         img_dir = self.data_prefix.get('img', self.data_root)
         labeled = {}
         if self.ann_file and osp.isfile(self.ann_file):
@@ -60,8 +60,7 @@ class PoolCocoDataset(CocoDataset):
             path = osp.join(img_dir, name)
             info = labeled.pop(osp.normpath(path), None)
             if info is None:
-                with Image.open(path) as image:
-                    width, height = image.size
+                width, height = image_size(path)
                 info = dict(
                     img_path=path, img_id=None, seg_map_path=None,
                     height=height, width=width, instances=[])

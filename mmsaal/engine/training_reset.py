@@ -2,11 +2,14 @@
 """``reset_each_round``: every round trains again from the weights,
 optimizer state and LR schedule the run started with."""
 import copy
-import os
 import os.path as osp
 from typing import Sequence
 
 import torch
+
+from mmsaal.utils.checkpoint import load_checkpoint_file
+from mmsaal.utils.errors import WorkDirError
+from mmsaal.utils.files import atomic_write
 
 
 class InitialTrainingState:
@@ -32,19 +35,18 @@ class InitialTrainingState:
                 optimizer=optim_wrapper.state_dict(),
                 param_schedulers=[s.state_dict() for s in schedulers])
             if main_process:
-                os.makedirs(osp.dirname(self.path), exist_ok=True)
-                tmp = self.path + '.tmp'
-                torch.save(state, tmp)
-                os.replace(tmp, self.path)
+                # A fresh mkstemp name: a link planted at a fixed
+                # temporary name is never followed.
+                with atomic_write(self.path) as f:
+                    torch.save(state, f)
             self.state = copy.deepcopy(state)
             return
         if not osp.exists(self.path):
-            raise RuntimeError(
+            raise WorkDirError(
                 f'reset_each_round needs {self.path}, saved when the run '
                 f'started; it is missing. Resume without reset_each_round '
                 f'or restart.')
-        self.state = torch.load(
-            self.path, map_location='cpu', weights_only=True)
+        self.state = load_checkpoint_file(self.path, 'the initial state')
 
     def restore(self, model: torch.nn.Module, optim_wrapper,
                 schedulers: Sequence) -> None:

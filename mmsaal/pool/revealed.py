@@ -410,9 +410,23 @@ class RevealedPixels:
         indices = self._counts if indices is None else indices
         return int(sum(self._counts.get(i, 0) for i in indices))
 
-    def load_round(self, path: str, round_idx: int = -1) -> int:
+    def load_round(self, path: str, round_idx: int = -1,
+                   pool_size: Optional[int] = None) -> int:
         """Replay round ``round_idx``'s ``revealed.npz``; returns the
-        pixels it revealed."""
-        return sum(
-            self.reveal(index, reveal, round_idx)
-            for index, reveal in load_reveals(path))
+        pixels it revealed.
+
+        Raises:
+            WorkDirError: It names an image outside a pool of
+                ``pool_size`` images.
+        """
+        reveals = load_reveals(path)
+        outside = [index for index, _ in reveals
+                   if pool_size is not None and not 0 <= index < pool_size]
+        if outside:
+            raise WorkDirError(
+                f'{path} reveals pixels of image {outside[0]}, outside the '
+                f'pool of {pool_size} images: the file is damaged or from '
+                f'another pool. Restore it, or delete its round folder (and '
+                f'the ones after it) to query that round again.')
+        return sum(self.reveal(index, reveal, round_idx)
+                   for index, reveal in reveals)

@@ -14,10 +14,10 @@ import shutil
 import uuid
 from typing import Callable, Dict, List, Optional, Sequence
 
-import torch
-
-from mmsaal.utils.errors import WorkDirError
-from mmsaal.utils.files import atomic_write, write_bytes_atomic
+from mmsaal.utils.checkpoint import load_checkpoint_file
+from mmsaal.utils.errors import FieldError, WorkDirError
+from mmsaal.utils.files import (MAX_JSON_MB, atomic_write, read_capped,
+                                write_bytes_atomic)
 from .state import PoolState
 
 MASK_DIR = 'revealed'
@@ -105,8 +105,7 @@ def load_json(path: str, what: str):
     """Read a JSON file of the pool state with an error that says what to do
     when it is damaged."""
     try:
-        with open(path, encoding='utf-8') as f:
-            return json.load(f)
+        return json.loads(read_capped(path, MAX_JSON_MB * 2**20))
     except (OSError, ValueError) as err:
         raise WorkDirError(
             f'cannot read {what} {path!r} ({err}). The file is missing or '
@@ -256,15 +255,37 @@ class RoundStore:
         """The id of the run whose rounds these are (None for rounds of an
         earlier version, which wrote none)."""
         path = osp.join(self.root, RUN_FILE)
-        return load_json(path, 'the run id')['id'] if osp.exists(path) \
-            else None
+        if not osp.exists(path):
+            return None
+        run = load_json(path, 'the run id')
+        if not isinstance(run, dict) or not isinstance(run.get('id'), str):
+            raise WorkDirError(
+                f'{path} is damaged: it holds no run id. Restore it from a '
+                f'backup, or start the run again in a new --work-dir (the '
+                f'checkpoints are checked against this id).')
+        return run['id']
 
-    def start_run(self) -> str:
-        """Give a new run its id (at its first start)."""
+    def start_run(self, config: Optional[str] = None) -> str:
+        """Give a new run its id (at its first start), and keep the path
+        of the config it started with, for the commands the tools print."""
         run = uuid.uuid4().hex
         os.makedirs(self.root, exist_ok=True)
-        dump_json_atomic(dict(id=run), osp.join(self.root, RUN_FILE))
+        record = dict(id=run)
+        if config:
+            record['config'] = osp.abspath(config)
+        dump_json_atomic(record, osp.join(self.root, RUN_FILE))
         return run
+
+    def run_config(self) -> Optional[str]:
+        """The path of the config the run started with, as ``run.json``
+        keeps it (None when it keeps none)."""
+        path = osp.join(self.root, RUN_FILE)
+        try:
+            run = load_json(path, 'the run record')
+        except WorkDirError:
+            return None
+        config = run.get('config') if isinstance(run, dict) else None
+        return config if isinstance(config, str) else None
 
     def load_latest(self, state: PoolState) -> int:
         """Load the latest finished round into ``state``; for a
@@ -305,7 +326,7 @@ class RoundStore:
                 for round_idx in range(latest + 1):
                     state.revealed.load_round(
                         osp.join(self.round_dir(round_idx), 'revealed.npz'),
-                        round_idx)
+                        round_idx, state.pool_size)
                 state.check_revealed(self.root)
         return latest
 
@@ -337,7 +358,7 @@ class RoundStore:
         path = osp.join(self.round_dir(round_idx), RANDOM_STATES)
         if not osp.exists(path):
             return None
-        return torch.load(path, weights_only=True)
+        return load_checkpoint_file(path, 'the random states')
 
     def write_metrics(self, round_idx: int, metrics: Dict) -> bool:
         """Record the validation metrics of the model trained on a round,
@@ -363,7 +384,11 @@ class RoundStore:
     def _remove_incomplete(self) -> None:
         for name in os.listdir(self.root):
             if name.startswith(TMP_PREFIX):
-                shutil.rmtree(osp.join(self.root, name))
+                path = osp.join(self.root, name)
+                if osp.islink(path) or not osp.isdir(path):
+                    os.unlink(path)  # the link alone, never what it names
+                else:
+                    shutil.rmtree(path)
 
 
 def revealed_mask_dir(state_root: str) -> str:
@@ -385,14 +410,26 @@ def read_initial_file(path: str, item_names: Sequence[str]) -> List[int]:
     Returns:
         list[int]: Distinct pool positions.
     """
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
+    where = f'active_learning.initial_labeled_file {path!r}'
+    try:
+        text = read_capped(path, MAX_JSON_MB * 2**20).decode('utf-8')
+    except (OSError, ValueError) as err:
+        raise FieldError(f'{where} cannot be read ({err}): point the field '
+                         f'to a JSON list or a text file of pool items, or '
+                         f'drop it.') from None
     try:
         entries = json.loads(text)
     except ValueError:
         entries = [line.strip() for line in text.splitlines() if line.strip()]
     if isinstance(entries, dict):
-        entries = [row['index'] for row in entries.get('items', [])]
+        rows = entries.get('items', [])
+        if not isinstance(rows, list) or not all(
+                isinstance(r, dict) and 'index' in r for r in rows):
+            raise FieldError(f'{where}: its "items" need an "index" each, '
+                             f'as labeled.json has them')
+        entries = [row['index'] for row in rows]
+    if not isinstance(entries, list):
+        raise FieldError(f'{where} holds no list of pool items')
     by_name = {}
     for i, name in enumerate(item_names):
         by_name[name] = i
@@ -404,19 +441,19 @@ def read_initial_file(path: str, item_names: Sequence[str]) -> List[int]:
                                       and entry not in by_name):
             index = int(entry)
             if not 0 <= index < len(item_names):
-                raise ValueError(
-                    f'initial_labeled_file {path!r}: position {index} is '
+                raise FieldError(
+                    f'{where}: position {index} is '
                     f'outside the pool of {len(item_names)} items')
-        elif entry in by_name:
+        elif isinstance(entry, str) and entry in by_name:
             index = by_name[entry]
         else:
-            raise ValueError(
-                f'initial_labeled_file {path!r}: {entry!r} names no item of '
+            raise FieldError(
+                f'{where}: {entry!r:.80} names no item of '
                 f'the pool (use pool positions or image paths as in '
                 f'labeled.json)')
         positions.append(index)
     if len(set(positions)) != len(positions):
-        raise ValueError(f'initial_labeled_file {path!r} lists an item '
+        raise FieldError(f'{where} lists an item '
                          f'twice; each item must appear once')
     return positions
 

@@ -5,6 +5,7 @@ from typing import List, Optional, Union
 
 from mmsaal.datasets.transforms import reads_revealed_masks
 from mmsaal.pool import PoolState, RoundStore
+from mmsaal.utils.images import check_images
 from .fields import FieldError, check_against_pool
 from .label_studio import LabelStudioOracle
 from .oracles import HumanOracle, SimulatedOracle
@@ -59,6 +60,11 @@ def build_round_pipeline(cfg,
             f"LoadRevealedAnnotations') in place of its LoadAnnotations, or "
             f"query whole images (granularity='image').")
     items = PoolItems.of(pool)
+    # Before any training: every pool image exists and, at the first start,
+    # is an image that decodes (an item without an img_path stands as its
+    # position).
+    check_images([p for i, p in enumerate(items.paths) if p != str(i)],
+                 headers=not store.rounds())
     pixels = PixelLabels(items.paths, store.mask_dir) if pixel_labeled \
         else None
     state = PoolState(items.names, seed=seed, pixels=pixel_labeled)

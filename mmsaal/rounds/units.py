@@ -29,6 +29,7 @@ from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, dump_json_atomic,
 from mmsaal.regions import (best_first, class_shares, kth_largest,
                             prepare_units, unit_area, units_per_image)
 from mmsaal.utils.files import atomic_write
+from mmsaal.utils.images import image_size
 
 Shape = Tuple[int, int]
 Writer = Callable[[str], None]
@@ -250,11 +251,17 @@ class PixelLabels:
 
         _in_threads(write, wanted)
         if indices is None:
+            # Only masks this export writes are removed: the mask names of
+            # the pool's images, never another file of the folder (it may
+            # be a link to one of the user's).
             keep = {osp.basename(self.mask_path(i)) for i in revealed}
-            keep.add(self.EXPORTED)
+            ours = {osp.basename(self.mask_path(i))
+                    for i in range(len(self.paths))}
             for name in os.listdir(self.mask_dir):
-                if name not in keep:
-                    os.remove(osp.join(self.mask_dir, name))
+                path = osp.join(self.mask_dir, name)
+                if name in ours and name not in keep and \
+                        osp.isfile(path) and not osp.islink(path):
+                    os.remove(path)
         dump_json_atomic(dict(round=state.round),
                          osp.join(self.mask_dir, self.EXPORTED))
 
@@ -858,9 +865,8 @@ def check_unique_stems(paths: Sequence[str]) -> None:
 
 def image_shapes(paths: Sequence[str]) -> List[Shape]:
     """``(height, width)`` of each image, from the file headers."""
-    from PIL import Image
     shapes = []
     for path in paths:
-        with Image.open(path) as img:
-            shapes.append((img.height, img.width))
+        width, height = image_size(path)
+        shapes.append((height, width))
     return shapes

@@ -114,7 +114,8 @@ def checkpoint_to_resume(work_dir: str) -> Optional[str]:
 
     Raises:
         WorkDirError: ``last_checkpoint`` names a file outside the work dir
-            that it does not hold.
+            that it does not hold, or every checkpoint of the work dir is
+            damaged.
     """
     from mmengine.logging import print_log
     pointer = osp.join(work_dir, 'last_checkpoint')
@@ -139,16 +140,28 @@ def checkpoint_to_resume(work_dir: str) -> Optional[str]:
                       f'was moved or copied): resuming from {path}.',
                       logger='current')
         if osp.isfile(path):
-            if is_complete(path):
+            reason = unreadable(path)
+            if reason is None:
                 return path
-            print_log(f'{path} is damaged (cut short?): resuming from the '
+            print_log(f'{path} is damaged: it {reason}; resuming from the '
                       f'newest complete checkpoint before it.',
                       logger='current')
+    skipped = []
     for path in numbered_checkpoints(work_dir):
-        if is_complete(path):
+        reason = unreadable(path)
+        if reason is None:
             return path
-        print_log(f'{path} is damaged (cut short?): skipped.',
+        skipped.append(path)
+        print_log(f'{path} is damaged: it {reason}; skipped.',
                   logger='current')
+    if skipped or named is not None:
+        raise WorkDirError(
+            f'{work_dir} holds no checkpoint to resume from: '
+            + (f'{", ".join(skipped)} {"is" if len(skipped) == 1 else "are"} '
+               f'damaged' if skipped else f'{pointer} names {named}, which '
+               f'does not exist') +
+            f'. Restore one, or delete {"them" if skipped else pointer} and '
+            f'{pointer} to train the last round again from its start.')
     return None
 
 
@@ -163,34 +176,71 @@ def numbered_checkpoints(work_dir: str) -> List[str]:
                                                            reverse=True)]
 
 
+#: The first bytes of torch's legacy (pre-zip) format: pickle protocol 2
+#: and the first bytes of its magic number.
+LEGACY_HEAD = b'\x80\x02\x8a\x0a'
+
+
 def is_complete(path: str) -> bool:
     """Whether a checkpoint file is whole: torch's zip format ends with its
-    directory, which a file cut short lacks (other formats are taken as
-    they are)."""
+    directory, which a file cut short lacks. A file in neither of torch's
+    formats (junk, a text file) is not a checkpoint at all."""
     try:
         with open(path, 'rb') as f:
             head = f.read(4)
-        if len(head) < 4:
-            return False
-        if head != b'PK\x03\x04':
+        if head == LEGACY_HEAD:
             return True
+        if head != b'PK\x03\x04':
+            return False
         with zipfile.ZipFile(path) as archive:
             return any(n.endswith('data.pkl') for n in archive.namelist())
     except (OSError, zipfile.BadZipFile):
         return False
 
 
+def unreadable(path: str) -> Optional[str]:
+    """Why ``path`` is no checkpoint that loads under ``weights_only=True``
+    (cut short, junk, or a pickle naming a class outside the allow-list),
+    or None when it loads. The file is mapped, not read whole."""
+    if not osp.isfile(path):
+        return 'does not exist'
+    if not is_complete(path):
+        return 'is damaged (cut short?) or not a checkpoint'
+    try:
+        torch.load(path, map_location='cpu', weights_only=True,
+                   mmap=zipfile.is_zipfile(path))
+    except Exception as err:  # noqa: BLE001 (every way a load fails)
+        first = str(err).strip().splitlines()
+        reason = first[0] if first else type(err).__name__
+        if 'Weights only load failed' in reason or isinstance(
+                err, __import__('pickle').UnpicklingError):
+            return ('holds objects a checkpoint may not (torch refused '
+                    'them under weights_only=True); it is not loaded')
+        return f'cannot be loaded ({reason[:200]})'
+    return None
+
+
+def load_checkpoint_file(path: str, what: str):
+    """``torch.load(path, weights_only=True)`` on the CPU; any failure is a
+    :class:`WorkDirError` that names ``what``, the file and the fix."""
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception:  # noqa: BLE001
+        reason = unreadable(path) or 'cannot be loaded'
+        raise WorkDirError(
+            f'{what} {path} cannot be read: it {reason}. Restore it, or '
+            f'delete it (and what needs it) to go back.') from None
+
+
 def check_checkpoint(path: str, what: str) -> None:
-    """Refuse a checkpoint to start from that is missing or damaged, before
-    anything is written."""
+    """Refuse a checkpoint to start from that is missing, damaged or holds
+    what ``weights_only`` refuses, before anything is written."""
     if '://' in str(path):
         return  # a URL: mmengine fetches it
-    if not osp.isfile(path):
-        raise WorkDirError(f'{what} {path} does not exist: correct the '
-                           f'path, or drop it.')
-    if not is_complete(path):
-        raise WorkDirError(f'{what} {path} is damaged (cut short?): name '
-                           f'another checkpoint.')
+    reason = unreadable(path)
+    if reason is not None:
+        raise WorkDirError(f'{what} {path} {reason}. Correct the path, '
+                           f'name another checkpoint, or drop it.')
 
 
 def _is_inside(work_dir: str, path: str) -> bool:

@@ -12,3 +12,9 @@ class WorkDirError(RuntimeError):
 class FieldError(ValueError):
     """A field of the config that cannot work; the message names the field
     and the fix."""
+
+
+class DataError(ValueError):
+    """A file of the dataset cannot be used as it is (a pool image that is
+    missing, no image, or too large to decode); the message names the
+    file and the fix."""

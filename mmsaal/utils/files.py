@@ -13,6 +13,7 @@ import contextlib
 import os
 import os.path as osp
 import re
+import stat
 import tempfile
 from typing import BinaryIO, Iterator
 
@@ -79,3 +80,37 @@ def remove_temporaries(folder: str) -> int:
             os.unlink(path)
             removed += 1
     return removed
+
+
+#: JSON files mmsaal reads (labels, pool annotation files, round records)
+#: are refused past this size before they are parsed.
+MAX_JSON_MB = 1024
+
+
+class FileTooLarge(OSError):
+    """A file over the size a reader takes."""
+
+
+def read_capped(path: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path``, refusing one of more than
+    ``max_bytes`` (:class:`FileTooLarge`) and anything that is not a
+    regular file (a device such as ``/dev/zero``, a folder, a pipe) before
+    reading it.
+
+    Raises:
+        OSError: It cannot be read, or is not a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f'{path} is not a regular file')
+        if info.st_size > max_bytes:
+            raise FileTooLarge(f'{info.st_size / 2**20:.2f} MB')
+        with os.fdopen(os.dup(fd), 'rb') as f:
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise FileTooLarge(f'over {max_bytes / 2**20:.0f} MB')
+        return data
+    finally:
+        os.close(fd)

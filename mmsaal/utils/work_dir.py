@@ -1,11 +1,13 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """A run's work dir: one run at a time (its lock), and what a finished or
 paused run left there, read as data (never executed)."""
+import fcntl
 import glob
 import json
 import os
 import os.path as osp
 import socket
+import stat
 import time
 from typing import Dict, List, Optional
 
@@ -18,71 +20,127 @@ class WorkDirLock:
     """``{work_dir}/.mmsaal.lock``: one run (start, resume or label import)
     per work dir.
 
-    The lock file holds the holder's pid, host and start time. Taking a
-    lock held by a live process is refused with that information; one
-    whose process on this host is gone is stale and taken over. On another
-    host nothing can tell, so it is refused with the fix.
+    The lock is the operating system's: an exclusive ``flock`` on the open
+    lock file, held by the process for as long as it runs and dropped by
+    the kernel when it ends, however it ends. So of any number of
+    processes that take it at once exactly one wins, and a lock whose
+    holder died (a stale lock file) is free again with no takeover to race.
+    The file holds the holder's pid, host and start time, for the message
+    of a refused taker. The file is opened without following a link, must
+    be a regular file, and is read at most :data:`HOLDER_BYTES` bytes.
 
     Args:
-        work_dir (str): The work dir (made if missing).
+        work_dir (str): The work dir.
         what (str): Who takes it, for the message of a refused one.
+        create (bool): Make the work dir when it is missing (a run's
+            start), or refuse (a tool that works on an existing one).
+            Defaults to True.
     """
 
-    def __init__(self, work_dir: str, what: str = 'a run') -> None:
+    def __init__(self, work_dir: str, what: str = 'a run',
+                 create: bool = True) -> None:
         self.path = osp.join(work_dir, LOCK_FILE)
         self.what = what
-        self.held = False
+        self.create = create
+        self.fd: Optional[int] = None
+
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
 
     def acquire(self) -> Optional[str]:
-        """Take the lock; returns a note when a stale one was taken over.
+        """Take the lock; returns a note when a stale lock file (its
+        holder is gone) was taken over.
 
         Raises:
-            WorkDirError: The work dir is in use.
+            WorkDirError: The work dir is in use, or its lock file is not a
+                regular file.
         """
-        os.makedirs(osp.dirname(self.path), exist_ok=True)
-        note = None
-        for _ in range(2):
+        work_dir = osp.dirname(self.path)
+        if osp.exists(work_dir) and not osp.isdir(work_dir):
+            raise WorkDirError(
+                f'{work_dir} is a file, not a folder: name another work dir '
+                f'(--work-dir), or move the file away.')
+        if not self.create and not osp.isdir(work_dir):
+            raise WorkDirError(
+                f'{work_dir} does not exist: name the work dir of the run '
+                f'(the --work-dir of tools/train_al.py).')
+        os.makedirs(work_dir, exist_ok=True)
+        for _ in range(100):
+            fd = self._open()
             try:
-                fd = os.open(self.path,
-                             os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                holder = self.holder()
-                if holder is not None and not _stale(holder):
-                    raise WorkDirError(
-                        f'{osp.dirname(self.path)} is in use: {holder_text(holder)} '
-                        f'holds {self.path}. Wait for it to end, or, if no '
-                        f'such process runs any more, delete {self.path}.')
-                note = (f'removed a stale lock of '
-                        f'{holder_text(holder) if holder else "a damaged lock file"}')
-                try:
-                    os.unlink(self.path)
-                except FileNotFoundError:
-                    pass
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise WorkDirError(
+                    f'{work_dir} is in use: '
+                    f'{holder_text(holder) if holder else "another process"} '
+                    f'holds {self.path}. Wait for it to end.')
+            # Released by a holder that removed the file meanwhile: the lock
+            # is on a name no other taker opens any more; take the new one.
+            try:
+                same = os.stat(self.path, follow_symlinks=False).st_ino == \
+                    os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
                 continue
-            with os.fdopen(fd, 'w') as f:
-                json.dump(dict(pid=os.getpid(), host=socket.gethostname(),
-                               started=time.strftime('%Y-%m-%d %H:%M:%S'),
-                               what=self.what), f)
-            self.held = True
-            return note
-        raise WorkDirError(f'cannot take {self.path}: another process takes '
-                           f'and drops it at the same time')
+            before = _read_holder(fd)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(dict(
+                pid=os.getpid(), host=socket.gethostname(),
+                started=time.strftime('%Y-%m-%d %H:%M:%S'),
+                what=self.what)).encode())
+            self.fd = fd
+            if before is not None:
+                return f'took over the stale lock of {holder_text(before)}'
+            return None
+        raise WorkDirError(f'cannot take {self.path}: other processes take '
+                           f'and drop it without pause')
+
+    def _open(self) -> int:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+                         | os.O_NONBLOCK, 0o644)
+        except OSError as err:
+            raise WorkDirError(
+                f'cannot open the lock file {self.path} ({err.strerror}): '
+                f'it must be a regular file (not a link); delete it.') from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise WorkDirError(
+                f'the lock file {self.path} is not a regular file: delete '
+                f'it.')
+        return fd
 
     def holder(self) -> Optional[Dict]:
+        """Who holds (or last held) the lock, as its file says."""
         try:
-            with open(self.path, encoding='utf-8') as f:
-                holder = json.load(f)
-            return holder if isinstance(holder, dict) and isinstance(
-                holder.get('pid'), int) else None
-        except (OSError, ValueError):
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW
+                         | os.O_NONBLOCK)
+        except OSError:
             return None
+        try:
+            return _read_holder(fd) if stat.S_ISREG(
+                os.fstat(fd).st_mode) else None
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
-        if self.held:
-            holder = self.holder()
-            if holder and holder.get('pid') == os.getpid():
-                os.unlink(self.path)
-            self.held = False
+        if self.fd is not None:
+            # Removed while still held, so no taker can hold the old file's
+            # lock once this one is gone (they check the name).
+            try:
+                if os.stat(self.path, follow_symlinks=False).st_ino == \
+                        os.fstat(self.fd).st_ino:
+                    os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)
+            self.fd = None
 
     def __enter__(self) -> 'WorkDirLock':
         self.acquire()
@@ -92,22 +150,23 @@ class WorkDirLock:
         self.release()
 
 
+#: A lock file is read no further than this.
+HOLDER_BYTES = 4096
+
+
+def _read_holder(fd: int) -> Optional[Dict]:
+    try:
+        data = os.pread(fd, HOLDER_BYTES, 0)
+        holder = json.loads(data.decode('utf-8'))
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) and isinstance(
+        holder.get('pid'), int) else None
+
+
 def holder_text(holder: Dict) -> str:
     return (f'{holder.get("what", "a run")} (pid {holder.get("pid")} on '
             f'{holder.get("host")}, since {holder.get("started")})')
-
-
-def _stale(holder: Dict) -> bool:
-    """Whether a lock's process is gone (only knowable on its host)."""
-    if holder.get('host') != socket.gethostname():
-        return False
-    try:
-        os.kill(int(holder['pid']), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def work_dir_config(work_dir: str) -> str:

@@ -18,6 +18,8 @@ from test_human_oracle import human_options, image_folder_pool  # noqa: F401
 from test_human_oracle import import_labels as run_import
 from test_human_oracle import voc_to_coco
 
+from mmsaal.utils import WorkDirError
+
 SCRIPT = osp.join(REPO, 'tools', 'import_labels.py')
 
 
@@ -275,7 +277,7 @@ def test_generated_malformed_files_are_imported_right_or_refused_whole(
         args.labels = write(fresh['tmp'], labels, 'fuzz.json')
         try:
             tool.import_labels(args)
-        except SystemExit as refusal:
+        except (SystemExit, WorkDirError) as refusal:
             assert open(fresh['labels'], 'rb').read() == original, refusal
             return
         pool = json.load(open(fresh['labels']))
@@ -296,3 +298,70 @@ def test_generated_malformed_files_are_imported_right_or_refused_whole(
         for name in os.listdir(fresh['pool']):
             if name.endswith('.bak'):
                 os.remove(osp.join(fresh['pool'], name))
+
+
+def test_a_device_a_missing_category_or_a_mistyped_work_dir(fresh, tmp_path):
+    """One error line each, nothing written: a labels file that is a
+    device (read without a size cap it would never end), a pool file
+    without a category the labels use, a work dir that does not exist (not
+    made)."""
+    before = digest(fresh['labels'])
+    zero = run_import(fresh['work_dir'], '/dev/zero', check=False)
+    assert zero.returncode != 0 and 'Traceback' not in zero.stderr
+    assert 'is not a regular file' in zero.stderr, zero.stderr
+    pool = json.load(open(fresh['labels']))
+    pool['categories'] = [c for c in pool['categories']
+                          if c['name'] != 'triangle']
+    with open(fresh['labels'], 'w') as f:
+        json.dump(pool, f)
+    spoiled = digest(fresh['labels'])
+    answer = copy.deepcopy(fresh['answer'])
+    assert any(a['category_id'] == 3 for a in answer['annotations'])
+    missing = run_import(fresh['work_dir'], write(fresh['tmp'], answer),
+                         check=False)
+    assert 'Traceback' not in missing.stderr
+    assert "lists no category 'triangle'" in missing.stderr, missing.stderr
+    assert digest(fresh['labels']) == spoiled != before
+    typo = str(tmp_path / 'no_such_run')
+    result = run_import(typo, write(fresh['tmp'], answer), check=False)
+    assert f'error: {typo} does not exist' in result.stderr, result.stderr
+    assert not osp.exists(typo)
+
+
+def test_labels_match_the_queried_image_by_its_path():
+    """A label for a/000008.jpg never lands on the queried b/000008.jpg; a
+    bare file name matches only when one queried image has it; a tool's
+    own folder before the queried path is allowed."""
+    from mmsaal.rounds.label_import import match_queried
+    queried = {'b/000008.jpg': 'b8', 'b/000009.jpg': 'b9',
+               'c/000009.jpg': 'c9'}
+    assert match_queried('a/000008.jpg', queried) is None
+    assert match_queried('b/000008.jpg', queried) == 'b8'
+    assert match_queried('./b//000008.jpg', queried) == 'b8'
+    assert match_queried('000008.jpg', queried) == 'b8'
+    assert match_queried('000009.jpg', queried) == ['b/000009.jpg',
+                                                    'c/000009.jpg']
+    assert match_queried('export/images/b/000009.jpg', queried) == 'b9'
+    assert match_queried('x/000009.jpg', queried) is None
+
+
+def test_a_box_at_the_border_is_clipped_and_the_next_command_is_real(
+        fresh):
+    """Label Studio's percentages put a box drawn to the right edge a
+    hair past it: within half a pixel it is clipped, and counted. The
+    message names the config the run started with."""
+    answer = copy.deepcopy(fresh['answer'])
+    box = answer['annotations'][0]
+    image = next(i for i in answer['images'] if i['id'] == box['image_id'])
+    box['bbox'][2] = image['width'] - box['bbox'][0] + 0.3
+    done = run_import(fresh['work_dir'], write(fresh['tmp'], answer))
+    assert 'clipped 1 boxes' in done.stdout, done.stdout
+    pool = json.load(open(fresh['labels']))
+    x, _, w, _ = next(a['bbox'] for a in pool['annotations']
+                      if abs(a['bbox'][0] - box['bbox'][0]) < 1e-9
+                      and abs(a['bbox'][1] - box['bbox'][1]) < 1e-9)
+    assert x + w == image['width']
+    config = json.load(open(osp.join(fresh['work_dir'], 'rounds',
+                                     'run.json')))['config']
+    assert f'python tools/train_al.py {config} --work-dir' in done.stdout
+    assert config.endswith('human_config.py')

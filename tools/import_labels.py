@@ -34,7 +34,6 @@ The run is read from its ``experiment.json`` (data); the work dir's config
 is never executed unless it is named with ``--config``.
 """
 import argparse
-import glob
 import os.path as osp
 from typing import Tuple
 
@@ -46,7 +45,8 @@ from mmsaal.rounds.label_import import (Checked, merge, pool_annotation_file,
                                         write_pool_file)
 from mmsaal.rounds.label_studio import TOKEN_ENV, pull
 from mmsaal.rounds.pool_dataset import pool_dataset_cfg
-from mmsaal.utils import WorkDirError, WorkDirLock, experiment_record
+from mmsaal.utils import (DataError, FieldError, WorkDirError, WorkDirLock,
+                          experiment_record, remove_temporaries)
 from mmsaal.utils.work_dir import unflatten
 
 
@@ -108,12 +108,13 @@ def run_settings(args) -> Tuple[str, dict]:
 def main():
     args = parse_args()
     try:
-        with WorkDirLock(args.work_dir, 'tools/import_labels.py'):
+        with WorkDirLock(args.work_dir, 'tools/import_labels.py',
+                         create=False):
             if args.label_studio:
                 import_from_label_studio(args)
             else:
                 import_labels(args)
-    except WorkDirError as err:
+    except (WorkDirError, FieldError, DataError) as err:
         raise SystemExit(f'error: {err}')
 
 
@@ -131,8 +132,16 @@ def import_from_label_studio(args) -> None:
     print(f'imported {annotated} of the {queried} queried images from Label '
           f'Studio' + ('' if annotated >= queried else
                        f'; {queried - annotated} are left to annotate') +
-          '. Go on with tools/train_al.py CONFIG --work-dir '
-          f'{args.work_dir} --resume')
+          f'. Go on with:\n  {resume_command(args, RoundStore(root))}')
+
+
+def resume_command(args, store: RoundStore) -> str:
+    """The command that resumes the run: with the config it started with
+    (``run.json`` keeps its path), never the work dir's own ``.py``, which
+    anyone with write access could have edited."""
+    config = args.config or store.run_config() or 'YOUR_CONFIG.py'
+    return (f'python tools/train_al.py {config} --work-dir {args.work_dir} '
+            f'--resume')
 
 
 def import_labels(args) -> None:
@@ -144,6 +153,8 @@ def import_labels(args) -> None:
     query = read_json(osp.join(store.query_dir(round_idx), 'query.json'),
                       'the query')
     path, classes = pool_annotation_file(dataset)
+    # What a killed import left beside the pool file (mmsaal's own names).
+    remove_temporaries(osp.dirname(osp.abspath(path)))
     labels = read_json(args.labels, 'the labels', args.max_mb)
     checked = Checked(labels, query, classes, args.max_boxes)
     problems = checked.lines()
@@ -177,6 +188,10 @@ def import_labels(args) -> None:
                 else '') + (f'; the file before is {saved}' if saved else '')
              + ('; it held these labels already: nothing changed'
                 if saved is False else '') + '.']
+    if checked.clipped:
+        lines.append(f'clipped {checked.clipped} boxes that reached less '
+                     f'than half a pixel past the image border to the '
+                     f'image.')
     if skipped:
         lines.append(f'skipped {len(skipped)} images, which stay '
                      f'unlabeled:\n  ' + '\n  '.join(
@@ -188,10 +203,7 @@ def import_labels(args) -> None:
     if missing:
         lines.append(f'{len(missing)} queried images have no labels yet: '
                      f'the resumed run waits for them.')
-    configs = glob.glob(osp.join(args.work_dir, '*.py'))
-    config = args.config or (configs[0] if len(configs) == 1 else 'CONFIG')
-    lines.append(f'Go on with:\n  python tools/train_al.py {config} '
-                 f'--work-dir {args.work_dir} --resume')
+    lines.append(f'Go on with:\n  {resume_command(args, store)}')
     print('\n'.join(lines))
 
 

@@ -8,6 +8,7 @@ run must be the run the work dir holds. Fields that only say how to run
 (logging, checkpoint intervals, scoring workers, ``num_rounds`` to extend
 a run) may change.
 """
+import glob
 import json
 import os
 import os.path as osp
@@ -16,6 +17,7 @@ from typing import Dict, List, Optional
 from mmengine.config import Config
 
 from mmsaal.pool import RoundStore, dump_json_atomic
+from mmsaal.utils.errors import WorkDirError
 from .config import state_root
 
 EXPERIMENT_FILE = 'experiment.json'
@@ -33,8 +35,11 @@ FREE_FIELDS = ('active_learning.num_rounds', 'active_learning.state_dir',
                'active_learning.oracle.document_root',
                'active_learning.oracle.token_env',
                'active_learning.oracle.score_thr',
+               'active_learning.oracle.min_boxes',
+               'active_learning.oracle.score_floor',
                'active_learning.pool_dataloader.num_workers',
-               'train_cfg.max_epochs', 'val_dataloader.num_workers',
+               'train_cfg.max_epochs', 'train_dataloader.num_workers',
+               'val_dataloader.num_workers',
                'val_dataloader.persistent_workers')
 
 
@@ -79,11 +84,11 @@ def check_work_dir(cfg: Config) -> None:
     work dir.
 
     Raises:
-        SystemExit: With what to do.
+        WorkDirError: With what to do.
     """
     refusal = start_refusal(cfg, state_root(cfg))
     if refusal:
-        raise SystemExit(refusal)
+        raise WorkDirError(refusal)
 
 
 def start_refusal(cfg: Config, root: str) -> Optional[str]:
@@ -96,6 +101,18 @@ def start_refusal(cfg: Config, root: str) -> Optional[str]:
       fields are named.
     """
     if not RoundStore(root).rounds():
+        if cfg.get('resume', False):
+            elsewhere = sorted(
+                osp.relpath(osp.dirname(p), cfg.work_dir) for p in glob.glob(
+                    osp.join(cfg.work_dir, '*', EXPERIMENT_FILE))
+                if osp.realpath(osp.dirname(p)) != osp.realpath(root))
+            if elsewhere:
+                return (f'--resume refused: active_learning.state_dir='
+                        f'{osp.relpath(root, cfg.work_dir)!r}, but the run '
+                        f'of {cfg.work_dir} keeps its rounds in '
+                        f'{elsewhere[0]!r}. Resume with active_learning.'
+                        f'state_dir={elsewhere[0]!r}, or start a new run '
+                        f'with another --work-dir.')
         return None
     if not cfg.get('resume', False):
         return (f'{root} already holds the rounds of an active-learning run. '

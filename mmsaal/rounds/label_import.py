@@ -12,28 +12,42 @@ when it would not change.
 """
 import json
 import math
+import os
 import os.path as osp
 from collections import defaultdict
 from typing import Dict, List, Tuple
 
 from mmsaal.pool import write_text_atomic
-from mmsaal.utils import write_bytes_atomic
+from mmsaal.utils import WorkDirError, write_bytes_atomic
+from mmsaal.utils.files import MAX_JSON_MB, FileTooLarge, read_capped
+
+
+#: A box may reach this many pixels past the image border; it is clipped.
+BORDER_SLACK = 0.5
 
 
 def read_json(path: str, what: str, max_mb: float = None):
-    """A JSON file, refusing NaN / Infinity (which JSON does not have) and,
-    with ``max_mb``, a larger file before reading it."""
+    """A JSON file, refusing NaN / Infinity (which JSON does not have), a
+    file that is not a regular one (a device, a folder) and one larger than
+    ``max_mb`` (default :data:`~mmsaal.utils.files.MAX_JSON_MB`) before
+    reading it."""
+    limit = MAX_JSON_MB if max_mb is None else max_mb
     try:
-        size = osp.getsize(path)
-        if max_mb is not None and size > max_mb * 2**20:
-            raise SystemExit(
-                f'{what} {path} is {size / 2**20:.0f} MB, over --max-mb '
-                f'{max_mb:g}: a query\'s labels are far smaller. Check the '
-                f'file, or raise --max-mb.')
-        with open(path, encoding='utf-8') as f:
-            return json.load(f, parse_constant=_no_constant)
-    except (OSError, ValueError) as err:
-        raise SystemExit(f'cannot read {what} {path}: {err}')
+        data = read_capped(path, int(limit * 2**20))
+    except FileTooLarge as err:
+        raise WorkDirError(
+            f'{what} {path} is {err}, over '
+            + (f'--max-mb {limit:g}' if max_mb is not None else
+               f'{limit:g} MB') +
+            ': a query\'s labels are far smaller. Check the file'
+            + (', or raise --max-mb.' if max_mb is not None else '.')
+        ) from None
+    except OSError as err:
+        raise WorkDirError(f'cannot read {what} {path}: {err}') from None
+    try:
+        return json.loads(data.decode('utf-8'), parse_constant=_no_constant)
+    except ValueError as err:
+        raise WorkDirError(f'cannot read {what} {path}: {err}') from None
 
 
 def _no_constant(name: str):
@@ -43,7 +57,7 @@ def _no_constant(name: str):
 def pool_annotation_file(dataset: dict) -> tuple:
     """``(path, classes)`` of the pool's ``PoolCocoDataset``."""
     if not str(dataset.get('type', '')).endswith('PoolCocoDataset'):
-        raise SystemExit(
+        raise WorkDirError(
             f'the pool dataset is {dataset.get("type")}: COCO labels are '
             f'imported for mmsaal.PoolCocoDataset. For other datasets add '
             f'the label files where the dataset reads them, then resume.')
@@ -65,6 +79,28 @@ def is_number(value) -> bool:
         value, bool) and math.isfinite(value)
 
 
+def match_queried(name: str, queried: Dict[str, dict]):
+    """The queried image (of ``{normalized file_name: image}``) that a
+    label file's ``file_name`` names: the same relative path; else the one
+    queried path that it ends with, by whole folders (a tool that prefixes
+    its own root); else, for a bare file name, the one queried image of
+    that name. None when none matches, the candidates' names when several
+    do: an image is never taken for another of the same file name in
+    another folder."""
+    path = osp.normpath(name)
+    if path in queried:
+        return queried[path]
+    parts = path.split(os.sep)
+    found = [q for q in queried
+             if len(q.split(os.sep)) < len(parts)
+             and parts[-len(q.split(os.sep)):] == q.split(os.sep)]
+    if not found and len(parts) == 1:
+        found = [q for q in queried if osp.basename(q) == path]
+    if len(found) == 1:
+        return queried[found[0]]
+    return sorted(found) or None
+
+
 class Checked:
     """The labels file, checked against the query: the images matched to
     queried ones, and every problem by the label image it belongs to
@@ -77,6 +113,8 @@ class Checked:
         self.matched: Dict = {}  # label image id -> queried image
         self.annotations: Dict = defaultdict(list)  # label image id -> anns
         self.category: Dict = {}  # label category id -> class name
+        #: Boxes within BORDER_SLACK past the border, clipped to the image.
+        self.clipped = 0
         if not isinstance(labels, dict) or not isinstance(
                 labels.get('images'), list):
             self.problems[None].append('it is not a COCO file: no "images" '
@@ -112,7 +150,6 @@ class Checked:
     def _images(self, labels: dict, query: dict) -> None:
         queried = {osp.normpath(image['file_name']): image
                    for image in query['images']}
-        by_base = {osp.basename(n): image for n, image in queried.items()}
         taken: Dict = {}  # queried file_name -> label image id
         for j, image in enumerate(labels['images']):
             if not isinstance(image, dict) or not is_int(
@@ -130,12 +167,17 @@ class Checked:
                     f'its own id')
                 continue
             self.names[image_id] = name
-            found = queried.get(osp.normpath(name)) or by_base.get(
-                osp.basename(name))
+            found = match_queried(name, queried)
+            if isinstance(found, list):
+                self.problems[image_id].append(
+                    f'{name!r} could be any of the queried images '
+                    f'{found[:4]}: name it by its path as query.json has it')
+                continue
             if found is None:
                 self.problems[image_id].append(
                     'the round did not query this image (only the images '
-                    'of its query.json can be imported)')
+                    'of its query.json can be imported, named by their path '
+                    'as query.json has it)')
                 continue
             if found['file_name'] in taken:
                 other = self.names[taken[found['file_name']]]
@@ -197,10 +239,22 @@ class Checked:
         if w <= 0 or h <= 0:
             return f'bbox {box} has no area (width and height must be > 0)'
         width, height = image.get('width'), image.get('height')
-        if x < 0 or y < 0 or (width and x + w > width) or (
-                height and y + h > height):
+        slack = BORDER_SLACK
+        if x < -slack or y < -slack or (width and x + w > width + slack) or (
+                height and y + h > height + slack):
             return (f'bbox {box} leaves the image ({width}x{height}: x, y '
                     f'>= 0, x + w <= width, y + h <= height)')
+        x0, y0 = max(x, 0), max(y, 0)
+        x1 = min(x + w, width) if width else x + w
+        y1 = min(y + h, height) if height else y + h
+        if (x0, y0, x1, y1) != (x, y, x + w, y + h):
+            # Within half a pixel of the border: what an annotation tool's
+            # percentages round to at the image's edge. Clipped.
+            if x1 <= x0 or y1 <= y0:
+                return (f'bbox {box} has no area inside the image '
+                        f'({width}x{height})')
+            ann['bbox'] = [x0, y0, x1 - x0, y1 - y0]
+            self.clipped += 1
         if 'iscrowd' in ann and ann['iscrowd'] not in (0, 1):
             return f'iscrowd {ann["iscrowd"]!r} is not 0 or 1'
         if 'area' in ann and not (is_number(ann['area'])
@@ -230,7 +284,19 @@ def merge(pool: dict, checked: Checked, images: List[int],
     returns the boxes added and the images whose earlier labels were
     replaced (an image whose labels are those it has already is left as it
     is, so importing the same labels again changes nothing)."""
-    categories = {c['name']: c['id'] for c in pool['categories']}
+    categories = {c.get('name'): c.get('id') for c in pool['categories']
+                  if isinstance(c, dict)}
+    missing = sorted({checked.category[ann['category_id']]
+                      for label_id in images
+                      for ann in checked.annotations.get(label_id, ())}
+                     - set(categories))
+    if missing:
+        raise WorkDirError(
+            f'the pool annotation file lists no category {missing[0]!r} '
+            f'(its categories: {sorted(map(str, categories))}), which the '
+            f'labels use: add it to its "categories" with the id the '
+            f'dataset gives it (the classes, in order, from 1). Nothing was '
+            f'written.')
     labeled = {osp.normpath(image['file_name']): image['id']
                for image in pool['images']}
     boxes_of = defaultdict(list)
@@ -253,7 +319,7 @@ def merge(pool: dict, checked: Checked, images: List[int],
         elif replace:
             replaced.append(name)
         else:
-            raise SystemExit(
+            raise WorkDirError(
                 f'{name} is labeled already (imported before in this '
                 f'round): pass --replace to import its labels again. '
                 f'Nothing was written.')
@@ -312,7 +378,7 @@ def read_pool_file(path: str, classes: List[str]) -> dict:
     if not isinstance(pool, dict) or not all(
             isinstance(pool.get(k), list)
             for k in ('images', 'annotations', 'categories')):
-        raise SystemExit(
+        raise WorkDirError(
             f'the pool annotation file {path} is damaged (no images / '
             f'annotations / categories lists): restore it from its latest '
             f'{osp.basename(path)}.round_XX.bak.')

@@ -180,12 +180,15 @@ class ActiveLearningHook(Hook):
         # built by hand is refused here.
         refusal = start_refusal(runner.cfg, store.root)
         if refusal:
-            raise RuntimeError(refusal)
+            raise WorkDirError(refusal)
         if store.rounds():
             self.rounds.resume()
+            # Read once here, before training starts, so that a damaged
+            # file is refused while the start can still leave nothing.
+            store.load_random_states(self.state.round)
         else:
             if is_main_process():
-                store.start_run()
+                store.start_run(runner.cfg.get('filename'))
             barrier()
             self.rounds.label_initial_set(
                 count(self.initial_labeled, self.state.pool_size),
@@ -347,6 +350,9 @@ def build_pool_sampler(cfg: Union[dict, str]):
         raise KeyError(
             f'ActiveLearningHook.pool_sampler: unknown type {name!r}. '
             f'Registered pool samplers: {known}.')
+    # Built in mmsaal's scope: the run's default scope (mmdet, mmseg,
+    # mmpretrain) has no child of this root registry to search.
+    cfg.setdefault('_scope_', 'mmsaal')
     return POOL_SAMPLERS.build(cfg)
 
 

@@ -2,9 +2,10 @@
 # 20 initial images, 2 a class; +10 a round for 100 rounds (1,020 labels at
 # the end); each round scores a random subset of 2,000 pool images; batch
 # size 10; Adam, lr 1e-3, betas (0.9, 0.999); 50 epochs a round; rho 0.05,
-# ASAM, every weight perturbed, the perturbed loss (Max). The reference's
-# *_Diversity modes: pool_sampler.diversity=True; its Diff modes:
-# pool_sampler.score='diff'; SAM training: optim_wrapper.type=
+# ASAM, every weight perturbed, the reference's default mode Max_Diversity
+# (the perturbed loss, k-means++ seeding over the scores). Its Max mode:
+# pool_sampler.diversity=False; its Diff modes: pool_sampler.score='diff';
+# SAM training: optim_wrapper.type=
 # 'mmsaal.SAMOptimWrapper' (tools/benchmark_sam.py). CIFAR-10 under
 # data/cifar10, as mmpretrain reads it.
 _base_ = [
@@ -14,7 +15,8 @@ _base_ = [
 num_rounds = 100
 epochs_per_round = 50
 active_learning = dict(
-    pool_sampler=dict(type='SAALSampler', perturb_scope='all', rho=0.05),
+    pool_sampler=dict(
+        type='SAALSampler', perturb_scope='all', rho=0.05, diversity=True),
     initial_labeled=20,
     initial_balanced=True,
     budget=10,

@@ -14,7 +14,8 @@ num_rounds = 100
 epochs_per_round = 50
 model = dict(head=dict(num_classes=100))
 active_learning = dict(
-    pool_sampler=dict(type='SAALSampler', perturb_scope='all', rho=0.05),
+    pool_sampler=dict(
+        type='SAALSampler', perturb_scope='all', rho=0.05, diversity=True),
     initial_labeled=1000,
     initial_balanced=True,
     budget=100,

@@ -7,6 +7,9 @@ or mmseg config. ``POOL_SAMPLERS`` (acquisition strategies) and
 ``SAAL_ADAPTERS`` (SAAL per model type) are root registries of their own:
 nothing upstream builds from them.
 """
+import importlib
+import importlib.util
+
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
@@ -45,7 +48,42 @@ MODEL_WRAPPERS = Registry(
 
 # Acquisition strategies: they score the unlabeled pool and pick the query.
 POOL_SAMPLERS = Registry('pool sampler', locations=['mmsaal.pool_samplers'])
+
+
+class AdapterRegistry(Registry):
+    """The registry of SAAL's task adapters. The built-in ones (one module
+    each, :data:`BUILTIN_ADAPTERS`) are imported the first time the registry
+    is read (``get``, ``build``, ``module_dict``, ``in``), each only where
+    its OpenMMLab library is installed: ``import mmsaal`` stays light, and a
+    listing shows every adapter the installed libraries allow."""
+
+    @property
+    def module_dict(self) -> dict:
+        self.import_from_location()
+        return self._module_dict
+
+    def import_from_location(self) -> None:
+        if self._imported:
+            return
+        self._imported = True
+        for module, library in BUILTIN_ADAPTERS.items():
+            if importlib.util.find_spec(library) is not None:
+                importlib.import_module(module)
+
+    def __contains__(self, key) -> bool:
+        return self.get(key) is not None
+
+    def __len__(self) -> int:
+        return len(self.module_dict)
+
+
+#: The built-in adapter modules and the library each needs.
+BUILTIN_ADAPTERS = {
+    'mmsaal.adapters.detection': 'mmdet',
+    'mmsaal.adapters.segmentation': 'mmseg',
+    'mmsaal.adapters.classification': 'mmpretrain',
+}
 # SAAL's task adapters, registered under the name of the model class they
 # serve ('BaseDetector', 'EncoderDecoder'); a model finds its adapter
 # through its class hierarchy (mmsaal.adapters.find_adapter).
-SAAL_ADAPTERS = Registry('saal adapter', locations=['mmsaal.adapters'])
+SAAL_ADAPTERS = AdapterRegistry('saal adapter')

@@ -18,10 +18,11 @@ import time
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 import mmsaal  # noqa: F401
+from mmsaal.apis.measure import build_model
 from mmsaal.apis.config import pipeline_steps
 
 
@@ -67,7 +68,7 @@ def main():
             batches.append(batch)
             if len(batches) == args.iters:
                 break
-        model = MODELS.build(cfg.model)
+        model = build_model(cfg)
         plain = copy.deepcopy(cfg.optim_wrapper)
         plain.type = 'OptimWrapper'
         sam = copy.deepcopy(plain)

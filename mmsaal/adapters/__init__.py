@@ -4,22 +4,13 @@
 (:meth:`instance_losses`). They are registered in ``SAAL_ADAPTERS`` under
 the model class they serve; each needs its own OpenMMLab library, and one
 that is not installed is simply not registered."""
-import contextlib
-import importlib
-
 from mmsaal.registry import SAAL_ADAPTERS
 from .base import perturbed_parameters
-
-BUILTIN = ('mmsaal.adapters.detection', 'mmsaal.adapters.segmentation',
-           'mmsaal.adapters.classification')
 
 
 def find_adapter(model) -> type:
     """The adapter class registered for ``model``'s class or its nearest
     registered base class."""
-    for module in BUILTIN:  # imported on first use: the libraries are heavy
-        with contextlib.suppress(ImportError):
-            importlib.import_module(module)
     for cls in type(model).__mro__:
         adapter = SAAL_ADAPTERS.module_dict.get(cls.__name__)
         if adapter is not None:

@@ -1,5 +1,6 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Turn a config's ``active_learning`` field into the hook and sampler."""
+import os
 import os.path as osp
 
 from mmengine.config import Config, ConfigDict
@@ -94,15 +95,51 @@ def setup_active_learning(cfg: Config) -> Config:
             logger='current')
     train_cfg.max_epochs = max_epochs
     if train_cfg.get('type') in PLAIN_LOOPS:
+        # mmengine takes a loop's ``type`` or its ``by_epoch``, not both.
+        train_cfg.pop('by_epoch', None)
         train_cfg.type = LOOP_TYPE
     cfg.train_cfg = train_cfg
     _make_resumable(cfg, settings.get('seed', 0))
+    fit_workers(cfg)
     revealed_dir = revealed_mask_dir(state_root(cfg))
     for step in pipeline_steps(cfg.train_dataloader.dataset):
         if str(step.get('type', '')).endswith('LoadRevealedAnnotations') \
                 and step.get('revealed_dir') is None:
             step['revealed_dir'] = revealed_dir
     return cfg
+
+
+def machine_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def fit_workers(cfg: Config) -> None:
+    """Lower every data loader's ``num_workers`` (train, val, test and the
+    scoring loader ``active_learning.pool_dataloader``) to the cores this
+    machine has, saying so: more workers than cores only make them wait
+    for each other (and torch warns at every start). A loader's number of
+    workers is no field of the experiment, so a run resumes on a machine
+    with other cores; its training then draws other augmentations."""
+    cores = machine_cores()
+    loaders = [(name, cfg.get(name)) for name in
+               ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    loaders.append(('active_learning.pool_dataloader',
+                    (cfg.get('active_learning') or {}).get(
+                        'pool_dataloader')))
+    lowered = []
+    for name, loader in loaders:
+        if isinstance(loader, dict) and isinstance(
+                loader.get('num_workers'), int) and \
+                loader['num_workers'] > cores:
+            lowered.append(f'{name}.num_workers {loader["num_workers"]}')
+            loader['num_workers'] = cores
+    if lowered:
+        print_log(f'{", ".join(lowered)} lowered to {cores}, the cores of '
+                  f'this machine.', logger='current')
 
 
 def check_fields(cfg: Config) -> None:

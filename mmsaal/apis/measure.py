@@ -1,6 +1,7 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """What the measuring tools (``tools/benchmark_scoring.py``,
 ``tools/misc/batched_heads.py``) start from."""
+import copy
 import time
 from typing import Callable, List, Optional, Tuple
 
@@ -10,6 +11,18 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 from mmsaal.rounds.pool_dataset import build_pool_dataset
+
+
+def build_model(cfg: Config) -> torch.nn.Module:
+    """``cfg.model`` built as mmengine's Runner builds it: with the
+    config's top-level ``data_preprocessor`` merged in where the model sets
+    none (mmpretrain's and mmseg's configs keep the mean and std there), so
+    that a measured model sees the normalised images training saw."""
+    model_cfg = copy.deepcopy(cfg.model)
+    if isinstance(model_cfg, dict) and cfg.get('data_preprocessor'):
+        model_cfg.setdefault('data_preprocessor',
+                             copy.deepcopy(cfg.data_preprocessor))
+    return MODELS.build(model_cfg)
 
 
 def model_and_pool(config: str,
@@ -28,7 +41,7 @@ def model_and_pool(config: str,
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     model.init_weights()
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu',

@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import MODELS, VISUALIZERS, init_default_scope
+from mmengine.registry import VISUALIZERS, init_default_scope
 from mmengine.runner import load_checkpoint
 from mmengine.utils import track_iter_progress
 
 import mmsaal  # noqa: F401
+from mmsaal.apis.measure import build_model
 from mmsaal.rounds.pool_dataset import build_pool_dataset
 from mmsaal.pool import RoundStore, load_reveals
 from mmsaal.utils import work_dir_config
@@ -122,7 +123,7 @@ def main():
     queried = queried_items(args.work_dir, args.round)
     cfg = Config.fromfile(args.config or work_dir_config(args.work_dir))
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     load_checkpoint(
         model,
         args.checkpoint or find_checkpoint(args.work_dir, queried),

@@ -22,13 +22,14 @@ import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmsaal  # noqa: F401  (registers modules, allows mmengine checkpoints)
 from mmsaal.adapters.segmentation import SegmentationSAAL
 from mmsaal.analysis import rank_correlation
 from mmsaal.analysis.step_effects import segmentation_step_effects
+from mmsaal.apis.measure import build_model
 from mmsaal.rounds import build_pool_dataset
 
 COLUMNS = ('l0', 'l1', 'score_cv', 'l1_over_lnC', 'rank_corr_img',
@@ -90,7 +91,7 @@ def main():
     print(f'{"checkpoint":<16} {"rho":>6} {"mode":<8} ' +
           ' '.join(f'{c:>11}' for c in COLUMNS))
     for checkpoint in args.checkpoints:
-        model = MODELS.build(cfg.model)
+        model = build_model(cfg)
         load_checkpoint(model, checkpoint, map_location='cpu', logger=None)
         model.eval()
         adapter = SegmentationSAAL(model, args.scope)

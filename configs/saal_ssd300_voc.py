@@ -10,5 +10,8 @@ active_learning = dict(
     budget=1000,
     num_rounds=9,
     pool_dataloader=dict(batch_size=8))
+# mmdet 3.3.0's SSDHead cannot predict (it has no loss_cls, which
+# BaseDenseHead reads): mmsaal.SSDHead is the same head with that fixed.
+model = dict(bbox_head=dict(type='mmsaal.SSDHead'))
 train_cfg = dict(val_interval=4)
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))

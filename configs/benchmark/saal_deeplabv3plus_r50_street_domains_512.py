@@ -16,16 +16,28 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
+# Training at the generated resolution: no resize, the base's crop and
+# flip (unrevealed target pixels become 255 before them).
+augmentation = [
+    dict(type='RandomCrop', crop_size=(256, 512), cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs')
+]
 train_dataloader = dict(dataset=dict(datasets=[
     dict(
         type='mmsaal.GTAVDataset',
         data_root='data/bench_seg/gta/',
-        data_prefix=dict(img_path='images', seg_map_path='labels')),
+        data_prefix=dict(img_path='images', seg_map_path='labels'),
+        pipeline=[dict(type='LoadImageFromFile'),
+                  dict(type='LoadAnnotations')] + augmentation),
     dict(
         type='CityscapesDataset',
         data_root='data/bench_seg/cityscapes/',
         data_prefix=dict(
-            img_path='leftImg8bit/train', seg_map_path='gtFine/train'))
+            img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
+        pipeline=[dict(type='LoadImageFromFile'),
+                  dict(type='mmsaal.LoadRevealedAnnotations')] +
+        augmentation)
 ]))
 val_dataloader = dict(
     dataset=dict(

@@ -56,18 +56,32 @@ def trained(digits):
     return model, batch
 
 
+@pytest.mark.parametrize('per_sample', ['batched', 'per_image'])
 @pytest.mark.parametrize('mode', ['adaptive', 'sam'])
-def test_scope_all_scores_equal_the_reference_procedure(trained, mode):
+def test_scope_all_scores_equal_the_reference_procedure(trained, mode,
+                                                        per_sample,
+                                                        monkeypatch):
     """perturb_scope='all' gives each image the reference's own score: a
     deep copy per image, the cross-entropy against the argmax backward
-    into every weight, the ASAM (or SAM) step, the perturbed loss."""
+    into every weight, the ASAM (or SAM) step, the perturbed loss; batched
+    (one backward for the images' own gradients, their perturbed passes
+    at once, in chunks) or one image at a time. BatchNorm stays in eval
+    mode."""
+    from mmsaal.adapters import classification
     from mmsaal.pool_samplers import SAALSampler
     from mmsaal.testing import naive_classification_scores
     model, batch = trained
     before = [p.detach().clone() for p in model.parameters()]
+    # Chunks of 7 images, which split the batch of 24 unevenly.
+    numel = sum(p.numel() for p in model.parameters())
+    monkeypatch.setattr(classification, 'CHUNK_BYTES', 3 * 4 * numel * 7)
+    assert classification.ClassificationSAAL(model, 'all').chunk == 7
+    scores = {score: np.asarray(SAALSampler(
+        perturb_scope='all', perturbation=mode, score=score,
+        per_sample=per_sample).score_batch(model, batch))
+        for score in ('max', 'diff')}
     for score in ('max', 'diff'):
-        ours = np.asarray(SAALSampler(perturb_scope='all', perturbation=mode,
-                                      score=score).score_batch(model, batch))
+        ours = scores[score]
         pairs = naive_classification_scores(model, batch, mode=mode)
         reference = np.asarray([after if score == 'max' else after - before
                                 for before, after in pairs])

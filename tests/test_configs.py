@@ -52,3 +52,46 @@ def test_active_learning_and_a_hand_made_hook_are_not_both_allowed():
     cfg.custom_hooks = [dict(type='mmsaal.ActiveLearningHook')]
     with pytest.raises(ValueError, match='keep one of them'):
         setup_active_learning(cfg)
+
+
+def test_measured_models_get_the_configs_data_preprocessor():
+    """The measuring tools build a model as the Runner does: with the
+    top-level data_preprocessor (mean and std) merged in."""
+    import torch
+
+    from mmsaal.apis.measure import build_model
+    cfg = Config.fromfile(osp.join(REPO, 'configs',
+                                   'saal_resnet18_cifar10.py'))
+    assert 'data_preprocessor' not in cfg.model
+    init_default_scope('mmpretrain')
+    model = build_model(cfg)
+    assert torch.allclose(model.data_preprocessor.mean.flatten(),
+                          torch.tensor(cfg.data_preprocessor.mean))
+    assert 'data_preprocessor' not in cfg.model  # the config is untouched
+
+
+def test_loaders_get_no_more_workers_than_cores():
+    from mmsaal.apis.config import fit_workers, machine_cores
+    cfg = Config(dict(
+        train_dataloader=dict(num_workers=1000),
+        val_dataloader=dict(num_workers=0),
+        active_learning=dict(pool_dataloader=dict(num_workers=1000))))
+    fit_workers(cfg)
+    assert cfg.train_dataloader.num_workers == machine_cores()
+    assert cfg.val_dataloader.num_workers == 0
+    assert cfg.active_learning.pool_dataloader.num_workers == \
+        machine_cores()
+
+
+def test_the_adapter_registry_lists_the_adapters_after_import():
+    import subprocess
+    import sys
+    listed = subprocess.run(
+        [sys.executable, '-c',
+         'import mmsaal; from mmsaal.registry import SAAL_ADAPTERS; '
+         'print(sorted(SAAL_ADAPTERS.module_dict)); '
+         "print(SAAL_ADAPTERS.get('ImageClassifier').__name__)"],
+        capture_output=True, text=True, check=True, cwd=REPO)
+    assert listed.stdout.split('\n')[:2] == [
+        "['BaseDetector', 'EncoderDecoder', 'ImageClassifier']",
+        'ClassificationSAAL']

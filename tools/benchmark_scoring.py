@@ -15,7 +15,10 @@ batches of ``--batch-size``, with
     proposals recomputed (``recompute_proposals=True``);
     ``first_order_<scope>``: SAAL's first-order value
     ``L0 + rho * ||T g||`` (``approximation='first_order'``), one forward
-    and one backward, no perturbed pass; and ``fixed_rois_head``: the
+    and one backward, no perturbed pass; ``per_image_all``: a classifier's
+    ``'all'`` scope one image at a time (``per_sample='per_image'``; the
+    default, ``saal_all``, takes the images' own gradients from one
+    batched backward); and ``fixed_rois_head``: the
     perturbed loss on the unperturbed pass's RPN targets, RoIs and RoI
     features (``recompute_proposals=False``, two-stage detectors);
 and prints each as a ratio to (1), the peak memory of each (a fresh process
@@ -72,6 +75,9 @@ VARIANTS = {
     'exact_': dict(recompute_proposals=True),
     'first_order_': dict(approximation='first_order'),
     'fixed_rois_': dict(recompute_proposals=False),
+    # Classifiers, perturb_scope='all': one image at a time (the batched
+    # per-sample gradients are saal_all's default).
+    'per_image_': dict(per_sample='per_image'),
 }
 
 
@@ -223,7 +229,8 @@ def method_step(name, model, settings):
     elif name.startswith(tuple(VARIANTS)):
         prefix = next(p for p in VARIANTS if name.startswith(p))
         fields = {k: v for k, v in settings.items()
-                  if k not in ('approximation', 'recompute_proposals')}
+                  if k not in ('approximation', 'recompute_proposals',
+                               'per_sample')}
         sampler = SAALSampler(perturb_scope=name[len(prefix):],
                               **VARIANTS[prefix], **fields)
         def step(batch):

@@ -3,18 +3,22 @@
 
 The reference scores one image per perturbation: copy the model, back-
 propagate the image's loss, move every weight, forward again. Each image
-keeps its own gradient and its own step here too:
+keeps its own gradient and its own step here too, computed for a chunk of
+images at once:
 
 - when the backbone stays (``perturb_scope='head'``), its features come
   once per batch without autograd, and the head's per-image gradients and
   perturbed passes run for a chunk of images at once: ``vmap`` over
   ``grad`` and over ``functional_call`` with each image's weights
   (``torch.func``), in chunks that bound the memory of per-image weights;
-- when the backbone moves (``'all'``, the reference's scope), one image at
-  a time: :func:`~mmsaal.perturbed_loss` moves the weights in place and
-  restores them, with no copy of the model. Batching per-image weights
-  through a convolutional backbone was measured slower on a CPU (a grouped
-  convolution per image: ``tools/benchmark_scoring.py``).
+- when the backbone moves (``'all'``, the reference's scope), the images'
+  own gradients come from one batched forward and backward of the chunk
+  (:func:`~mmsaal.per_sample.per_sample_gradients`), and the perturbed
+  pass runs every image with its own weights at once (``vmap`` over
+  ``functional_call``); ``per_sample='per_image'`` goes one image at a
+  time instead (:func:`~mmsaal.perturbed_loss` moves the weights in place
+  and restores them), as does a model with a layer whose per-sample
+  gradients are not computed batched.
 """
 from typing import Dict, List, Optional, Tuple
 
@@ -22,6 +26,7 @@ import torch
 from mmpretrain.models import ImageClassifier
 from torch.func import functional_call, grad_and_value, vmap
 
+from mmsaal.per_sample import Unsupported, per_sample_gradients
 from mmsaal.registry import SAAL_ADAPTERS
 from mmsaal.sharpness import (APPROXIMATIONS, batched_ascent_steps,
                               loss_pair, perturbed_losses)
@@ -29,6 +34,10 @@ from .base import PerturbScope, cached_stage, perturbed_parameters
 
 #: Bytes the per-image gradients, steps and weights of a chunk may hold.
 CHUNK_BYTES = 512 * 2**20
+#: How ``perturb_scope='all'`` gets each image's gradient and perturbed
+#: loss: batched (one backward a chunk, per-image weights vmapped), or one
+#: image at a time.
+PER_SAMPLE = ('batched', 'per_image')
 
 
 class _Tail(torch.nn.Module):
@@ -65,15 +74,25 @@ class ClassificationSAAL:
             the classification head. Defaults to ``'head'``.
         with_cp (bool, optional): Unused (the chunks bound memory
             instead); accepted for the common adapter interface.
+        per_sample (str): With the backbone moving: ``'batched'`` (each
+            image's gradient from one backward of its chunk, the perturbed
+            passes of a chunk at once) or ``'per_image'`` (one image at a
+            time, the weights moved in place). The same scores to float
+            rounding. Defaults to ``'batched'``.
     """
 
-    OPTIONS = ()
+    OPTIONS = ('per_sample', )
     PIXEL_MAPS = False
 
     def __init__(self,
                  model: ImageClassifier,
                  perturb_scope: PerturbScope = 'head',
-                 with_cp: Optional[bool] = None) -> None:
+                 with_cp: Optional[bool] = None,
+                 per_sample: str = 'batched') -> None:
+        if per_sample not in PER_SAMPLE:
+            raise ValueError(f'SAALSampler.per_sample must be one of '
+                             f'{PER_SAMPLE}, got {per_sample!r}')
+        self.per_sample = per_sample
         self.model = model
         named = perturbed_parameters(model, perturb_scope)
         self.names = [n for n, _ in named]
@@ -130,6 +149,12 @@ class ClassificationSAAL:
         data = self.model.data_preprocessor(data_batch, False)
         inputs = data['inputs']
         if self.stage == 'none':
+            if self.per_sample == 'batched':
+                try:
+                    return self._all_batched(inputs, rho, mode,
+                                             approximation)
+                except Unsupported:
+                    pass  # a layer without batched per-sample gradients
             return self._one_at_a_time(inputs, rho, mode, approximation)
         with torch.no_grad():
             if self.stage == 'extract_feat':
@@ -160,6 +185,47 @@ class ClassificationSAAL:
                     del eps
                     after = vmap(self._loss, in_dims=(0, 0, 0))(moved, chunk,
                                                                 labels)
+            results += [(b.detach().cpu(), a.detach().cpu())
+                        for b, a in zip(before, after)]
+        return results
+
+    def _all_batched(self, inputs: torch.Tensor, rho: float, mode: str,
+                     approximation: str
+                     ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Each image's ``(L0, L1)`` with the whole model moving, a chunk
+        of images at a time: their losses against their own argmax and
+        their own gradients from one forward and backward, each image's
+        step, then every image's perturbed loss at once with its own
+        weights (or, to first order, ``L0 + rho * ||T g||``)."""
+        loss_module = self.model.head.loss_module
+        weights = {n: p.detach() for n, p in zip(self.names, self.params)}
+        results = []
+        for start in range(0, inputs.shape[0], self.chunk):
+            chunk = inputs[start:start + self.chunk]
+            kept = {}
+
+            def losses():
+                logits = self.model(chunk, mode='tensor')
+                kept['labels'] = logits.argmax(dim=1).detach()
+                loss = loss_module(logits, kept['labels'],
+                                   reduction_override='none')
+                kept['loss'] = loss.detach()
+                return loss
+
+            grads = per_sample_gradients(self.model, self.params, losses)
+            with torch.no_grad():
+                before = kept['loss']
+                eps, norm = batched_ascent_steps(self.params, grads, rho,
+                                                 mode)
+                del grads
+                if approximation == 'first_order':
+                    after = before + rho * norm
+                else:
+                    moved = {n: w + e for (n, w), e in zip(weights.items(),
+                                                           eps)}
+                    del eps
+                    after = vmap(self._loss, in_dims=(0, 0, 0))(
+                        moved, chunk, kept['labels'])
             results += [(b.detach().cpu(), a.detach().cpu())
                         for b, a in zip(before, after)]
         return results

@@ -72,6 +72,12 @@ class SAALSampler(BasePoolSampler):
             holding all its activations. None follows the model config's
             own ``with_cp``; either way it runs non-reentrant, which
             ``torch.autograd.grad`` needs. Defaults to None.
+        per_sample (str): Classification, ``perturb_scope='all'``:
+            ``'batched'`` (each image's gradient from one batched backward,
+            the perturbed passes of a chunk at once) or ``'per_image'``
+            (one image at a time). See
+            :class:`~mmsaal.adapters.classification.ClassificationSAAL`.
+            Defaults to ``'batched'``.
 
     The losses come from the task adapter registered for the model
     (``SAAL_ADAPTERS``, :func:`~mmsaal.adapters.find_adapter`), built once
@@ -87,7 +93,7 @@ class SAALSampler(BasePoolSampler):
 
     #: Fields that belong to one task's adapter (its ``OPTIONS``).
     TASK_FIELDS = ('score_thr', 'max_pseudo_per_img', 'loss_terms', 'seed',
-                   'recompute_proposals', 'score_resolution')
+                   'recompute_proposals', 'score_resolution', 'per_sample')
 
     def __init__(self,
                  rho: float = 0.05,
@@ -103,7 +109,8 @@ class SAALSampler(BasePoolSampler):
                  recompute_proposals: Optional[bool] = None,
                  score_resolution: Optional[float] = None,
                  impurity_radius: Optional[int] = None,
-                 with_cp: Optional[bool] = None) -> None:
+                 with_cp: Optional[bool] = None,
+                 per_sample: str = 'batched') -> None:
         super().__init__(diversity=diversity)
         if perturbation not in PERTURBATION_MODES:
             raise ValueError(f'SAALSampler.perturbation must be one of '
@@ -138,6 +145,7 @@ class SAALSampler(BasePoolSampler):
         self.score_resolution = score_resolution
         self.impurity_radius = impurity_radius
         self.with_cp = with_cp
+        self.per_sample = per_sample
         self._adapter = None  # the round's, inside scoring()
 
     def adapter(self, model: torch.nn.Module):

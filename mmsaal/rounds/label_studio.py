@@ -171,21 +171,37 @@ def _percent(value: float, size: int) -> float:
 
 
 def box_results(bboxes: np.ndarray, labels: Sequence[int],
-                classes: Sequence[str], size: Tuple[int, int]) -> List[dict]:
+                classes: Sequence[str], size: Tuple[int, int],
+                scores: Optional[Sequence[float]] = None) -> List[dict]:
     """Label Studio rectangles of ``xyxy`` boxes on an image of ``(height,
-    width)``."""
+    width)``, each with its detection score when ``scores`` are given."""
     height, width = size
     results = []
-    for (x1, y1, x2, y2), label in zip(np.asarray(bboxes).reshape(-1, 4),
-                                       labels):
-        results.append(dict(
+    for j, ((x1, y1, x2, y2), label) in enumerate(
+            zip(np.asarray(bboxes).reshape(-1, 4), labels)):
+        result = dict(
             from_name='label', to_name='image', type='rectanglelabels',
             original_width=width, original_height=height,
             value=dict(x=_percent(x1, width), y=_percent(y1, height),
                        width=_percent(x2 - x1, width),
                        height=_percent(y2 - y1, height), rotation=0,
-                       rectanglelabels=[str(classes[int(label)])])))
+                       rectanglelabels=[str(classes[int(label)])]))
+        if scores is not None:
+            result['score'] = round(float(scores[j]), 4)
+        results.append(result)
     return results
+
+
+def pre_annotated(scores: np.ndarray, score_thr: float, min_boxes: int,
+                  score_floor: float) -> np.ndarray:
+    """Which detections become pre-annotations: those scoring at least
+    ``score_thr``, and at least the ``min_boxes`` best that score at least
+    ``score_floor`` (a young model's boxes rarely reach ``score_thr``)."""
+    scores = np.asarray(scores, np.float64)
+    keep = scores >= score_thr
+    best = np.argsort(-scores, kind='stable')[:min_boxes]
+    keep[best[scores[best] >= score_floor]] = True
+    return keep
 
 
 def region_results(corners: np.ndarray, side: int,
@@ -246,8 +262,13 @@ class LabelStudioOracle(HumanOracle):
             common folder.
         token_env (str): The environment variable holding the access
             token. Defaults to ``'LABEL_STUDIO_API_KEY'``.
-        score_thr (float): Detections above it are pre-annotations.
-            Defaults to 0.3.
+        score_thr (float): Detections scoring at least this are
+            pre-annotations (each with its score). Defaults to 0.3.
+        min_boxes (int): Besides those, an image's ``min_boxes`` best
+            detections are pre-annotations when they score at least
+            ``score_floor``: a young model's boxes rarely reach
+            ``score_thr``. Defaults to 3.
+        score_floor (float): See ``min_boxes``. Defaults to 0.05.
         wait (float): Seconds ``tools/train_al.py`` waits for a round's
             annotations (pulling every ``poll`` seconds) before it stops;
             0 stops at once, as the human oracle does. Defaults to 0.
@@ -261,9 +282,12 @@ class LabelStudioOracle(HumanOracle):
                  project: str = 'mmsaal',
                  document_root: Optional[str] = None,
                  token_env: str = TOKEN_ENV, score_thr: float = 0.3,
+                 min_boxes: int = 3, score_floor: float = 0.05,
                  wait: float = 0, poll: float = 10,
                  pool_dataset=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.min_boxes = min_boxes
+        self.score_floor = score_floor
         self.url = url
         self.project = project
         self.document_root = document_root
@@ -475,10 +499,13 @@ class LabelStudioOracle(HumanOracle):
                         classes)
                 else:
                     found = prediction.pred_instances
-                    keep = (found.scores >= self.score_thr).cpu().numpy()
+                    scores = found.scores.cpu().numpy()
+                    keep = pre_annotated(scores, self.score_thr,
+                                         self.min_boxes, self.score_floor)
                     out[index] = box_results(
                         found.bboxes.cpu().numpy()[keep],
-                        found.labels.cpu().numpy()[keep], classes, size)
+                        found.labels.cpu().numpy()[keep], classes, size,
+                        scores[keep])
         finally:
             model.train(was_training)
         return out
@@ -580,13 +607,20 @@ def _write_boxes(latest: dict, images: dict, coco: dict, pool_cfg: dict,
                     f'({value["rotation"]} degrees): mmdet boxes are upright. '
                     f'Straighten it in Label Studio, then resume.')
             name = value['rectanglelabels'][0]
+            if name not in classes:
+                raise LabelStudioError(
+                    f'{image["file_name"]} (Label Studio task '
+                    f'{annotation.get("task", "?")}): a box is labeled '
+                    f'{name!r}, which is not one of the classes {classes}. '
+                    f'Relabel it in Label Studio with one of them (the '
+                    f'names of the project\'s label config), then resume. '
+                    f'Nothing was written.')
             box = [value['x'] * width / 100, value['y'] * height / 100,
                    value['width'] * width / 100,
                    value['height'] * height / 100]
             labels['annotations'].append(dict(
                 id=len(labels['annotations']) + 1, image_id=index,
-                category_id=classes.index(name) + 1
-                if name in classes else -1, bbox=box,
+                category_id=classes.index(name) + 1, bbox=box,
                 area=box[2] * box[3], iscrowd=0))
     query = dict(images=[dict(image, id=int(image['id']))
                          for image in coco['images']])

@@ -172,31 +172,40 @@ class ClassificationSAAL:
                 labels = logits.argmax(dim=1)
             grads, before = vmap(grad_and_value(self._loss),
                                  in_dims=(None, 0, 0))(weights, chunk, labels)
-            with torch.no_grad():
-                grads = [grads[n] for n in self.names]
-                eps, norm = batched_ascent_steps(self.params, grads, rho,
-                                                 mode)
-                del grads
-                if approximation == 'first_order':
-                    after = before + rho * norm
-                else:
-                    moved = {n: w + e for (n, w), e in zip(weights.items(),
-                                                           eps)}
-                    del eps
-                    after = vmap(self._loss, in_dims=(0, 0, 0))(moved, chunk,
-                                                                labels)
-            results += [(b.detach().cpu(), a.detach().cpu())
-                        for b, a in zip(before, after)]
+            results += self._perturbed(weights, [grads[n] for n in
+                                                 self.names], before, chunk,
+                                       labels, rho, mode, approximation)
         return results
+
+    def _perturbed(self, weights: Dict[str, torch.Tensor],
+                   grads: List[torch.Tensor], before: torch.Tensor, chunk,
+                   labels: torch.Tensor, rho: float, mode: str,
+                   approximation: str
+                   ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """``(L0, L1)`` of a chunk from its images' own gradients: each
+        image's step, then every image's loss at its own weights at once
+        (or, to first order, ``L0 + rho * ||T g||``)."""
+        with torch.no_grad():
+            eps, norm = batched_ascent_steps(self.params, grads, rho, mode)
+            del grads
+            if approximation == 'first_order':
+                after = before + rho * norm
+            else:
+                moved = {n: w + e for (n, w), e in zip(weights.items(),
+                                                       eps)}
+                del eps
+                after = vmap(self._loss, in_dims=(0, 0, 0))(moved, chunk,
+                                                            labels)
+        return [(b.detach().cpu(), a.detach().cpu())
+                for b, a in zip(before, after)]
 
     def _all_batched(self, inputs: torch.Tensor, rho: float, mode: str,
                      approximation: str
                      ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
         """Each image's ``(L0, L1)`` with the whole model moving, a chunk
         of images at a time: their losses against their own argmax and
-        their own gradients from one forward and backward, each image's
-        step, then every image's perturbed loss at once with its own
-        weights (or, to first order, ``L0 + rho * ||T g||``)."""
+        their own gradients from one forward and backward, then
+        :meth:`_perturbed`."""
         loss_module = self.model.head.loss_module
         weights = {n: p.detach() for n, p in zip(self.names, self.params)}
         results = []
@@ -213,21 +222,9 @@ class ClassificationSAAL:
                 return loss
 
             grads = per_sample_gradients(self.model, self.params, losses)
-            with torch.no_grad():
-                before = kept['loss']
-                eps, norm = batched_ascent_steps(self.params, grads, rho,
-                                                 mode)
-                del grads
-                if approximation == 'first_order':
-                    after = before + rho * norm
-                else:
-                    moved = {n: w + e for (n, w), e in zip(weights.items(),
-                                                           eps)}
-                    del eps
-                    after = vmap(self._loss, in_dims=(0, 0, 0))(
-                        moved, chunk, kept['labels'])
-            results += [(b.detach().cpu(), a.detach().cpu())
-                        for b, a in zip(before, after)]
+            results += self._perturbed(weights, grads, kept['loss'], chunk,
+                                       kept['labels'], rho, mode,
+                                       approximation)
         return results
 
     def _one_at_a_time(self, inputs: torch.Tensor, rho: float, mode: str,

@@ -15,10 +15,10 @@ batches of ``--batch-size``, with
     proposals recomputed (``recompute_proposals=True``);
     ``first_order_<scope>``: SAAL's first-order value
     ``L0 + rho * ||T g||`` (``approximation='first_order'``), one forward
-    and one backward, no perturbed pass; ``per_image_all``: a classifier's
-    ``'all'`` scope one image at a time (``per_sample='per_image'``; the
-    default, ``saal_all``, takes the images' own gradients from one
-    batched backward); and ``fixed_rois_head``: the
+    and one backward, no perturbed pass; ``batched_all``: a classifier's
+    ``'all'`` scope with the images' own gradients from one batched
+    backward (``per_sample='batched'``; ``saal_all`` goes one image at a
+    time); and ``fixed_rois_head``: the
     perturbed loss on the unperturbed pass's RPN targets, RoIs and RoI
     features (``recompute_proposals=False``, two-stage detectors);
 and prints each as a ratio to (1), the peak memory of each (a fresh process
@@ -75,9 +75,11 @@ VARIANTS = {
     'exact_': dict(recompute_proposals=True),
     'first_order_': dict(approximation='first_order'),
     'fixed_rois_': dict(recompute_proposals=False),
-    # Classifiers, perturb_scope='all': one image at a time (the batched
-    # per-sample gradients are saal_all's default).
-    'per_image_': dict(per_sample='per_image'),
+    # Classifiers, perturb_scope='all': the images' own gradients from one
+    # batched backward (saal_all goes one image at a time).
+    'batched_first_order_': dict(per_sample='batched',
+                                 approximation='first_order'),
+    'batched_': dict(per_sample='batched'),
 }
 
 

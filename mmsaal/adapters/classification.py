@@ -15,9 +15,9 @@ images at once:
   own gradients come from one batched forward and backward of the chunk
   (:func:`~mmsaal.per_sample.per_sample_gradients`), and the perturbed
   pass runs every image with its own weights at once (``vmap`` over
-  ``functional_call``); ``per_sample='per_image'`` goes one image at a
-  time instead (:func:`~mmsaal.perturbed_loss` moves the weights in place
-  and restores them), as does a model with a layer whose per-sample
+  ``functional_call``) with ``per_sample='batched'``; by default one image
+  at a time (:func:`~mmsaal.perturbed_loss` moves the weights in place and
+  restores them), as also for a model with a layer whose per-sample
   gradients are not computed batched.
 """
 from typing import Dict, List, Optional, Tuple
@@ -74,11 +74,16 @@ class ClassificationSAAL:
             the classification head. Defaults to ``'head'``.
         with_cp (bool, optional): Unused (the chunks bound memory
             instead); accepted for the common adapter interface.
-        per_sample (str): With the backbone moving: ``'batched'`` (each
-            image's gradient from one backward of its chunk, the perturbed
-            passes of a chunk at once) or ``'per_image'`` (one image at a
-            time, the weights moved in place). The same scores to float
-            rounding. Defaults to ``'batched'``.
+        per_sample (str): With the backbone moving: ``'per_image'`` (one
+            image at a time, the weights moved in place) or ``'batched'``
+            (each image's gradient from one backward of its chunk, the
+            perturbed passes of a chunk at once). The same scores to float
+            rounding. On a 2-core CPU ``'batched'`` was 1.8x faster for the
+            digits classifier and 1.6x slower for ResNet-18 at 32x32, where
+            every image's own copy of 11 million weights (45 MB) has to be
+            written, read and run: ``tools/benchmark_scoring.py``
+            (``saal_all`` against ``per_image_all``) says which pays on a
+            machine. Defaults to ``'per_image'``.
     """
 
     OPTIONS = ('per_sample', )
@@ -88,7 +93,7 @@ class ClassificationSAAL:
                  model: ImageClassifier,
                  perturb_scope: PerturbScope = 'head',
                  with_cp: Optional[bool] = None,
-                 per_sample: str = 'batched') -> None:
+                 per_sample: str = 'per_image') -> None:
         if per_sample not in PER_SAMPLE:
             raise ValueError(f'SAALSampler.per_sample must be one of '
                              f'{PER_SAMPLE}, got {per_sample!r}')

@@ -73,11 +73,12 @@ class SAALSampler(BasePoolSampler):
             own ``with_cp``; either way it runs non-reentrant, which
             ``torch.autograd.grad`` needs. Defaults to None.
         per_sample (str): Classification, ``perturb_scope='all'``:
-            ``'batched'`` (each image's gradient from one batched backward,
-            the perturbed passes of a chunk at once) or ``'per_image'``
-            (one image at a time). See
+            ``'per_image'`` (one image at a time) or ``'batched'`` (each
+            image's gradient from one batched backward, the perturbed
+            passes of a chunk at once): the same scores, at a cost that
+            depends on the model and the machine. See
             :class:`~mmsaal.adapters.classification.ClassificationSAAL`.
-            Defaults to ``'batched'``.
+            Defaults to ``'per_image'``.
 
     The losses come from the task adapter registered for the model
     (``SAAL_ADAPTERS``, :func:`~mmsaal.adapters.find_adapter`), built once
@@ -110,7 +111,7 @@ class SAALSampler(BasePoolSampler):
                  score_resolution: Optional[float] = None,
                  impurity_radius: Optional[int] = None,
                  with_cp: Optional[bool] = None,
-                 per_sample: str = 'batched') -> None:
+                 per_sample: str = 'per_image') -> None:
         super().__init__(diversity=diversity)
         if perturbation not in PERTURBATION_MODES:
             raise ValueError(f'SAALSampler.perturbation must be one of '

@@ -69,3 +69,21 @@ def test_kmeans_pp_over_scores_draws_as_the_definition(style):
         fast = kmeans_pp_seeding(scores, k, np.random.default_rng(seed + 1))
         assert fast.tolist() == dense_kmeans_pp(
             scores, k, np.random.default_rng(seed + 1)), (style, seed)
+
+
+def test_a_query_whose_scores_give_no_order_is_named():
+    import numpy as np
+
+    from mmsaal.rounds.pipeline import tie_note
+    from mmsaal.rounds.units import Query
+    flat = Query(np.asarray([0, 1]), units={
+        0: dict(corners=np.zeros((2, 2)), scores=np.zeros(2)),
+        1: dict(corners=np.zeros((1, 2)), scores=np.asarray([-0.0]))})
+    assert 'all 3 queried units score exactly 0' in tie_note(flat)
+    ranked = Query(np.asarray([0]), units={
+        0: dict(corners=np.zeros((2, 2)), scores=np.asarray([2.0, 1.0]))})
+    assert tie_note(ranked) is None
+    tied = Query(np.asarray([0, 1]), scores={0: 1.0, 1: 1.0, 2: 1.0, 3: .5})
+    assert tie_note(tied).startswith('3 of the 4 scored items share the top')
+    assert tie_note(Query(np.asarray([0]), scores={0: 2.0, 1: 1.0})) is None
+    assert tie_note(Query(np.asarray([0]))) is None

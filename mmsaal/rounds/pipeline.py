@@ -1,6 +1,7 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """One active-learning round as four steps: score -> select -> label ->
 record. Plain objects, no Runner: the hook says when, this says what."""
+import logging
 import time
 from typing import Callable, Optional, Union
 
@@ -163,7 +164,12 @@ class RoundPipeline:
             **self.units.round_info(),
             num_candidates=int(len(candidates)),
             scoring_seconds=round(time.perf_counter() - start, 3))
-        return self.units.query(table, picked[0], info)
+        query = self.units.query(table, picked[0], info)
+        note = tie_note(query)
+        if note:
+            print_log(f'Active learning round {round_idx}: {note}',
+                      logger='current', level=logging.WARNING)
+        return query
 
     def sampler_for(self, round_idx: int):
         """The sampler that picks round ``round_idx``: the cold start's in
@@ -196,3 +202,29 @@ class RoundPipeline:
     def is_exhausted(self) -> bool:
         """Whether nothing is left to label."""
         return len(self.units.candidates(self.state)) == 0
+
+
+def tie_note(query) -> Optional[str]:
+    """What to say when a round's scores give no order: more than half of
+    the scored items share the top score, or every queried region or pixel
+    has the same score (a model that predicts one class everywhere gives
+    SAAL x impurity maps of 0). Ties go by position, so such a query is
+    as good as a fixed pattern; None when the scores order the query."""
+    if query.units:
+        picked = np.concatenate([np.asarray(u['scores'], np.float64)
+                                 for u in query.units.values()])
+        if len(picked) > 1 and np.all(picked == picked[0]):
+            return (f'all {len(picked)} queried units score exactly '
+                    f'{picked[0]:g}: the scores give them no order, and '
+                    f'ties go by position (a model that predicts one class '
+                    f'everywhere scores every SAAL x impurity unit 0)')
+        return None
+    scores = np.asarray(list((query.scores or {}).values()), np.float64)
+    if len(scores) > 1:
+        tied = int((scores == scores.max()).sum())
+        if tied > len(scores) / 2:
+            return (f'{tied} of the {len(scores)} scored items share the top '
+                    f'score {scores.max():g}: the scores give them no order, '
+                    f'and ties go by position')
+    return None
+

@@ -211,3 +211,70 @@ def test_region_queries_wait_for_label_maps_of_the_regions(street_domains,
     metrics = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
                                       'metrics.json')))
     assert metrics['labeled_pixel_fraction'] > 0
+
+
+def voc_pool(voc_shapes, tmp_path, labeled: int):
+    """A copy of the VOC set whose pool images past the first ``labeled``
+    have no XML (as a user's unlabeled images have none), and a config
+    that reads it as mmsaal.PoolVOCDataset. Returns (data root, config,
+    the XMLs taken away by image id)."""
+    root = tmp_path / 'voc'
+    shutil.copytree(voc_shapes, root)
+    subset = root / 'Shapes'
+    ids = (subset / 'ImageSets' / 'Main' / 'trainval.txt').read_text().split()
+    taken = {}
+    for image_id in ids[labeled:]:
+        xml = subset / 'Annotations' / f'{image_id}.xml'
+        taken[image_id] = xml.read_text()
+        xml.unlink()
+    config = tmp_path / 'voc_pool_config.py'
+    config.write_text(
+        f'_base_ = [{DEMO_CONFIG!r}]\n'
+        "train_dataloader = dict(dataset=dict(type='mmsaal.PoolVOCDataset'))\n")
+    return str(root) + '/', str(config), taken
+
+
+def test_a_voc_pool_with_xmls_for_some_images_is_labeled_by_adding_xmls(
+        voc_shapes, tmp_path):
+    """The user's layout: an image list with XMLs for the labeled images
+    only. The run starts from those, queries among the others, and goes on
+    once the person has written the queried images' XMLs."""
+    root, config, taken = voc_pool(voc_shapes, tmp_path, labeled=10)
+    options = quick_options(root, rounds=1, initial=10, budget=5,
+                            sampler='EntropySampler') + [
+        'active_learning.oracle=human']
+    work_dir = str(tmp_path / 'run')
+    first = run_train_al(work_dir, options, config=config)
+    log = first.stdout + first.stderr
+    assert 'starts with 10 of 40 items labeled' in log, log[-2000:]
+    assert 'waits for labels' in log
+    query = json.load(open(osp.join(work_dir, 'rounds', 'query_01',
+                                    'query.json')))
+    queried = [osp.splitext(i['file_name'])[0] for i in query['images']]
+    assert len(queried) == 5 and set(queried) <= set(taken)
+    for image_id in queried:  # the person writes the XMLs, VOC as ever
+        with open(osp.join(root, 'Shapes', 'Annotations',
+                           f'{image_id}.xml'), 'w') as f:
+            f.write(taken[image_id])
+    run_train_al(work_dir, options, config=config, extra=['--resume'])
+    labeled = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
+                                      'labeled.json')))
+    assert len(labeled['items']) == 15
+
+
+@pytest.mark.parametrize('case, message', [
+    ('all labeled', 'all 40 pool images have labels already'),
+    ('initial differs', 'initial_labeled asks for 30 labeled images, but '
+     "with oracle='human' the initial set is the 10 pool images"),
+])
+def test_a_human_run_that_would_label_nothing_says_so(voc_shapes, tmp_path,
+                                                      case, message):
+    root, config, _ = voc_pool(voc_shapes, tmp_path,
+                               labeled=40 if case == 'all labeled' else 10)
+    options = quick_options(root, rounds=1, initial=30) + [
+        'active_learning.oracle=human']
+    work_dir = str(tmp_path / 'run')
+    result = run_train_al(work_dir, options, config=config, check=False)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert message in result.stderr, result.stderr[-2000:]
+    assert not osp.exists(work_dir)

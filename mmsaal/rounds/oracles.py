@@ -226,6 +226,22 @@ class HumanOracle:
         labeled data beside the pool), a random draw to label first."""
         items = self.items or PoolItems.of(self.pool)
         labeled = np.flatnonzero(items.labeled).astype(np.int64)
+        if isinstance(self.units, ImageUnits) and \
+                len(labeled) == state.pool_size:
+            raise FieldError(
+                f"oracle='{self.name}': all {state.pool_size} pool images "
+                f"have labels already, so nothing is left for a person to "
+                f"label. Put the images to label in the pool without "
+                f"labels: a VOC pool (mmsaal.PoolVOCDataset) lists them in "
+                f"its image list without an Annotations/<id>.xml, a COCO "
+                f"pool (mmsaal.PoolCocoDataset) keeps them in its image "
+                f"folder without an entry in the annotation file.")
+        if len(labeled) and size and size != len(labeled):
+            raise FieldError(
+                f"ActiveLearningHook.initial_labeled asks for {size} "
+                f"labeled images, but with oracle='{self.name}' the "
+                f"initial set is the {len(labeled)} pool images that have "
+                f"labels: set initial_labeled={len(labeled)}, or 0.")
         if len(labeled) or may_start_empty:
             return labeled
         query = self.pending(0)

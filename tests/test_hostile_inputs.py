@@ -208,7 +208,17 @@ def test_a_pool_image_that_is_no_image_or_too_large_is_named_at_the_start(
     line = one_line(run_train_al(work_dir, human_options(voc_shapes),
                                  config=config, check=False))
     assert f'the pool image {bad} cannot be read as an image' in line, line
+    assert 'skip_unreadable=True' in line
     assert not osp.exists(work_dir)
+    skipping = run_train_al(work_dir, human_options(voc_shapes) + [
+        'train_dataloader.dataset.skip_unreadable=True'], config=config)
+    assert 'left 1 unreadable images out of the pool' in \
+        skipping.stdout + skipping.stderr
+    assert f'{bad}' in skipping.stdout + skipping.stderr
+    state = json.load(open(osp.join(work_dir, 'rounds', 'round_00',
+                                    'state.json')))
+    assert state['pool_size'] == 40  # the 40 images, not the text file
+    shutil.rmtree(work_dir)
     os.remove(bad)
     Image.new('1', (14000, 14000)).save(osp.join(pool, 'images',
                                                  'zz_huge.png'))

@@ -1,11 +1,14 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
+import logging
 import os
 import os.path as osp
 from typing import List, Sequence
 
 from mmdet.datasets import CocoDataset
+from mmengine.logging import print_log
 
 from mmsaal.registry import DATASETS
+from mmsaal.utils.errors import DataError
 from mmsaal.utils.images import image_size
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -37,14 +40,22 @@ class PoolCocoDataset(CocoDataset):
 
     Args:
         img_suffixes (Sequence[str]): File endings that count as images.
+        skip_unreadable (bool): Leave out, with a warning that names them,
+            the unlabeled images that are no image PIL reads or have more
+            pixels than mmsaal decodes, instead of refusing to start. An
+            image mended later then joins the pool, which a resumed run
+            refuses as another dataset: mend them before the first start,
+            or start again. Defaults to False.
         **kwargs: See mmdet's ``CocoDataset``.
     """
 
     def __init__(self,
                  *args,
                  img_suffixes: Sequence[str] = IMAGE_SUFFIXES,
+                 skip_unreadable: bool = False,
                  **kwargs) -> None:
         self.img_suffixes = tuple(img_suffixes)
+        self.skip_unreadable = skip_unreadable
         super().__init__(*args, **kwargs)
 
     def load_data_list(self) -> List[dict]:
@@ -55,18 +66,34 @@ class PoolCocoDataset(CocoDataset):
                 osp.normpath(info['img_path']): info
                 for info in super().load_data_list()
             }
-        data_list = []
+        data_list, skipped = [], []
         for name in list_images(img_dir, self.img_suffixes):
             path = osp.join(img_dir, name)
             info = labeled.pop(osp.normpath(path), None)
             if info is None:
-                width, height = image_size(path)
+                try:
+                    width, height = image_size(path)
+                except DataError as err:
+                    if not self.skip_unreadable:
+                        raise DataError(
+                            f'{err} Or leave such images out of the pool: '
+                            f'skip_unreadable=True on the pool dataset '
+                            f'({type(self).__name__}).') from None
+                    skipped.append(path)
+                    continue
                 info = dict(
                     img_path=path, img_id=None, seg_map_path=None,
                     height=height, width=width, instances=[])
             info['labeled'] = info.get('img_id') is not None
             info['file_name'] = name
             data_list.append(info)
+        if skipped:
+            print_log(
+                f'{type(self).__name__}: left {len(skipped)} unreadable '
+                f'images out of the pool (skip_unreadable=True): '
+                f'{", ".join(skipped[:10])}'
+                + (' ...' if len(skipped) > 10 else ''),
+                logger='current', level=logging.WARNING)
         if labeled:
             raise ValueError(
                 f'{self.ann_file} labels images that are not in {img_dir}: '

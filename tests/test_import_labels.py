@@ -3,6 +3,7 @@ and image checks out: each problem named with its image and field, nothing
 written otherwise, a backup per import, --skip-invalid and --replace, and
 the work dir's config never executed."""
 import copy
+import glob
 import hashlib
 import importlib.util
 import json
@@ -365,3 +366,49 @@ def test_a_box_at_the_border_is_clipped_and_the_next_command_is_real(
                                      'run.json')))['config']
     assert f'python tools/train_al.py {config} --work-dir' in done.stdout
     assert config.endswith('human_config.py')
+
+
+def test_a_label_for_the_same_file_name_in_another_folder_is_refused(
+        voc_shapes, tmp_path):
+    """Two folders hold images of one file name: a label file naming the
+    one that was not queried is refused, never taken for the queried one."""
+    from test_human_oracle import CLASSES, human_options
+    pool = tmp_path / 'pool'
+    names = sorted(osp.basename(p) for p in glob.glob(
+        osp.join(voc_shapes, 'Shapes', 'JPEGImages', '*.jpg')))[:12]
+    for folder in ('a', 'b'):
+        (pool / 'images' / folder).mkdir(parents=True)
+        for name in names:
+            shutil.copy(osp.join(voc_shapes, 'Shapes', 'JPEGImages', name),
+                        pool / 'images' / folder / name)
+    labeled = voc_to_coco(voc_shapes, names[:6])
+    for image in labeled['images']:
+        image['file_name'] = 'a/' + image['file_name']
+    (pool / 'labels.json').write_text(json.dumps(labeled))
+    config = tmp_path / 'config.py'
+    config.write_text(
+        f'_base_ = [{osp.join(REPO, "configs", "demo", "saal_tiny_faster_rcnn_shapes.py")!r}]\n'
+        'train_dataloader = dict(dataset=dict(_delete_=True,\n'
+        f"    type='mmsaal.PoolCocoDataset', data_root={str(pool)!r},\n"
+        "    ann_file='labels.json', data_prefix=dict(img='images/'),\n"
+        f'    metainfo=dict(classes={CLASSES!r}),\n'
+        "    pipeline={{_base_.train_pipeline}}))\n")
+    work_dir = str(tmp_path / 'run')
+    options = [o.replace('initial_labeled=10', 'initial_labeled=6')
+               for o in human_options(voc_shapes)]
+    run_train_al(work_dir, options, config=str(config))
+    query = json.load(open(osp.join(work_dir, 'rounds', 'query_01',
+                                    'query.json')))
+    queried = {i['file_name'] for i in query['images']}
+    other = {'a': 'b', 'b': 'a'}
+    target = next(n for n in sorted(queried)
+                  if f'{other[n[0]]}/{n[2:]}' not in queried)
+    wrong = f'{other[target[0]]}/{target[2:]}'
+    answer = voc_to_coco(voc_shapes, [target[2:]])
+    answer['images'][0]['file_name'] = wrong
+    before = digest(str(pool / 'labels.json'))
+    result = run_import(work_dir, write(tmp_path, answer), check=False)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert f'{wrong} (image id 1): the round did not query this image' in \
+        result.stderr, result.stderr
+    assert digest(str(pool / 'labels.json')) == before

@@ -121,8 +121,8 @@ def test_a_batch_ranks_in_threads_and_the_round_picks_the_same(
 
 
 def test_a_resume_writes_only_the_masks_a_kill_left_unwritten(tmp_path):
-    shapes = [(16, 16)] * 4
-    paths = [f'img{i}.png' for i in range(4)]
+    shapes = [(16, 16)] * 5
+    paths = [f'img{i}.png' for i in range(5)]
     labels = PixelLabels(paths, str(tmp_path / 'revealed'), shapes)
     state = PoolState(paths, pixels=True)
     state.reveal_round(labels.whole([0, 1]))
@@ -135,14 +135,17 @@ def test_a_resume_writes_only_the_masks_a_kill_left_unwritten(tmp_path):
     assert labels.export_missing(state) == 2
     assert sorted(os.listdir(labels.mask_dir)) == [
         labels.EXPORTED] + [f'img{i}.png' for i in range(4)]
-    # A mask removed by hand is written again; a stray one stays until a
-    # full export (no record) removes it.
+    # A mask removed by hand is written again; a stray one (of a pool
+    # image nothing revealed) stays until a full export (no record)
+    # removes it. A file that is no pool image's mask is never removed.
     os.remove(labels.mask_path(1))
     assert labels.export_missing(state) == 1
-    open(osp.join(labels.mask_dir, 'stray.png'), 'w').close()
+    open(labels.mask_path(4), 'w').close()
+    open(osp.join(labels.mask_dir, 'notes.txt'), 'w').close()
     os.remove(record)
     assert labels.export_missing(state) == 4
-    assert 'stray.png' not in os.listdir(labels.mask_dir)
+    assert sorted(os.listdir(labels.mask_dir)) == [
+        labels.EXPORTED] + [f'img{i}.png' for i in range(4)] + ['notes.txt']
     # The masks are what LoadRevealedAnnotations reads: 1-bit PNGs.
     from PIL import Image
     with Image.open(labels.mask_path(2)) as image:

@@ -263,3 +263,16 @@ def test_a_segmentation_work_dir_with_a_linked_mask_folder_or_bad_reveals(
     line = one_line(seg_resume(False))
     assert 'outside the pool of 16 images' in line, line
     assert tree_digest(str(tmp_path)) == before
+
+
+def test_a_malicious_load_from_is_refused_before_anything_is_written(
+        voc_shapes, tmp_path):
+    evil = tmp_path / 'weights.pth'
+    malicious_checkpoint(str(evil), str(tmp_path / 'executed'))
+    work_dir = str(tmp_path / 'run')
+    line = one_line(run_train_al(
+        work_dir, quick_options(voc_shapes, rounds=1) + [f'load_from={evil}'],
+        check=False))
+    assert f'load_from {evil} holds objects a checkpoint may not' in line
+    assert not osp.exists(work_dir)
+    assert not (tmp_path / 'executed').exists()

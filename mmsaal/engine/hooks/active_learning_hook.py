@@ -188,7 +188,7 @@ class ActiveLearningHook(Hook):
             store.load_random_states(self.state.round)
         else:
             if is_main_process():
-                store.start_run(runner.cfg.get('filename'))
+                store.start_run(getattr(runner.cfg, 'filename', None))
             barrier()
             self.rounds.label_initial_set(
                 count(self.initial_labeled, self.state.pool_size),

@@ -60,13 +60,16 @@ def build_round_pipeline(cfg,
             f"LoadRevealedAnnotations') in place of its LoadAnnotations, or "
             f"query whole images (granularity='image').")
     items = PoolItems.of(pool)
-    # Before any training: every pool image exists and, at the first start,
-    # is an image that decodes (an item without an img_path stands as its
-    # position).
-    check_images([p for i, p in enumerate(items.paths) if p != str(i)],
-                 headers=not store.rounds())
     pixels = PixelLabels(items.paths, store.mask_dir) if pixel_labeled \
         else None
+    # Before any training: every pool image exists and decodes (an item
+    # without an img_path stands as its position). A pool labeled pixel by
+    # pixel reads every header for its shapes anyway; another has its
+    # headers read at the first start only.
+    check_images([p for i, p in enumerate(items.paths) if p != str(i)],
+                 headers=pixels is None and not store.rounds())
+    if pixels is not None:
+        pixels.shapes  # noqa: B018 (read now: a bad image stops the start)
     state = PoolState(items.names, seed=seed, pixels=pixel_labeled)
     check_against_pool(state.pool_size, initial_labeled,
                        initial_labeled_file, budget, num_rounds, granularity,

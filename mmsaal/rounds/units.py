@@ -29,7 +29,7 @@ from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, dump_json_atomic,
 from mmsaal.regions import (best_first, class_shares, kth_largest,
                             prepare_units, unit_area, units_per_image)
 from mmsaal.utils.files import atomic_write
-from mmsaal.utils.images import image_size
+from mmsaal.utils.images import image_sizes
 
 Shape = Tuple[int, int]
 Writer = Callable[[str], None]
@@ -865,8 +865,4 @@ def check_unique_stems(paths: Sequence[str]) -> None:
 
 def image_shapes(paths: Sequence[str]) -> List[Shape]:
     """``(height, width)`` of each image, from the file headers."""
-    shapes = []
-    for path in paths:
-        width, height = image_size(path)
-        shapes.append((height, width))
-    return shapes
+    return [(height, width) for width, height in image_sizes(paths)]

@@ -27,6 +27,7 @@ writes it under a temporary name and renames it. **Resuming** goes on from
 import collections
 import os
 import os.path as osp
+import pickle
 import re
 import zipfile
 from typing import List, Optional
@@ -213,7 +214,7 @@ def unreadable(path: str) -> Optional[str]:
         first = str(err).strip().splitlines()
         reason = first[0] if first else type(err).__name__
         if 'Weights only load failed' in reason or isinstance(
-                err, __import__('pickle').UnpicklingError):
+                err, pickle.UnpicklingError):
             return ('holds objects a checkpoint may not (torch refused '
                     'them under weights_only=True); it is not loaded')
         return f'cannot be loaded ({reason[:200]})'

@@ -11,8 +11,10 @@ Ranking costs a few passes over the map, not one per region: window sums
 come from a summed-area table, their maxima are kept per tile, and a
 window whose table sum lies within the table's rounding error of the best
 is summed again exactly. The corners and scores are those of the plain
-definition (``avg_pool2d`` in float64 and one full-map argmax per region,
-first index on ties), bit for bit.
+definition (``avg_pool2d`` in float64 and one full-map argmax per region),
+bit for bit, with ties in the order of seeded keys (``ties``,
+:func:`mmsaal.selection.tie_keys` of the window's or pixel's row-major
+position) or, without a seed, the first position first.
 """
 import threading
 from functools import partial
@@ -21,6 +23,8 @@ from typing import Callable, Dict, Optional, Tuple
 import cv2
 import numpy as np
 import torch
+
+from mmsaal.selection import tie_keys
 
 GRANULARITIES = ('image', 'region', 'pixel')
 #: Double precision's unit roundoff, times 2.
@@ -168,17 +172,24 @@ class _TileMaxima:
         self.maxima[a0:a1, b0:b1] = self._maxima(a0, a1, b0, b1)
 
 
+def _keys(flat: np.ndarray, ties: Optional[int]) -> np.ndarray:
+    """The tie keys of row-major positions ``flat``: seeded, or the
+    positions themselves."""
+    return flat if ties is None else tie_keys(ties, flat)
+
+
 def rank_regions(score_map: torch.Tensor,
                  size: int,
                  max_regions: int,
                  blocked: Optional[torch.Tensor] = None,
-                 floor: Optional[float] = None
+                 floor: Optional[float] = None,
+                 ties: Optional[int] = None
                  ) -> Tuple[np.ndarray, np.ndarray]:
     """Greedy non-overlapping ``size x size`` regions, best mean first.
 
-    Each step takes the window of the highest mean (the first in row-major
-    order on ties) among those that overlap no region taken before and no
-    blocked pixel.
+    Each step takes the window of the highest mean (on ties, the one of
+    the smallest tie key) among those that overlap no region taken before
+    and no blocked pixel.
 
     Args:
         score_map (Tensor): ``(H, W)`` pixel scores, finite.
@@ -188,6 +199,9 @@ def rank_regions(score_map: torch.Tensor,
             cover (already revealed).
         floor (float, optional): Stop before the first region that scores
             below it. Defaults to None.
+        ties (int, optional): Seed of the order among windows of equal
+            means (:func:`~mmsaal.selection.tie_keys` of their row-major
+            corner); None: the first in row-major order. Defaults to None.
 
     Returns:
         tuple[np.ndarray, np.ndarray]: Top-left corners ``(K, 2)`` as
@@ -196,7 +210,8 @@ def rank_regions(score_map: torch.Tensor,
     """
     if max_regions <= 0:
         return _no_regions()
-    return prepare_regions(score_map, size, blocked)(max_regions, floor)
+    return prepare_regions(score_map, size, blocked,
+                           ties=ties)(max_regions, floor)
 
 
 def _no_regions(*args, **kwargs) -> Tuple[np.ndarray, np.ndarray]:
@@ -205,7 +220,8 @@ def _no_regions(*args, **kwargs) -> Tuple[np.ndarray, np.ndarray]:
 
 def prepare_regions(score_map: torch.Tensor, size: int,
                     blocked: Optional[torch.Tensor] = None,
-                    slot: Optional[int] = None
+                    slot: Optional[int] = None,
+                    ties: Optional[int] = None
                     ) -> Callable[..., Tuple[np.ndarray, np.ndarray]]:
     """The part of :func:`rank_regions` that reads the whole map: window
     sums and their tile maxima, in OpenCV and numpy calls that release the
@@ -233,7 +249,8 @@ def prepare_regions(score_map: torch.Tensor, size: int,
     tolerance = 2 * (8.0 * (height + width) + 2 * area + 32) * _EPS * \
         magnitude
     # Windows of zeros sum to exactly 0 either way: they are kept aside
-    # (first one first), so a plateau of them costs nothing.
+    # (row-major, put in tie order once one is picked), so a plateau of
+    # them costs nothing.
     free = None
     if blocked is not None:
         blocked = blocked.cpu().numpy() if isinstance(
@@ -253,13 +270,14 @@ def prepare_regions(score_map: torch.Tensor, size: int,
         np.copyto(tiles.view, -np.inf, where=~free)
     tiles.ready()
     return partial(_pick_regions, values, tiles, size, tolerance, free,
-                   zeros)
+                   zeros, ties=ties)
 
 
 def _pick_regions(values: np.ndarray, tiles: _TileMaxima, size: int,
                   tolerance: float, free: Optional[np.ndarray],
                   zeros: np.ndarray, max_regions: int,
-                  floor: Optional[float] = None
+                  floor: Optional[float] = None,
+                  ties: Optional[int] = None
                   ) -> Tuple[np.ndarray, np.ndarray]:
     """The greedy steps of :func:`rank_regions` over prepared window
     sums (:func:`prepare_regions`)."""
@@ -269,11 +287,14 @@ def _pick_regions(values: np.ndarray, tiles: _TileMaxima, size: int,
         return _no_regions()
     if floor is not None and floor > 0:
         # Windows of zeros, and all below the floor, are never picked.
-        ranked = _greedy_above(values, tiles, size, floor, tolerance)
+        ranked = _greedy_above(values, tiles, size, floor, tolerance, ties)
         if ranked is not None:
             corners, scores = ranked
             return corners[:max_regions], scores[:max_regions]
     next_zero = 0
+    # Zero windows in tie order once one can be picked: sorting a plateau
+    # of them costs more than the ranking, and most maps never get there.
+    zeros_in_order = ties is None
     corners = []
     while len(corners) < max_regions:
         next_zero = _first_free(zeros, next_zero, free)
@@ -284,6 +305,10 @@ def _pick_regions(values: np.ndarray, tiles: _TileMaxima, size: int,
         if best == -np.inf:
             break
         threshold = best - tolerance
+        if zero_left and 0.0 >= threshold and not zeros_in_order:
+            zeros = zeros[np.argsort(tie_keys(ties, zeros), kind='stable')]
+            zeros_in_order = True
+            next_zero = _first_free(zeros, 0, free)
         # Mostly one window is within the tolerance of the best: it is
         # the best, and its exact mean is taken with the others' below.
         only = None if zero_left and 0.0 >= threshold else \
@@ -303,7 +328,8 @@ def _pick_regions(values: np.ndarray, tiles: _TileMaxima, size: int,
             top = exact.max()
             if floor is not None and top < floor:
                 break
-            y, x = divmod(int(flat[exact == top].min()), width_w)
+            tied = flat[exact == top]
+            y, x = divmod(int(tied[np.argmin(_keys(tied, ties))]), width_w)
         corners.append((y, x))
         # Every window whose top-left corner lies within size - 1 of this
         # one overlaps it.
@@ -323,7 +349,8 @@ SPARSE_LIMIT = 1 << 15
 
 
 def _greedy_above(values: np.ndarray, tiles: _TileMaxima, size: int,
-                  floor: float, tolerance: float
+                  floor: float, tolerance: float,
+                  ties: Optional[int] = None
                   ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """The greedy regions whose mean is at least ``floor`` (> 0), from the
     few windows that can reach it, sorted once, instead of a search of the
@@ -331,7 +358,7 @@ def _greedy_above(values: np.ndarray, tiles: _TileMaxima, size: int,
     :func:`rank_regions`' loop picks (too many windows, or near ties).
 
     Greedy picking keeps a window iff no overlapping window with a higher
-    key (mean, then the lower row-major index) is kept, so it depends only
+    key (mean, then the lower tie key) is kept, so it depends only
     on how each overlapping pair is ordered. The windows are ordered by
     their table sums, which order a pair as its exact means do unless they
     lie within ``tolerance``; and if no kept window lies that close to one
@@ -345,7 +372,7 @@ def _greedy_above(values: np.ndarray, tiles: _TileMaxima, size: int,
         return None
     width_w = tiles.view.shape[1]
     sums = tiles.view[ys, xs]
-    order = np.lexsort((ys * width_w + xs, -sums))
+    order = np.lexsort((_keys(ys * width_w + xs, ties), -sums))
     ys, xs, sums = ys[order], xs[order], sums[order]
     alive = _workspace('alive', tiles.view.shape, bool)
     alive.fill(True)
@@ -375,7 +402,7 @@ def _greedy_above(values: np.ndarray, tiles: _TileMaxima, size: int,
     means = window_means(values, size, ys[kept], xs[kept])
     above = means >= floor
     kept, means = kept[above], means[above]
-    order = np.lexsort((flat[kept], -means))
+    order = np.lexsort((_keys(flat[kept], ties), -means))
     kept, means = kept[order], means[order]
     return (np.stack([ys[kept], xs[kept]], axis=1).astype(np.int64)
             .reshape(-1, 2), means)
@@ -462,10 +489,11 @@ def rank_pixels(score_map: torch.Tensor,
                 max_pixels: int,
                 blocked: Optional[torch.Tensor] = None,
                 floor: Optional[float] = None,
-                ordered: bool = True
+                ordered: bool = True,
+                ties: Optional[int] = None
                 ) -> Tuple[np.ndarray, np.ndarray]:
     """The ``max_pixels`` best pixels not blocked, best first (ties by
-    position).
+    tie key, see :func:`rank_regions`).
 
     Args:
         floor (float, optional): Leave out pixels that score below it.
@@ -503,27 +531,29 @@ def rank_pixels(score_map: torch.Tensor,
     if not ordered and len(positions) <= count:
         corners = np.stack(np.divmod(positions, width), axis=1)
         return corners.astype(np.int64).reshape(-1, 2), candidates
-    order = np.lexsort((positions, -candidates))[:count]
+    order = np.lexsort((_keys(positions, ties), -candidates))[:count]
     chosen = positions[order]
     corners = np.stack(np.divmod(chosen, width), axis=1)
     return corners.astype(np.int64).reshape(-1, 2), candidates[order]
 
 
-def best_first(corners: np.ndarray, scores: np.ndarray, width: int
-               ) -> np.ndarray:
-    """The order that puts pixels best first, ties by position (as
+def best_first(corners: np.ndarray, scores: np.ndarray, width: int,
+               ties: Optional[int] = None) -> np.ndarray:
+    """The order that puts pixels best first, ties by tie key (as
     :func:`rank_pixels` ranks them), of pixels at ``corners``
     ``(K, 2)`` of a map ``width`` wide."""
     corners = np.asarray(corners, np.int64).reshape(-1, 2)
     positions = corners[:, 0] * width + corners[:, 1]
-    return np.lexsort((positions, -np.asarray(scores, np.float64)))
+    return np.lexsort((_keys(positions, ties),
+                       -np.asarray(scores, np.float64)))
 
 
 def rank_units(score_map: torch.Tensor, granularity: str, region_size: int,
                max_units: int,
                blocked: Optional[torch.Tensor] = None,
                floor: Optional[float] = None,
-               ordered: bool = True) -> Dict:
+               ordered: bool = True,
+               ties: Optional[int] = None) -> Dict:
     """Rank an image's candidate units (see :func:`rank_regions`,
     :func:`rank_pixels`; ``ordered`` applies to pixels).
 
@@ -532,7 +562,7 @@ def rank_units(score_map: torch.Tensor, granularity: str, region_size: int,
         ``shape`` ``(H, W)``.
     """
     return prepare_units(score_map, granularity, region_size, max_units,
-                         blocked, floor, ordered)()
+                         blocked, floor, ordered, ties=ties)()
 
 
 def prepare_units(score_map: torch.Tensor, granularity: str,
@@ -540,14 +570,15 @@ def prepare_units(score_map: torch.Tensor, granularity: str,
                   blocked: Optional[torch.Tensor] = None,
                   floor: Optional[float] = None,
                   ordered: bool = True,
-                  slot: Optional[int] = None) -> Callable[[], Dict]:
+                  slot: Optional[int] = None,
+                  ties: Optional[int] = None) -> Callable[[], Dict]:
     """:func:`rank_units` in two parts: this one, which threads run side by
     side (pixels: all of it; regions: :func:`prepare_regions`), returns
     the rest, which gives :func:`rank_units`' result."""
     shape = tuple(score_map.shape)
     if granularity == 'region':
         pick = _no_regions if max_units <= 0 else prepare_regions(
-            score_map, region_size, blocked, slot)
+            score_map, region_size, blocked, slot, ties)
 
         def regions() -> Dict:
             corners, scores = pick(max_units, floor)
@@ -558,7 +589,7 @@ def prepare_units(score_map: torch.Tensor, granularity: str,
         raise ValueError(f'granularity must be one of {GRANULARITIES[1:]} '
                          f'to rank units, got {granularity!r}')
     corners, scores = rank_pixels(score_map, max_units, blocked, floor,
-                                  ordered)
+                                  ordered, ties)
     ranked = dict(corners=corners, scores=scores, shape=shape)
     return lambda: ranked
 

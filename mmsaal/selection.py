@@ -1,27 +1,123 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-"""Pick a query from a vector of acquisition scores (pure numpy)."""
+"""Pick a query from a vector of acquisition scores (pure numpy).
+
+Equal scores are ordered by tie keys: a seeded random order (:func:`tie_keys`)
+that every rank and every resume of a round draws alike, so a model that
+scores everything the same picks a random set, not the first items of the
+pool or the top rows of an image.
+"""
 import bisect
 import math
+from typing import Optional
 
 import numpy as np
 
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: a bijection of ``uint64`` that scatters
+    neighbouring inputs over the whole range."""
+    z = np.asarray(values, np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def tie_keys(seed: int, positions: np.ndarray) -> np.ndarray:
+    """Keys that order tied ``positions`` (ints >= 0) at random, the same
+    for the same ``seed``: distinct positions get distinct keys (a
+    bijection), so the keys themselves never tie.
+
+    Args:
+        seed (int): 0 <= seed < 2**64, e.g. :func:`sub_seed` of a round's.
+        positions (np.ndarray): Positions of the candidates.
+
+    Returns:
+        np.ndarray: ``uint64`` keys, one per position; smaller goes first.
+    """
+    with np.errstate(over='ignore'):
+        return _mix(np.asarray(positions, np.uint64) ^
+                    _mix(np.uint64(seed & int(_MASK))))
+
+
+def sub_seed(seed: int, position: int) -> int:
+    """The tie seed of item ``position`` under a round's ``seed`` (the
+    windows of one image, say)."""
+    return int(tie_keys(seed, np.asarray([position]))[0])
+
+
+def tie_order(scores: np.ndarray, keys: np.ndarray,
+              features: Optional[np.ndarray] = None) -> np.ndarray:
+    """A permutation of the candidates that reorders each group of equal
+    ones (the same score and, if given, the same ``features`` row) by
+    ``keys`` within the positions the group holds; every other candidate
+    keeps its position.
+
+    A selection that breaks ties by position (:func:`top_k`) then breaks
+    them by key; one that draws (:func:`kmeans_pp_seeding`) sees the same
+    values at every position, so it draws as before, and the draw lands on
+    a random member of a tied group.
+
+    Args:
+        scores (np.ndarray): ``(N,)`` scores.
+        keys (np.ndarray): ``(N,)`` tie keys (:func:`tie_keys`).
+        features (np.ndarray, optional): ``(N,)`` or ``(N, D)``, what else
+            must be equal for two candidates to tie.
+
+    Returns:
+        np.ndarray: ``(N,)`` positions: candidate ``order[i]`` goes to
+        position ``i``.
+    """
+    scores = np.asarray(scores, np.float64)
+    size = len(scores)
+    order = np.arange(size)
+    by_score = np.argsort(scores, kind='stable')
+    ranked = scores[by_score]
+    equal = ranked[1:] == ranked[:-1]
+    if not equal.any():
+        return order
+    # Only the candidates that share their score with another.
+    shared = np.zeros(size, bool)
+    shared[1:] |= equal
+    shared[:-1] |= equal
+    tied = np.sort(by_score[shared])
+    columns = [scores[tied]]
+    if features is not None:
+        rows = np.asarray(features).reshape(size, -1)[tied]
+        columns += [rows[:, c] for c in range(rows.shape[1])]
+    # Groups of equal rows, each in position order...
+    grouped = tied[np.lexsort((tied, *columns[::-1]))]
+    values = np.stack([c[np.searchsorted(tied, grouped)] for c in columns],
+                      axis=1)
+    group = np.cumsum(np.r_[True, (values[1:] != values[:-1]).any(axis=1)])
+    # ...then each group's members by key, into the same positions.
+    members = grouped[np.lexsort((keys[grouped], group))]
+    order[grouped] = members
+    return order
+
+
+def top_k(scores: np.ndarray, k: int,
+          keys: Optional[np.ndarray] = None) -> np.ndarray:
     """Positions of the ``k`` largest scores, largest first.
 
-    Ties are broken by position (the earlier item first), so the result does
-    not depend on how the scores were sharded or gathered.
+    Ties are broken by ``keys`` (smaller first), or by position (the
+    earlier item first) when there are none, so the result does not depend
+    on how the scores were sharded or gathered.
 
     Args:
         scores (np.ndarray): One score per candidate, shape ``(N,)``.
         k (int): How many to pick, ``0 <= k <= N``.
+        keys (np.ndarray, optional): ``(N,)`` tie keys
+            (:func:`tie_keys`). Defaults to None.
 
     Returns:
         np.ndarray: ``k`` positions into ``scores``.
     """
     scores = np.asarray(scores, dtype=np.float64)
     _check_k(scores, k)
-    order = np.lexsort((np.arange(len(scores)), -scores))
+    order = np.lexsort((np.arange(len(scores)) if keys is None else keys,
+                        -scores))
     return order[:k]
 
 

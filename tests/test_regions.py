@@ -14,6 +14,7 @@ from mmsaal.regions import (best_first, class_shares, kth_largest,
                             rank_pixels, rank_regions,
                             units_mask)
 from mmsaal.rounds import PixelLabels, PixelUnits, pick_units
+from mmsaal.selection import tie_keys
 
 
 def brute_force_regions(score_map, size, count, blocked):
@@ -91,17 +92,82 @@ def pixel_units(tmp_path, shapes, granularity='region', per_image=True,
                     str(tmp_path / 'revealed'), shapes))
 
 
-def select_round(units, sampler, state, seed=0):
-    """What a round picks: candidates, ranked units, the sampler's pick."""
+def select_round(units, sampler, state, seed=0, ties=None, shards=1):
+    """What a round picks: candidates, ranked units (scored in ``shards``
+    batches, as ranks score theirs), the sampler's pick."""
     candidates = units.candidates(state)
     budget = units.round_budget(state, candidates)
-    units.prepare(sampler, state, budget)
-    batch = dict(data_samples=[
-        SimpleNamespace(img_path=units.pixels.paths[i]) for i in candidates
-    ])
-    table = units.table(candidates, units.score_batch(sampler, None, batch))
-    picked = pick_units(sampler, table, budget, np.random.default_rng(seed))
+    units.prepare(sampler, state, budget, ties)
+    scored = []
+    for shard in np.array_split(candidates, shards):
+        batch = dict(data_samples=[
+            SimpleNamespace(img_path=units.pixels.paths[i]) for i in shard])
+        scored += units.score_batch(sampler, None, batch)
+    table = units.table(candidates, scored)
+    picked = pick_units(sampler, table, budget, np.random.default_rng(seed),
+                        ties)
     return units.query(table, picked, {})
+
+
+def queried_corners(query):
+    return {i: u['corners'].tolist() for i, u in query.units.items()}
+
+
+@pytest.mark.parametrize('granularity, per_image, diversity', [
+    ('region', True, False), ('region', False, False),
+    ('region', True, 'classes'), ('pixel', False, False),
+    ('pixel', True, True)])
+def test_flat_maps_query_a_seeded_random_pattern(tmp_path, granularity,
+                                                 per_image, diversity):
+    """A model that scores every pixel 0 (SAAL x impurity of one predicted
+    class): the round's units are a random draw among the ties, the same
+    for the same round seed however the pool is sharded, another for
+    another seed, and not the top rows of each image."""
+    shapes = [(24, 40)] * 6
+    maps = {f'{i}.png': torch.zeros(s) for i, s in enumerate(shapes)}
+    labels = {p: torch.zeros(s, dtype=torch.long)
+              for p, s in zip(maps, shapes)}
+    sampler = MapSampler(maps, diversity=diversity, labels=labels)
+
+    def pick(ties, shards=1):
+        units = pixel_units(tmp_path, shapes, granularity, per_image, 0.05)
+        state = PoolState(list(maps), pixels=True, seed=0)
+        return queried_corners(select_round(units, sampler, state, ties=ties,
+                                            shards=shards))
+
+    row_major = pick(None)
+    first = pick(PoolState(list(maps), seed=0).tie_seed(1))
+    assert first == pick(PoolState(list(maps), seed=0).tie_seed(1), 3)
+    assert first != row_major
+    assert first != pick(PoolState(list(maps), seed=1).tie_seed(1))
+    # Row-major order takes the top rows; the draw spreads down the image.
+    rows = [y for corners in first.values() for y, _ in corners]
+    top = [y for corners in row_major.values() for y, _ in corners]
+    assert max(top) < 8 and max(rows) >= 8
+    if per_image:
+        assert sorted(first) == list(range(6))
+
+
+def test_equal_items_are_drawn_at_random_and_unequal_ones_keep_order():
+    """Tied whole items (one score for all) are a seeded draw; items with
+    distinct scores are picked as without a tie seed, and so are draws
+    (k-means++) that meet no tie."""
+    from mmsaal.rounds import Budget
+    from mmsaal.rounds.units import UnitTable
+    sampler = MapSampler({})
+    flat = UnitTable(np.arange(50), np.zeros(50))
+    picks = {tuple(pick_units(sampler, flat, Budget(5), None, t).tolist())
+             for t in range(4)}
+    assert len(picks) == 4 and (0, 1, 2, 3, 4) not in picks
+    rng = np.random.default_rng(0)
+    ranked = UnitTable(np.arange(50), rng.random(50))
+    for diversity in (False, True):
+        sampler = MapSampler({}, diversity=diversity)
+        plain = pick_units(sampler, ranked, Budget(5),
+                           np.random.default_rng(1))
+        seeded = pick_units(sampler, ranked, Budget(5),
+                            np.random.default_rng(1), 123)
+        assert plain.tolist() == seeded.tolist()
 
 
 def test_a_pool_wide_pick_is_one_greedy_pass_over_the_pool(tmp_path):
@@ -291,9 +357,14 @@ def test_units_mask_covers_the_regions():
     assert mask.sum() == 18 and mask[0, 0] and mask[5, 4] and not mask[5, 5]
 
 
-def reference_regions(score_map, size, count, blocked=None):
+def keys_of(flat, ties):
+    return np.asarray(flat) if ties is None else tie_keys(ties, flat)
+
+
+def reference_regions(score_map, size, count, blocked=None, ties=None):
     """The definition: float64 ``avg_pool2d`` and one full-map argmax per
-    region (first index on ties), overlapping windows set to -inf."""
+    region (on ties, the smallest tie key: the first index without a
+    seed), overlapping windows set to -inf."""
     import torch.nn.functional as F
     height, width = score_map.shape
     if height < size or width < size or count <= 0:
@@ -306,10 +377,11 @@ def reference_regions(score_map, size, count, blocked=None):
         window = window.masked_fill(touches, float('-inf'))
     corners, scores = [], []
     for _ in range(count):
-        flat = int(torch.argmax(window))
-        best = float(window.view(-1)[flat])
+        best = float(window.max())
         if best == float('-inf'):
             break
+        tied = np.flatnonzero((window == best).numpy())
+        flat = int(tied[np.argmin(keys_of(tied, ties))])
         y, x = divmod(flat, window.shape[1])
         corners.append((y, x))
         scores.append(best)
@@ -318,12 +390,13 @@ def reference_regions(score_map, size, count, blocked=None):
     return np.asarray(corners, np.int64).reshape(-1, 2), np.asarray(scores)
 
 
-def reference_pixels(score_map, count, blocked=None):
+def reference_pixels(score_map, count, blocked=None, ties=None):
     scores = score_map.double().flatten().numpy()
     free = np.ones_like(scores, bool) if blocked is None else \
         ~blocked.flatten().numpy()
     positions = np.flatnonzero(free)
-    order = np.lexsort((positions, -scores[positions]))[:count]
+    order = np.lexsort((keys_of(positions, ties),
+                        -scores[positions]))[:count]
     chosen = positions[order]
     return np.stack(np.divmod(chosen, score_map.shape[1]),
                     axis=1).reshape(-1, 2), scores[chosen]
@@ -360,21 +433,25 @@ def random_case(rng, style, trial, sides, counts):
     return score_map, size, count, blocked
 
 
+@pytest.mark.parametrize('ties', [None, 7])
 @pytest.mark.parametrize('style', MAP_STYLES)
-def test_ranking_equals_the_definition_bit_for_bit(style):
+def test_ranking_equals_the_definition_bit_for_bit(style, ties):
     """Prefix sums, tile maxima and exact re-summing of near ties give the
     corners and scores of avg_pool2d + one argmax per region, to the last
-    bit, on maps full of ties, zeros, plateaus and negative values."""
+    bit, on maps full of ties, zeros, plateaus and negative values; ties
+    go by seeded key (or position without a seed)."""
     rng = np.random.default_rng(MAP_STYLES.index(style))
     for trial in range(60):
         score_map, size, count, blocked = random_case(rng, style, trial, 40,
                                                       30)
-        corners, scores = rank_regions(score_map, size, count, blocked)
-        expected = reference_regions(score_map, size, count, blocked)
+        seed = None if ties is None else ties + trial
+        corners, scores = rank_regions(score_map, size, count, blocked,
+                                       ties=seed)
+        expected = reference_regions(score_map, size, count, blocked, seed)
         assert corners.tolist() == expected[0].tolist(), (style, trial)
         assert scores.tolist() == expected[1].tolist(), (style, trial)
-        corners, scores = rank_pixels(score_map, count, blocked)
-        expected = reference_pixels(score_map, count, blocked)
+        corners, scores = rank_pixels(score_map, count, blocked, ties=seed)
+        expected = reference_pixels(score_map, count, blocked, seed)
         assert corners.tolist() == expected[0].tolist()
         assert scores.tolist() == expected[1].tolist()
 
@@ -443,29 +520,31 @@ def test_the_kth_largest_value_is_the_full_partitions(size, k_share, levels,
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**16), levels=st.sampled_from([0, 4]),
-       floor=st.sampled_from([None, 0.5, 0.9]), blocked=st.booleans())
+       floor=st.sampled_from([None, 0.5, 0.9]), blocked=st.booleans(),
+       ties=st.sampled_from([None, 3]))
 def test_pixels_ranked_in_position_order_sort_to_the_ranked_order(
-        seed, levels, floor, blocked):
+        seed, levels, floor, blocked, ties):
     """A pool-wide image keeps its pixels above the floor in position order
     (``ordered=False``); put best first by :func:`best_first`, they are
-    what the ranking gives, ties by position."""
+    what the ranking gives, ties by the same keys."""
     rng = np.random.default_rng(seed)
     values = rng.random((13, 17))
     if levels:
         values = np.floor(values * levels) / levels
     mask = torch.from_numpy(rng.random((13, 17)) < 0.2) if blocked else None
     score_map = torch.from_numpy(values).float()
-    want = rank_pixels(score_map, 10**6, mask, floor)
+    want = rank_pixels(score_map, 10**6, mask, floor, ties=ties)
     corners, scores = rank_pixels(score_map, 10**6, mask, floor,
-                                  ordered=False)
-    order = best_first(corners, scores, 17)
+                                  ordered=False, ties=ties)
+    order = best_first(corners, scores, 17, ties)
     assert corners[order].tolist() == want[0].tolist()
     assert scores[order].tolist() == want[1].tolist()
 
 
+@pytest.mark.parametrize('ties', [None, 11])
 @pytest.mark.parametrize('style', MAP_STYLES)
 def test_ranking_above_a_floor_equals_the_definition_bit_for_bit(
-        style, monkeypatch):
+        style, ties, monkeypatch):
     """Above a floor (pool-wide rounds), regions come from the windows
     that can reach it, ordered once, unless near ties could change a pick:
     either way the corners and scores of the definition cut at the floor.
@@ -484,13 +563,14 @@ def test_ranking_above_a_floor_equals_the_definition_bit_for_bit(
     for trial in range(60):
         score_map, size, count, blocked = random_case(rng, style, trial, 50,
                                                       40)
-        corners, scores = reference_regions(score_map, size, 10**6, blocked)
+        corners, scores = reference_regions(score_map, size, 10**6, blocked,
+                                            ties)
         if not len(scores):
             continue
         floor = float(scores[int(rng.integers(0, len(scores)))]) \
             if trial % 3 else float(rng.uniform(-0.5, 1.0))
         keep = scores >= floor
-        got = rank_regions(score_map, size, count, blocked, floor)
+        got = rank_regions(score_map, size, count, blocked, floor, ties)
         assert got[0].tolist() == corners[keep][:count].tolist(), trial
         assert got[1].tolist() == scores[keep][:count].tolist(), trial
     if style in ('uniform', 'sparse'):

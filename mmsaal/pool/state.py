@@ -78,6 +78,14 @@ class PoolState:
         every resume of that round."""
         return np.random.default_rng([self.seed, round_idx])
 
+    def tie_seed(self, round_idx: int) -> int:
+        """The seed of a round's order among equal scores
+        (:func:`mmsaal.selection.tie_keys`): the same on every rank and on
+        every resume of that round, and a stream of its own, so the round's
+        draws (:meth:`round_rng`) are what they would be without ties."""
+        return int(np.random.SeedSequence(
+            [self.seed, round_idx, 1]).generate_state(1, np.uint64)[0])
+
     def add_round(self, indices: Iterable[int]) -> int:
         """Label ``indices`` as the next round.
 

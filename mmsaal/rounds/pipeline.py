@@ -146,17 +146,18 @@ class RoundPipeline:
         pick."""
         sampler = self.sampler_for(round_idx)
         rng = self.state.round_rng(round_idx)
+        ties = self.state.tie_seed(round_idx)
         candidates = self.units.candidates(self.state)
         budget = self.units.round_budget(self.state, candidates)
         candidates = self.subset(candidates, rng, budget.min_candidates)
-        self.units.prepare(sampler, self.state, budget)
+        self.units.prepare(sampler, self.state, budget, ties)
         start = time.perf_counter()
         scored = self.score(sampler, model, candidates) \
             if self.units.needs_scoring(sampler) else None
         table = self.units.table(candidates, scored)
         picked = [None]
         if is_main_process():
-            picked[0] = pick_units(sampler, table, budget, rng)
+            picked[0] = pick_units(sampler, table, budget, rng, ties)
         broadcast_object_list(picked)
         info = dict(
             strategy=repr(sampler),
@@ -167,6 +168,7 @@ class RoundPipeline:
         query = self.units.query(table, picked[0], info)
         note = tie_note(query)
         if note:
+            query.info['ties'] = note
             print_log(f'Active learning round {round_idx}: {note}',
                       logger='current', level=logging.WARNING)
         return query
@@ -208,16 +210,18 @@ def tie_note(query) -> Optional[str]:
     """What to say when a round's scores give no order: more than half of
     the scored items share the top score, or every queried region or pixel
     has the same score (a model that predicts one class everywhere gives
-    SAAL x impurity maps of 0). Ties go by position, so such a query is
-    as good as a fixed pattern; None when the scores order the query."""
+    SAAL x impurity maps of 0). Ties go in a seeded random order, so such
+    a query is as good as a random one; None when the scores order the
+    query."""
     if query.units:
         picked = np.concatenate([np.asarray(u['scores'], np.float64)
                                  for u in query.units.values()])
         if len(picked) > 1 and np.all(picked == picked[0]):
             return (f'all {len(picked)} queried units score exactly '
-                    f'{picked[0]:g}: the scores give them no order, and '
-                    f'ties go by position (a model that predicts one class '
-                    f'everywhere scores every SAAL x impurity unit 0)')
+                    f'{picked[0]:g}: the scores give them no order, so '
+                    f'they were drawn at random among the ties (a model '
+                    f'that predicts one class everywhere scores every '
+                    f'SAAL x impurity unit 0)')
         return None
     scores = np.asarray(list((query.scores or {}).values()), np.float64)
     if len(scores) > 1:
@@ -225,6 +229,6 @@ def tie_note(query) -> Optional[str]:
         if tied > len(scores) / 2:
             return (f'{tied} of the {len(scores)} scored items share the top '
                     f'score {scores.max():g}: the scores give them no order, '
-                    f'and ties go by position')
+                    f'so they were drawn at random among the ties')
     return None
 

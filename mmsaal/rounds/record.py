@@ -121,7 +121,7 @@ def score_summary(scores: Sequence[float]) -> Dict[str, float]:
 #: change with its metrics, or come from the state).
 FIXED = ('scoring_seconds', 'strategy', 'pixel_fraction', 'score_mean',
          'score_std', 'score_min', 'score_max', 'queried_classes',
-         'queried_empty')
+         'queried_empty', 'ties')
 
 
 def fixed_columns(queried: Dict, scores: Sequence[float],
@@ -133,6 +133,8 @@ def fixed_columns(queried: Dict, scores: Sequence[float],
         strategy=queried.get('strategy'))
     if 'labeled_pixel_fraction' in queried:
         row['pixel_fraction'] = queried['labeled_pixel_fraction']
+    if queried.get('ties'):
+        row['ties'] = queried['ties']
     row.update(score_summary(scores))
     if 'queried_classes' in queried:
         row['queried_classes'] = queried['queried_classes']
@@ -259,6 +261,11 @@ def write_report(work_dir: str, rows: List[Dict],
         '| ' + ' | '.join(_cell(row.get(c)) for c in columns) + ' |'
         for row in rows
     ]
+    # Rounds whose scores gave no order (pipeline.tie_note).
+    tied = [row for row in rows if row.get('ties')]
+    if tied:
+        lines += [''] + [f'- Round {row["round"]}: {row["ties"]}.'
+                         for row in tied]
     path = osp.join(work_dir, 'report.md')
     write_text_atomic('\n'.join(lines) + '\n', path)
     return path

@@ -28,6 +28,7 @@ from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, dump_json_atomic,
                          save_reveals)
 from mmsaal.regions import (best_first, class_shares, kth_largest,
                             prepare_units, unit_area, units_per_image)
+from mmsaal.selection import sub_seed, tie_keys, tie_order, top_k
 from mmsaal.utils.files import atomic_write
 from mmsaal.utils.images import image_sizes
 
@@ -293,10 +294,11 @@ def _in_threads(function: Callable[[int], object],
                        IO_THREADS if len(items) >= 16 else 1)
 
 
-def _in_order(units: Dict) -> Dict:
-    """An image's ranked pixels (``ordered=False``) best first."""
+def _in_order(units: Dict, ties: Optional[int]) -> Dict:
+    """An image's ranked pixels (``ordered=False``) best first, ties by
+    the image's tie seed ``ties``."""
     order = best_first(units['corners'], units['scores'],
-                       units['shape'][1])
+                       units['shape'][1], ties)
     return {key: (value[order] if key in ('corners', 'scores', 'classes')
                   else value)
             for key, value in units.items() if key != 'ordered'}
@@ -363,8 +365,10 @@ class ImageUnits:
     def needs_scoring(self, sampler) -> bool:
         return sampler.needs_model
 
-    def prepare(self, sampler, state: PoolState, budget: Budget) -> None:
-        """Set what :meth:`score_batch` needs to know of the round."""
+    def prepare(self, sampler, state: PoolState, budget: Budget,
+                ties: Optional[int] = None) -> None:
+        """Set what :meth:`score_batch` needs to know of the round
+        (``ties``: the seed of its order among equal scores)."""
 
     def score_batch(self, sampler, model, data_batch: dict) -> List[float]:
         return [float(s) for s in sampler.score_batch(model, data_batch)]
@@ -382,8 +386,9 @@ class ImageUnits:
 
     def query(self, table: UnitTable, picked: np.ndarray,
               info: Dict) -> Query:
+        # + 0.0: a score of -0.0 (0 times a negative) is recorded as 0.
         scores = None if table.scores is None else dict(
-            zip(table.items.tolist(), table.scores.tolist()))
+            zip(table.items.tolist(), (table.scores + 0.0).tolist()))
         return Query(table.items[picked], scores, info)
 
     def round_info(self) -> Dict:
@@ -520,12 +525,15 @@ class PixelUnits(ImageUnits):
     def needs_scoring(self, sampler) -> bool:
         return True  # even random picks rank units by per-pixel noise
 
-    def prepare(self, sampler, state: PoolState, budget: Budget) -> None:
+    def prepare(self, sampler, state: PoolState, budget: Budget,
+                ties: Optional[int] = None) -> None:
         """How many units :meth:`score_batch` ranks per image: its share
         (times :data:`DIVERSITY_CANDIDATES` for a diverse pick), or
         pool-wide what the round picks among, which no image can
-        exceed."""
+        exceed; ``ties`` seeds the order of equal windows or pixels (each
+        image's own, :func:`~mmsaal.selection.sub_seed`)."""
         self._state = state
+        self._ties = ties
         factor = DIVERSITY_CANDIDATES if sampler.diversity else 1
         if budget.per_item is None:
             self._best = _BestScores(budget.total * factor)
@@ -578,7 +586,7 @@ class PixelUnits(ImageUnits):
                 maps[position][0].float(), self.granularity,
                 self.region_size, self._rank_cap(index),
                 None if blocked is None else torch.from_numpy(blocked),
-                floor, ordered, slot=position)
+                floor, ordered, slot=position, ties=self._image_ties(index))
 
         ranked = []
         for finish, (_, labels) in zip(
@@ -600,6 +608,10 @@ class PixelUnits(ImageUnits):
             for units in ranked:
                 self._best.add(units['scores'])
         return ranked
+
+    def _image_ties(self, index: int) -> Optional[int]:
+        ties = getattr(self, '_ties', None)
+        return None if ties is None else sub_seed(ties, index)
 
     def trim(self, scored: List[Dict]) -> List[Dict]:
         """Pool-wide: only the units that can be among the pool's best
@@ -625,7 +637,9 @@ class PixelUnits(ImageUnits):
     def table(self, candidates: np.ndarray,
               scored: Optional[List[Dict]]) -> UnitTable:
         scored = None if scored is None else [
-            r if r.get('ordered', True) else _in_order(r) for r in scored]
+            r if r.get('ordered', True) else
+            _in_order(r, self._image_ties(int(i)))
+            for i, r in zip(candidates, scored)]
         items = [np.full(len(r['scores']), i, np.int64)
                  for i, r in zip(candidates, scored)]
         classes = None
@@ -659,7 +673,7 @@ class PixelUnits(ImageUnits):
             rows = picked[start:end]
             units[int(items[start])] = dict(
                 corners=table.corners[rows].astype(np.int64),
-                scores=table.scores[rows].astype(np.float64))
+                scores=table.scores[rows].astype(np.float64) + 0.0)
         return Query(
             np.asarray(sorted(units), dtype=np.int64),
             {i: float(u['scores'][0])
@@ -812,7 +826,8 @@ class _BestScores:
 
 
 def pick_units(sampler, table: UnitTable, budget: Budget,
-               rng: np.random.Generator) -> np.ndarray:
+               rng: np.random.Generator,
+               ties: Optional[int] = None) -> np.ndarray:
     """The rows of ``table`` the round labels, through the pool sampler's
     own :meth:`select` (top-k, diversity, ...).
 
@@ -821,30 +836,39 @@ def pick_units(sampler, table: UnitTable, budget: Budget,
     diversity); with a share per item, it picks each item's share among
     that item's units. Each image's list is its own greedy order, so a
     pool-wide top-k equals one greedy pass over the whole pool (units of
-    different images never overlap); ties go to the lower pool position,
-    then the earlier unit.
+    different images never overlap). Equal units (the same score and
+    classes) are ordered by ``ties``' keys of their rows
+    (:func:`~mmsaal.selection.tie_order`) before the sampler sees them, so
+    its ties go in that seeded order; without ``ties``, to the lower pool
+    position, then the earlier unit.
     """
+    keys = None if ties is None or table.scores is None else \
+        tie_keys(ties, np.arange(len(table)))
+
     def select(rows, budget: int) -> np.ndarray:
+        if keys is not None:
+            rows = rows[tie_order(
+                table.scores[rows], keys[rows],
+                None if table.classes is None else table.classes[rows])]
         # classes only when there are some: a sampler written before them
         # need not take the argument.
         extra = {} if table.classes is None else dict(
             classes=table.classes[rows])
         scores = None if table.scores is None else table.scores[rows]
         num = len(table.items[rows])
-        return np.asarray(
+        return rows[np.asarray(
             sampler.select(scores, num, min(budget, num), rng, **extra),
-            dtype=np.int64)
+            dtype=np.int64)]
 
     if budget.per_item is None:
         rows = np.arange(len(table))
         if table.scores is not None and sampler.diversity:
             among = DIVERSITY_CANDIDATES * budget.total
             if len(rows) > among:
-                from mmsaal.selection import top_k
-                rows = np.sort(top_k(table.scores, among))
-        return rows[select(rows, budget.total)]
+                rows = np.sort(top_k(table.scores, among, keys))
+        return select(rows, budget.total)
     picked = [
-        rows[select(rows, budget.per_item(int(table.items[rows[0]])))]
+        select(rows, budget.per_item(int(table.items[rows[0]])))
         for rows in table.groups()
     ]
     return np.concatenate(picked) if picked else np.zeros(0, np.int64)

@@ -211,6 +211,31 @@ def test_the_scale_simulator_runs_at_a_small_size(tmp_path, task):
     assert 'rank 0 sends' in out and 'rounds/ holds' in out
 
 
+def test_the_scale_simulator_takes_a_shipped_configs_settings(tmp_path):
+    """``--config``: the region config's own round settings (classes
+    diversity, a loader of batch 1 whose workers are lowered to the
+    cores), with its loader's workers really started; options after it
+    win."""
+    config = 'configs/saal_deeplabv3plus_r101_gta2cityscapes.py'
+    result = subprocess.run(
+        [sys.executable, SIM, 'segmentation', '--images', '4', '--size',
+         '64', '128', '--config', config, '--region-size', '8', '--rounds',
+         '1', '--data', str(tmp_path / 'data'), '--work-dir',
+         str(tmp_path / 'work')],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    workers = min(4, len(os.sched_getaffinity(0)))
+    assert (f'region (8px) at 0.01 a round, per image, diversity=classes, '
+            f'subset=None, noise maps, batch_size=1, num_workers={workers}, '
+            f'as {config}') in result.stdout
+    assert '| resume |' in result.stdout
+    refused = subprocess.run(
+        [sys.executable, SIM, 'images', '--config', config],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and 'with the task segmentation' in \
+        refused.stderr
+
+
 def test_classes_are_counted_beside_training_and_again_after_a_kill(
         tmp_path):
     """A segmentation round's class histogram (every queried label map

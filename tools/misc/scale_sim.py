@@ -21,6 +21,18 @@ Segmentation pools (label maps of Cityscapes size, written once to
         --size 1024 2048 --granularity region --region-size 32 \\
         --budget 0.01 [--pool-wide] [--diversity classes] [--maps smooth]
 
+A shipped config's own settings (granularity, region size, budget, per
+image or pool-wide, diversity, ``pool_subset`` and the scoring loader's
+batch size and workers, lowered to this machine's cores as
+``tools/train_al.py`` lowers them; options given after it win)::
+
+    python tools/misc/scale_sim.py segmentation --images 2975 \\
+        --config configs/saal_deeplabv3plus_r101_gta2cityscapes.py
+
+With workers, each segmentation item's loader decodes its label map (a
+real pool's loader decodes its image, which costs more), so the workers
+compete with the ranking for the cores as they do in a run.
+
 Per round and phase it prints seconds and the peak resident memory above
 the process's baseline, the largest round file, and the bytes rank 0 of
 1, 2 and 8 ranks would send to the others; then the same for the resume.
@@ -176,7 +188,7 @@ def write_label_maps(root: str, count: int, shape) -> List[str]:
     return paths
 
 
-def segmentation_pool(paths: List[str]):
+def segmentation_pool(paths: List[str], read: bool = False):
     """The pool as the round machinery sees it: an item per label map."""
 
     class Pool:
@@ -185,6 +197,7 @@ def segmentation_pool(paths: List[str]):
 
         def __init__(self):
             self.paths = paths
+            self.read = read
 
         def __len__(self):
             return len(self.paths)
@@ -195,6 +208,9 @@ def segmentation_pool(paths: List[str]):
                         seg_map_path=path)
 
         def __getitem__(self, index):
+            if self.read:  # a worker's cost: decode what the item is
+                import cv2
+                cv2.imread(self.paths[index], cv2.IMREAD_UNCHANGED)
             return dict(data_samples=SimpleNamespace(
                 img_path=self.get_data_info(index)['img_path'],
                 ori_shape=None))
@@ -253,7 +269,8 @@ def make_pool(args):
     if args.task == 'images':
         return detection_pool(args.pool)
     return segmentation_pool(
-        write_label_maps(args.data, args.images, tuple(args.size)))
+        write_label_maps(args.data, args.images, tuple(args.size)),
+        read=args.num_workers > 0)
 
 
 def build(args, pool, work_dir: str, meter: Meter):
@@ -290,7 +307,8 @@ def build(args, pool, work_dir: str, meter: Meter):
     pipeline = RoundPipeline(
         sampler, units, oracle, state, store, recorder, lambda: pool,
         pool_subset=args.subset,
-        pool_dataloader=dict(batch_size=args.batch_size, num_workers=0))
+        pool_dataloader=dict(batch_size=args.batch_size,
+                             num_workers=args.num_workers))
     # What each step of a round costs.
     meter.scored = {}
     score = pipeline.score
@@ -479,7 +497,41 @@ def describe(args) -> str:
     return (f'{args.images:,} label maps of {args.size[0]}x{args.size[1]}, '
             f'{args.granularity} ({args.region_size}px) at {args.budget} a '
             f'round, {"pool-wide" if args.pool_wide else "per image"}, '
-            f'diversity={args.diversity}, {args.maps} maps')
+            f'diversity={args.diversity}, subset={args.subset}, '
+            f'{args.maps} maps, batch_size={args.batch_size}, '
+            f'num_workers={args.num_workers}' +
+            (f', as {args.config}' if args.config else ''))
+
+
+def from_config(parser, argv) -> argparse.Namespace:
+    """The arguments with ``--config``'s ``active_learning`` settings as
+    the defaults (what the command line gives wins)."""
+    from mmengine.config import Config
+
+    from mmsaal.apis.config import machine_cores
+    args = parser.parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    fields = cfg.get('active_learning') or {}
+    sampler = fields.get('pool_sampler') or {}
+    granularity = fields.get('granularity', 'image')
+    if (granularity == 'image') != (args.task == 'images'):
+        raise SystemExit(f'{args.config} queries {granularity}s: simulate '
+                         f'it with the task '
+                         f'{"images" if granularity == "image" else "segmentation"}')
+    loader = fields.get('pool_dataloader') or {}
+    defaults = dict(
+        budget=fields.get('budget', args.budget),
+        diversity={False: 'none', True: 'scores', 'classes': 'classes'}[
+            sampler.get('diversity', False)],
+        subset=fields.get('pool_subset'),
+        batch_size=loader.get('batch_size', 1),
+        num_workers=min(loader.get('num_workers', 0), machine_cores()))
+    if granularity != 'image':
+        defaults.update(granularity=granularity,
+                        region_size=fields.get('region_size', 32),
+                        pool_wide=not fields.get('budget_per_image', True))
+    parser.set_defaults(**defaults)
+    return parser.parse_args(argv)
 
 
 def parse_args():
@@ -506,6 +558,11 @@ def parse_args():
     parser.add_argument('--subset', type=float, default=None)
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--num-workers', type=int, default=0,
+                        help='the scoring loader\'s workers')
+    parser.add_argument('--config',
+                        help='take the round settings of this config\'s '
+                        'active_learning (see the module\'s help)')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--data', default='data/scale_sim',
                         help='segmentation: where the label maps are kept')
@@ -515,15 +572,17 @@ def parse_args():
     parser.add_argument('--resume-only', action='store_true',
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.config:
+        args = from_config(parser, sys.argv[1:])
     if args.task == 'images':
         args.batch_size = max(args.batch_size, 1000)
     return args
 
 
 def main():
-    args = parse_args()
     sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
         osp.abspath(__file__)))))
+    args = parse_args()
     if args.resume_only:
         resume(args)
     else:

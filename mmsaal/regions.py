@@ -609,7 +609,8 @@ def class_shares(labels: torch.Tensor, corners: np.ndarray,
         Pixels: ``(K,)``, the predicted class of each (its share is that
         class alone), which keeps a pixel table small.
     """
-    labels = labels.cpu().numpy().astype(np.int64)
+    # No copy of an int64 map (an argmax): only the units' windows are read.
+    labels = np.asarray(labels.cpu().numpy(), dtype=np.int64)
     corners = np.asarray(corners, np.int64).reshape(-1, 2)
     if granularity == 'pixel':
         return labels[corners[:, 0], corners[:, 1]].astype(np.int16)

@@ -120,6 +120,83 @@ def test_a_batch_ranks_in_threads_and_the_round_picks_the_same(
         assert ranked_together >= ranked_alone
 
 
+@pytest.mark.parametrize('per_image', [True, False])
+def test_ranking_beside_the_scoring_picks_what_ranking_in_turn_picks(
+        tmp_path, per_image):
+    """A round ranks each batch's maps in a thread of its own while the
+    next batches are scored (``score_candidates(finish=...)``): in batch
+    order, never more than FINISH_AHEAD batches behind, with what ranking
+    right after each batch gives (floors included); an error in the
+    ranking reaches the round."""
+    import threading
+
+    from mmsaal.rounds import score as score_module
+    from mmsaal.rounds.score import score_candidates
+    rng = np.random.default_rng(5)
+    shapes = [(24, 32), (20, 36)] * 6
+    paths = [f'{i}.png' for i in range(len(shapes))]
+    maps = {p: torch.from_numpy(rng.random(s) ** 3).float()
+            for p, s in zip(paths, shapes)}
+    sampler = MapSampler(maps, diversity=False)
+
+    class Pool:
+
+        def __len__(self):
+            return len(paths)
+
+        def __getitem__(self, index):
+            return dict(data_samples=type('S', (), dict(
+                img_path=paths[index])))
+
+    def collate(items):
+        return dict(data_samples=[item['data_samples'] for item in items])
+
+    def ranked(finish_beside: bool):
+        units = PixelUnits('region', 4, per_image, 0.05,
+                           PixelLabels(paths, str(tmp_path), shapes))
+        state = PoolState(paths, pixels=True)
+        candidates = units.candidates(state)
+        units.prepare(sampler, state, units.round_budget(state, candidates))
+        events, behind = [], []
+        finish = units.finish_batch
+
+        def start(batch):
+            events.append(('start', batch['data_samples'][0].img_path))
+            return units.start_batch(sampler, None, batch)
+
+        def finish_logged(started):
+            behind.append(sum(e == 'start' for e, _ in events) -
+                          sum(e == 'finish' for e, _ in events))
+            events.append(('finish', threading.current_thread().name))
+            return finish(started)
+
+        if finish_beside:
+            scored = score_candidates(start, Pool(), candidates, 2,
+                                      collate_fn=collate, as_floats=False,
+                                      trim=units.trim, finish=finish_logged)
+        else:
+            scored = score_candidates(
+                lambda b: units.score_batch(sampler, None, b), Pool(),
+                candidates, 2, collate_fn=collate, as_floats=False,
+                trim=units.trim)
+        return [(r['corners'].tolist(), r['scores'].tolist())
+                for r in scored], events, behind
+
+    alone, _, _ = ranked(False)
+    beside, events, behind = ranked(True)
+    assert beside == alone
+    assert {name for e, name in events if e == 'finish'} == {
+        'mmsaal-finish_0'}
+    assert max(behind) <= score_module.FINISH_AHEAD + 1
+
+    def broken(started):
+        raise RuntimeError('ranking failed')
+
+    with pytest.raises(RuntimeError, match='ranking failed'):
+        score_candidates(lambda b: b, Pool(), list(range(4)), 2,
+                         collate_fn=collate, as_floats=False, finish=broken)
+
+
 def test_a_resume_writes_only_the_masks_a_kill_left_unwritten(tmp_path):
     shapes = [(16, 16)] * 5
     paths = [f'img{i}.png' for i in range(5)]

@@ -185,10 +185,10 @@ class RoundPipeline:
         """Step 1: one result per candidate (a float, or ranked units)."""
         with sampler.scoring(model):
             return score_in_eval_mode(
-                lambda batch: self.units.score_batch(sampler, model, batch),
+                lambda batch: self.units.start_batch(sampler, model, batch),
                 model,
                 self.pool_dataset, candidates, trim=self.units.trim,
-                **self.pool_dataloader)
+                finish=self.units.finish_batch, **self.pool_dataloader)
 
     def subset(self, candidates: np.ndarray, rng: np.random.Generator,
                minimum: int = 0) -> np.ndarray:

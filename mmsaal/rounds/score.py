@@ -1,6 +1,9 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Step 1 of a round, scoring: run a strategy over the pool candidates, in
 eval mode, sharded over ranks."""
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -10,6 +13,8 @@ from mmengine.dist import all_gather_object, get_dist_info, is_main_process
 from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader
 
+#: Batches whose ``finish`` may still run while the next ones are scored.
+FINISH_AHEAD = 2
 
 def make_batches(candidates: Sequence[int],
                  batch_size: int) -> List[List[int]]:
@@ -33,7 +38,8 @@ def score_candidates(score_batch: Callable[[dict], Sequence[Any]],
                      num_workers: int = 0,
                      collate_fn: Callable = pseudo_collate,
                      as_floats: bool = True,
-                     trim: Optional[Callable[[List], List]] = None
+                     trim: Optional[Callable[[List], List]] = None,
+                     finish: Optional[Callable[[Any], Sequence[Any]]] = None
                      ) -> Union[np.ndarray, List]:
     """Score every candidate once; all ranks return the same array.
 
@@ -50,6 +56,13 @@ def score_candidates(score_batch: Callable[[dict], Sequence[Any]],
         trim (Callable[[list], list], optional): What of this rank's
             results (in candidate order) it sends to the others: e.g. only
             the units the round can pick. Defaults to None (all).
+        finish (Callable, optional): A second step per batch, run in a
+            thread of its own beside the scoring of the next batches (at
+            most :data:`FINISH_AHEAD` behind, one batch after another in
+            batch order): ``score_batch`` returns what it takes, and it
+            returns the batch's results (e.g. the ranking of score maps on
+            the CPU while the next batch runs on the device). Defaults to
+            None.
 
     Returns:
         np.ndarray | list: ``scores[j]`` belongs to ``candidates[j]``.
@@ -65,8 +78,9 @@ def score_candidates(score_batch: Callable[[dict], Sequence[Any]],
     progress = ProgressBar(sum(len(batches[b]) for b in mine)) \
         if is_main_process() and len(candidates) else None
     local = {}
-    for batch_id, data_batch in zip(mine, loader):
-        scores = list(score_batch(data_batch))
+
+    def keep(batch_id: int, scores) -> None:
+        scores = list(scores)
         if as_floats:
             scores = [float(s) for s in scores]
         if len(scores) != len(batches[batch_id]):
@@ -76,6 +90,18 @@ def score_candidates(score_batch: Callable[[dict], Sequence[Any]],
         local[batch_id] = scores
         if progress is not None:
             progress.update(len(scores))
+
+    pending = deque()
+    for batch_id, data_batch in zip(mine, loader):
+        scored = score_batch(data_batch)
+        if finish is None:
+            keep(batch_id, scored)
+            continue
+        while len(pending) >= FINISH_AHEAD:
+            keep(*wait_for(pending.popleft()))
+        pending.append((batch_id, _finisher().submit(finish, scored)))
+    while pending:
+        keep(*wait_for(pending.popleft()))
     if progress is not None:
         progress.file.write('\n')
     if trim is not None:
@@ -85,6 +111,26 @@ def score_candidates(score_batch: Callable[[dict], Sequence[Any]],
         gathered.update(part)
     ordered = [s for b in range(len(batches)) for s in gathered[b]]
     return np.asarray(ordered, dtype=np.float64) if as_floats else ordered
+
+
+def wait_for(pending):
+    """``(batch id, results)`` of a batch whose ``finish`` was submitted,
+    once it is done (re-raising what it raised)."""
+    batch_id, future = pending
+    return batch_id, future.result()
+
+
+_FINISHERS: Dict[int, ThreadPoolExecutor] = {}
+
+
+def _finisher() -> ThreadPoolExecutor:
+    """This process's one thread for ``finish`` steps: one at a time, so
+    batches finish in the order they were scored."""
+    pool = _FINISHERS.get(os.getpid())
+    if pool is None:
+        pool = ThreadPoolExecutor(1, thread_name_prefix='mmsaal-finish')
+        _FINISHERS[os.getpid()] = pool
+    return pool
 
 
 def trim_results(local: Dict[int, List],

@@ -373,6 +373,14 @@ class ImageUnits:
     def score_batch(self, sampler, model, data_batch: dict) -> List[float]:
         return [float(s) for s in sampler.score_batch(model, data_batch)]
 
+    def start_batch(self, sampler, model, data_batch: dict) -> list:
+        """A round scores each batch with this, then, when set,
+        :attr:`finish_batch` of what it returned, beside the next batches'
+        scoring (:func:`~mmsaal.rounds.score.score_candidates`)."""
+        return self.score_batch(sampler, model, data_batch)
+
+    finish_batch = None
+
     def trim(self, scored: List) -> List:
         """What a rank sends of its scored candidates: all of them (a float
         each)."""
@@ -545,6 +553,19 @@ class PixelUnits(ImageUnits):
     def score_batch(self, sampler, model, data_batch: dict) -> List[Dict]:
         """Each image's best units, greedy, avoiding revealed pixels; with
         ``diversity='classes'``, also their predicted classes."""
+        return self.finish_batch(
+            self.start_batch(sampler, model, data_batch))
+
+    def finish_batch(self, started: Tuple[List[Tuple], List[int]]
+                     ) -> List[Dict]:
+        """The ranking of :meth:`start_batch`'s maps (:meth:`rank_maps`):
+        CPU work that a round runs beside the next batch's scoring."""
+        return self.rank_maps(*started)
+
+    def start_batch(self, sampler, model, data_batch: dict
+                    ) -> Tuple[List[Tuple], List[int]]:
+        """A batch's score maps (and predicted classes), on the CPU, with
+        the pool positions of their images."""
         if sampler.diversity == 'classes':
             maps = sampler.labeled_score_maps(model, data_batch)
         else:
@@ -557,8 +578,10 @@ class PixelUnits(ImageUnits):
                     f'{type(sampler).__name__} scored {sample.img_path} at '
                     f'{tuple(score_map.shape)}, not at its size '
                     f'{self.shapes[index]}')
-        return self.rank_maps(maps, [self.position[s.img_path]
-                                     for s in samples])
+        maps = [(score_map.float().cpu(),
+                 None if labels is None else labels.cpu())
+                for score_map, labels in maps]
+        return maps, [self.position[s.img_path] for s in samples]
 
     def rank_maps(self, maps: List[Tuple], indices: List[int]) -> List[Dict]:
         """The ranked units of a batch's score maps (``(map, predicted

@@ -1,4 +1,5 @@
 """The units of a round (and the hook's checks) without a Runner."""
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -144,6 +145,42 @@ def test_a_round_labels_the_top_scores_and_writes_the_round(tmp_path):
     assert set(query.scores) == set(subset.tolist())
     assert '| 1 | 4 | 0.4 | 2 |' in open(tmp_path / 'report.md').read()
     assert not rounds.is_exhausted()
+
+
+@POOL_SAMPLERS.register_module()
+class FlatSampler(BasePoolSampler):
+    """Scores every item 0: a model that knows nothing yet."""
+
+    def score_batch(self, model, data_batch):
+        return [0.0 for _ in data_batch]
+
+
+def test_a_round_of_equal_scores_is_a_seeded_draw_and_says_so(tmp_path):
+    """Scores that give no order: the round picks a random set (not the
+    first items), the same for the same seed, and its queried.json and
+    report.md say so."""
+    model = fake_runner(tmp_path).model
+
+    def picked(folder, seed):
+        rounds = pipeline(folder, FlatSampler(), budget=3, pool_subset=None,
+                          seed=seed)
+        return rounds.run(1, model, epoch=1), rounds
+
+    query, rounds = picked(tmp_path / 'a', 1)
+    again, _ = picked(tmp_path / 'b', 1)
+    other = [sorted(picked(tmp_path / f'c{s}', s)[0].indices.tolist())
+             for s in (2, 3, 4)]
+    chosen = sorted(query.indices.tolist())
+    assert chosen == sorted(again.indices.tolist())
+    assert any(o != chosen for o in other)
+    assert [2, 3, 4] not in [chosen] + other  # not the first items
+    queried = json.loads(
+        (tmp_path / 'a' / 'rounds' / 'round_01' / 'queried.json')
+        .read_text())
+    assert queried['ties'].startswith('8 of the 8 scored items share')
+    report = (tmp_path / 'a' / 'report.md').read_text()
+    assert '- Round 1: 8 of the 8 scored items share the top score 0' \
+        in report
 
 
 def test_image_queries_pick_through_the_samplers_diversity(tmp_path):

@@ -228,7 +228,9 @@ def test_detection_two_rounds_through_label_studio(
     labels_file = osp.join(pool, 'labels.json')
     before = open(labels_file, 'rb').read()
     backups = sorted(glob.glob(labels_file + '*.bak'))
-    import_from_label_studio(work_dir, env)  # again: nothing changes
+    again = import_from_label_studio(work_dir, env)  # nothing changes
+    assert 'nothing changed' in again.stdout
+    assert 'nothing changed' not in imported.stdout
     assert open(labels_file, 'rb').read() == before
     assert sorted(glob.glob(labels_file + '*.bak')) == backups
 

@@ -570,9 +570,12 @@ def pull(store: RoundStore, pool_cfg: dict, token_env: str = TOKEN_ENV
         notes.append(f'{ignored} annotated tasks are not of this round\'s '
                      f'query (another round, run or image): left out')
     if units is None:
-        _write_boxes(latest, images, coco, pool_cfg, round_idx)
+        changed = _write_boxes(latest, images, coco, pool_cfg, round_idx)
     else:
-        _write_label_maps(latest, images, units, coco)
+        changed = _write_label_maps(latest, images, units, coco)
+    if latest and not changed:
+        notes.append('the dataset holds these labels already: nothing '
+                     'changed')
     return len(latest), len(images), notes
 
 
@@ -585,9 +588,10 @@ def _size(image: dict) -> Tuple[int, int]:
 
 
 def _write_boxes(latest: dict, images: dict, coco: dict, pool_cfg: dict,
-                 round_idx: int) -> None:
+                 round_idx: int) -> bool:
     """The annotated boxes into the pool's annotation file (checked as
-    ``tools/import_labels.py`` checks a file)."""
+    ``tools/import_labels.py`` checks a file); False when the file held
+    them already (nothing written)."""
     path, classes = pool_annotation_file(pool_cfg)
     labels = dict(images=[], annotations=[], categories=[
         dict(id=i + 1, name=name) for i, name in enumerate(classes)])
@@ -633,13 +637,14 @@ def _write_boxes(latest: dict, images: dict, coco: dict, pool_cfg: dict,
             'Studio, then resume.')
     pool = read_pool_file(path, classes)
     merge(pool, checked, list(checked.matched), replace=True)
-    write_pool_file(path, pool, round_idx)
+    return write_pool_file(path, pool, round_idx) is not False
 
 
 def _write_label_maps(latest: dict, images: dict, units: Dict[int, dict],
-                      coco: dict) -> None:
+                      coco: dict) -> int:
     """The annotated polygons into each image's label map (its other
-    pixels as they were, or unlabeled)."""
+    pixels as they were, or unlabeled); returns how many maps changed (a
+    map that holds them already is not written again)."""
     classes = [c['name'] for c in sorted(coco['categories'],
                                          key=lambda c: c['id'])]
     maps = {}
@@ -653,8 +658,11 @@ def _write_label_maps(latest: dict, images: dict, units: Dict[int, dict],
         height, width = _size(image)
         labels = cv2.imread(target, cv2.IMREAD_UNCHANGED) if osp.exists(
             target) else None
+        before = labels
         if labels is None or labels.shape != (height, width):
             labels = np.full((height, width), IGNORE_INDEX, np.uint8)
+        else:
+            labels = labels.copy()
         for item in annotation.get('result', []):
             if item.get('type') != 'polygonlabels':
                 continue
@@ -668,13 +676,16 @@ def _write_label_maps(latest: dict, images: dict, units: Dict[int, dict],
             points = np.round(points * [width / 100, height / 100] -
                               0.5).astype(np.int32)
             cv2.fillPoly(labels, [points], int(classes.index(name)))
-        maps[target] = labels
+        if before is None or before.shape != labels.shape or \
+                before.dtype != labels.dtype or (before != labels).any():
+            maps[target] = labels
     for target, labels in maps.items():
         ok, png = cv2.imencode('.png', labels)
         if not ok:
             raise OSError(f'cannot encode {target}')
         with atomic_write(target) as f:
             f.write(png.tobytes())
+    return len(maps)
 
 
 def pull_until_done(store: RoundStore, pool_cfg: dict, token_env: str,

@@ -150,6 +150,56 @@ def test_export_import_resume_labels_exactly_the_queried_images(
     assert 'no query waits for labels' in nothing.stderr
 
 
+def test_a_coco_file_that_lists_unannotated_images(voc_shapes,
+                                                 image_folder_pool, tmp_path):
+    """The COCO layout of a partly labeled set: ``images`` lists all 40,
+    ``annotations`` box 10. With empty_images='unlabeled' the other 30 are
+    the pool to label; imported labels fill their entries (ids kept,
+    marked labeled), an image labeled as empty stays labeled."""
+    pool, config, names = image_folder_pool
+    full = voc_to_coco(voc_shapes, names)
+    boxed = {i['id'] for i in full['images'][:10]}
+    full['annotations'] = [a for a in full['annotations']
+                           if a['image_id'] in boxed]
+    assert all(any(a['image_id'] == i for a in full['annotations'])
+               for i in boxed)
+    with open(osp.join(pool, 'labels.json'), 'w') as f:
+        json.dump(full, f)
+    work_dir = str(tmp_path / 'run')
+    options = human_options(voc_shapes) + [
+        'train_dataloader.dataset.empty_images=unlabeled']
+    first = run_train_al(work_dir, options, config=config)
+    assert 'starts with 10 of 40 items labeled' in first.stdout + \
+        first.stderr
+    query = json.load(open(osp.join(work_dir, 'rounds', 'query_01',
+                                    'query.json')))
+    queried = [image['file_name'] for image in query['images']]
+    answer = voc_to_coco(voc_shapes, queried)
+    empty = answer['images'][0]['id']
+    answer['annotations'] = [a for a in answer['annotations']
+                             if a['image_id'] != empty]
+    path = tmp_path / 'answer.json'
+    path.write_text(json.dumps(answer))
+    done = import_labels(work_dir, str(path))
+    assert 'imported 5 images' in done.stdout
+    merged = json.load(open(osp.join(pool, 'labels.json')))
+    ids = {i['file_name']: i['id'] for i in full['images']}
+    assert [i['id'] for i in merged['images']] == [
+        i['id'] for i in full['images']]
+    marked = sorted(i['file_name'] for i in merged['images']
+                    if i.get('labeled'))
+    assert marked == sorted(queried)
+    boxes = {a['image_id'] for a in merged['annotations']}
+    assert ids[queried[0]] not in boxes
+    assert {ids[n] for n in queried[1:]} <= boxes
+    assert osp.exists(osp.join(pool, 'labels.json.round_01.bak'))
+    run_train_al(work_dir, options, config=config, extra=['--resume'])
+    labeled = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
+                                      'labeled.json')))
+    assert sorted(i['name'] for i in labeled['items']) == sorted(
+        names[:10] + queried)
+
+
 def test_a_folder_pool_needs_the_human_oracle(voc_shapes, image_folder_pool,
                                               tmp_path):
     _, config, _ = image_folder_pool
@@ -256,6 +306,64 @@ def test_a_voc_pool_with_xmls_for_some_images_is_labeled_by_adding_xmls(
         with open(osp.join(root, 'Shapes', 'Annotations',
                            f'{image_id}.xml'), 'w') as f:
             f.write(taken[image_id])
+    run_train_al(work_dir, options, config=config, extra=['--resume'])
+    labeled = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
+                                      'labeled.json')))
+    assert len(labeled['items']) == 15
+
+
+def voc_export(taken: dict, classes=CLASSES) -> dict:
+    """A person's COCO export of the images ``taken`` (id -> XML text),
+    in COCO's pixel edges: VOC's first pixel 1 is COCO's edge 0."""
+    images, annotations = [], []
+    for image_id, (name, text) in enumerate(sorted(taken.items()), 1):
+        root = ET.fromstring(text)
+        size = root.find('size')
+        images.append(dict(id=image_id, file_name=f'{name}.jpg',
+                           width=int(size.findtext('width')),
+                           height=int(size.findtext('height'))))
+        for obj in root.findall('object'):
+            x1, y1, x2, y2 = (int(obj.find('bndbox').findtext(k))
+                              for k in ('xmin', 'ymin', 'xmax', 'ymax'))
+            annotations.append(dict(
+                id=len(annotations) + 1, image_id=image_id,
+                category_id=classes.index(obj.findtext('name')) + 1,
+                bbox=[x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1]))
+    return dict(images=images, annotations=annotations,
+                categories=[dict(id=i + 1, name=c)
+                            for i, c in enumerate(classes)])
+
+
+def test_imported_labels_land_in_the_voc_folder_as_xmls(voc_shapes,
+                                                        tmp_path):
+    """tools/import_labels.py writes a VOC pool's labels as VOC XMLs,
+    object for object what the annotator drew; importing them again
+    changes nothing; the resumed run trains on them."""
+    from mmsaal.datasets.label_files.voc import voc_objects
+    root, config, taken = voc_pool(voc_shapes, tmp_path, labeled=10)
+    options = quick_options(root, rounds=1, initial=10, budget=5,
+                            sampler='EntropySampler') + [
+        'active_learning.oracle=human']
+    work_dir = str(tmp_path / 'run')
+    run_train_al(work_dir, options, config=config)
+    query = json.load(open(osp.join(work_dir, 'rounds', 'query_01',
+                                    'query.json')))
+    queried = [osp.splitext(i['file_name'])[0] for i in query['images']]
+    answer = tmp_path / 'answer.json'
+    answer.write_text(json.dumps(voc_export(
+        {name: taken[name] for name in queried})))
+    done = import_labels(work_dir, str(answer))
+    annotations = osp.join(root, 'Shapes', 'Annotations')
+    assert 'imported 5 images' in done.stdout
+    assert f'into {annotations}' in done.stdout, done.stdout
+    for name in queried:
+        written = osp.join(annotations, f'{name}.xml')
+        original = tmp_path / f'{name}.xml'
+        original.write_text(taken[name])
+        assert voc_objects(written) == voc_objects(str(original))
+    assert not glob.glob(osp.join(annotations, '*.bak'))
+    again = import_labels(work_dir, str(answer))
+    assert 'it held these labels already: nothing changed' in again.stdout
     run_train_al(work_dir, options, config=config, extra=['--resume'])
     labeled = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
                                       'labeled.json')))

@@ -350,3 +350,64 @@ def test_pixel_queries_are_refused(street_domains, tmp_path):
     assert result.returncode == 1
     assert "use granularity='region'" in result.stderr
     assert not work_dir.exists()
+
+
+@pytest.mark.parametrize('layout', ['voc', 'coco listing every image'])
+def test_a_label_studio_round_lands_in_the_users_own_format(
+        layout, voc_shapes, image_folder_pool, server, tmp_path):
+    """A VOC folder with XMLs for 10 of 40 images, or a COCO file listing
+    all 40 and boxing 10: the round's annotations become VOC XMLs, or
+    boxes in the listed images' entries."""
+    from conftest import quick_options
+    from test_human_oracle import voc_pool
+
+    from mmsaal.datasets.label_files.voc import voc_objects
+    if layout == 'voc':
+        root, base, taken = voc_pool(voc_shapes, tmp_path, labeled=10)
+        options = quick_options(root, rounds=1, initial=10, budget=5,
+                                sampler='EntropySampler')
+    else:
+        pool, base, names = image_folder_pool
+        full = voc_to_coco(voc_shapes, names)
+        full['annotations'] = [a for a in full['annotations']
+                               if a['image_id'] <= 10]
+        with open(osp.join(pool, 'labels.json'), 'w') as f:
+            json.dump(full, f)
+        options = [o for o in human_options(voc_shapes)
+                   if 'oracle' not in o] + [
+            'train_dataloader.dataset.empty_images=unlabeled']
+    config = ls_config(tmp_path, base, server, 'own')
+    work_dir = str(tmp_path / 'run')
+    env = token_env(server)
+    first = run_train_al(work_dir, options, config=config, env=env)
+    assert 'starts with 10 of 40 items labeled' in output(first)
+    annotator = Annotator(server)
+    tasks = annotator.tasks(annotator.project('own'))
+    assert len(tasks) == 5
+    drawn = {}
+    for task in tasks:
+        name = task['data']['mmsaal_path'].split('/')[-1]
+        size, boxes = truth_boxes(voc_shapes, name)
+        drawn[name] = [rectangle(b, size, c) for b, c in boxes]
+        annotator.submit(task, drawn[name])
+    run_train_al(work_dir, options, config=config, env=env,
+                 extra=['--resume'])
+    labeled = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
+                                      'labeled.json')))
+    assert len(labeled['items']) == 15
+    if layout == 'voc':
+        for name, results in drawn.items():
+            stem = osp.splitext(name)[0]
+            written = voc_objects(osp.join(root, 'Shapes', 'Annotations',
+                                           f'{stem}.xml'))
+            # Drawn from the XML's numbers as pixel edges: the first
+            # pixel is one on.
+            size, boxes = truth_boxes(voc_shapes, name)
+            assert written == sorted(
+                (c, (round(x1) + 1, round(y1) + 1, round(x2), round(y2)))
+                for (x1, y1, x2, y2), c in boxes)
+    else:
+        merged = json.load(open(osp.join(pool, 'labels.json')))
+        assert len(merged['images']) == 40
+        for name, results in drawn.items():
+            assert pool_boxes(pool, name) == as_xywh(results), name

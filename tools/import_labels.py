@@ -8,10 +8,11 @@ images in any annotation tool, export COCO, then::
     python tools/import_labels.py WORK_DIR LABELS.json
     python tools/train_al.py CONFIG --work-dir WORK_DIR --resume
 
-The labels are matched to the query by ``file_name`` and merged into the
-annotation file of the pool (``PoolCocoDataset.ann_file``, created when it
-does not exist yet), written atomically after a backup of it
-(``{ann_file}.round_XX.bak``).
+The labels are matched to the query by ``file_name`` and written in the
+pool's own format: into the annotation file of a ``PoolCocoDataset``
+(created when it does not exist yet), as ``Annotations/<id>.xml`` of a
+``PoolVOCDataset``; each file atomically, after a backup of what it
+replaces (``<file>.round_XX.bak``).
 
 Every image and box is checked first: an id and a ``file_name`` once each,
 each queried image named by one image only, boxes of four finite numbers
@@ -39,14 +40,13 @@ from typing import Tuple
 
 from mmengine.config import Config
 
+from mmsaal.datasets.label_files import label_files_of
 from mmsaal.pool import RoundStore
-from mmsaal.rounds.label_import import (Checked, merge, pool_annotation_file,
-                                        read_json, read_pool_file,
-                                        write_pool_file)
+from mmsaal.rounds.label_import import Checked, read_json
 from mmsaal.rounds.label_studio import TOKEN_ENV, pull
 from mmsaal.rounds.pool_dataset import pool_dataset_cfg
 from mmsaal.utils import (DataError, FieldError, WorkDirError, WorkDirLock,
-                          experiment_record, remove_temporaries)
+                          experiment_record)
 from mmsaal.utils.work_dir import unflatten
 
 
@@ -152,11 +152,9 @@ def import_labels(args) -> None:
         raise SystemExit(f'no query waits for labels in {store.root}')
     query = read_json(osp.join(store.query_dir(round_idx), 'query.json'),
                       'the query')
-    path, classes = pool_annotation_file(dataset)
-    # What a killed import left beside the pool file (mmsaal's own names).
-    remove_temporaries(osp.dirname(osp.abspath(path)))
+    files = label_files_of(dataset)
     labels = read_json(args.labels, 'the labels', args.max_mb)
-    checked = Checked(labels, query, classes, args.max_boxes)
+    checked = Checked(labels, query, files.classes, args.max_boxes)
     problems = checked.lines()
     if checked.problems.get(None) or (problems and not args.skip_invalid):
         shown = '\n  '.join(problems[:30])
@@ -179,15 +177,17 @@ def import_labels(args) -> None:
             f'e.g. {missing[:5]}. Label them (an image without objects is '
             f'listed with no annotation), or pass --partial. Nothing was '
             f'written.')
-    pool = read_pool_file(path, classes)
-    boxes, replaced = merge(pool, checked, images, args.replace)
-    saved = write_pool_file(path, pool, round_idx)
-    lines = [f'imported {len(images)} images ({boxes} objects) of round '
-             f'{round_idx} into {path}'
-             + (f', replacing the labels of {len(replaced)}' if replaced
-                else '') + (f'; the file before is {saved}' if saved else '')
+    written = files.write_boxes(checked, images, args.replace, round_idx)
+    lines = [f'imported {len(images)} images ({written.objects} objects) of '
+             f'round {round_idx} into {written.where}'
+             + (f', replacing the labels of {len(written.replaced)}'
+                if written.replaced else '')
+             + (f'; what was there before is kept in '
+                f'{_listed(written.backups)}' if written.backups else '')
              + ('; it held these labels already: nothing changed'
-                if saved is False else '') + '.']
+                if not written.changed else
+                f' ({len(images) - written.images} held them already)'
+                if written.images < len(images) else '') + '.']
     if checked.clipped:
         lines.append(f'clipped {checked.clipped} boxes that reached less '
                      f'than half a pixel past the image border to the '
@@ -205,6 +205,11 @@ def import_labels(args) -> None:
                      f'the resumed run waits for them.')
     lines.append(f'Go on with:\n  {resume_command(args, store)}')
     print('\n'.join(lines))
+
+
+def _listed(paths) -> str:
+    return paths[0] if len(paths) == 1 else (
+        f'{len(paths)} .bak files beside them, e.g. {paths[0]}')
 
 
 if __name__ == '__main__':

@@ -10,6 +10,8 @@ from mmengine.logging import print_log
 from mmsaal.registry import DATASETS
 from mmsaal.utils.errors import DataError
 from mmsaal.utils.images import image_size
+from .label_files import CocoLabelFile
+from .label_files.coco import is_labeled
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -36,9 +38,16 @@ class PoolCocoDataset(CocoDataset):
     relative to the image folder) labels some of them; it may not exist
     yet. An image listed in it is labeled (``labeled=True``), even with no
     box; the others carry no instances and are only scored, never trained
-    on. No item is filtered out.
+    on. No item is filtered out. ``tools/import_labels.py`` and Label
+    Studio add a person's labels to the file (:class:`CocoLabelFile`).
 
     Args:
+        empty_images (str): What an image the file lists without a box is:
+            ``'labeled'`` (an image with no object) or ``'unlabeled'``
+            (a COCO file that lists every image and boxes some of them).
+            Either way an image's ``"labeled": true / false`` in the file
+            decides; imports mark the images they label so in
+            ``'unlabeled'`` files. Defaults to ``'labeled'``.
         img_suffixes (Sequence[str]): File endings that count as images.
         skip_unreadable (bool): Leave out, with a warning that names them,
             the unlabeled images that are no image PIL reads or have more
@@ -49,11 +58,19 @@ class PoolCocoDataset(CocoDataset):
         **kwargs: See mmdet's ``CocoDataset``.
     """
 
+    label_files = CocoLabelFile
+
     def __init__(self,
                  *args,
+                 empty_images: str = 'labeled',
                  img_suffixes: Sequence[str] = IMAGE_SUFFIXES,
                  skip_unreadable: bool = False,
                  **kwargs) -> None:
+        if empty_images not in ('labeled', 'unlabeled'):
+            raise ValueError(
+                f"{type(self).__name__}.empty_images must be 'labeled' or "
+                f"'unlabeled', not {empty_images!r}")
+        self.empty_images = empty_images
         self.img_suffixes = tuple(img_suffixes)
         self.skip_unreadable = skip_unreadable
         super().__init__(*args, **kwargs)
@@ -84,7 +101,9 @@ class PoolCocoDataset(CocoDataset):
                 info = dict(
                     img_path=path, img_id=None, seg_map_path=None,
                     height=height, width=width, instances=[])
-            info['labeled'] = info.get('img_id') is not None
+            info['labeled'] = info.get('img_id') is not None and is_labeled(
+                info.pop('labeled_mark', {}), len(info['instances']),
+                self.empty_images == 'unlabeled')
             info['file_name'] = name
             data_list.append(info)
         if skipped:
@@ -100,6 +119,14 @@ class PoolCocoDataset(CocoDataset):
                 f'{sorted(labeled)[:5]}; file_name must be relative to the '
                 f'image folder')
         return data_list
+
+    def parse_data_info(self, raw_data_info: dict) -> dict:
+        info = super().parse_data_info(raw_data_info)
+        image = raw_data_info['raw_img_info']
+        # The file's own word on the image, read by is_labeled.
+        info['labeled_mark'] = {'labeled': image['labeled']} if \
+            'labeled' in image else {}
+        return info
 
     def filter_data(self) -> List[dict]:
         """Keep every item: the pool must not change as labels arrive."""

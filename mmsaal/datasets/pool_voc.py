@@ -6,6 +6,7 @@ from mmdet.datasets import VOCDataset
 
 from mmsaal.registry import DATASETS
 from mmsaal.utils.images import image_size
+from .label_files import VOCLabelFiles
 
 
 @DATASETS.register_module()
@@ -20,11 +21,14 @@ class PoolVOCDataset(VOCDataset):
     XMLs of the queried images (any VOC annotation tool does) and resumes;
     the data stays a VOC folder that plain mmdet reads once every image is
     labeled. No item is filtered out (``filter_cfg`` is not applied): the
-    pool must not change as labels arrive.
+    pool must not change as labels arrive. ``tools/import_labels.py`` and
+    Label Studio write the XMLs (:class:`VOCLabelFiles`).
 
     Args:
         **kwargs: See mmdet's ``VOCDataset``.
     """
+
+    label_files = VOCLabelFiles
 
     def parse_data_info(self, img_info: dict) -> Union[dict, List[dict]]:
         # Whether an item is labeled is asked of its xml_path on disk, so

@@ -1,72 +1,26 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-"""A person's COCO labels of a waiting query, checked and merged into the
-pool's annotation file (``PoolCocoDataset.ann_file``): what
-``tools/import_labels.py`` and the Label Studio oracle share.
+"""A person's COCO labels of a waiting query, checked against it: what
+``tools/import_labels.py`` and the Label Studio oracle share before they
+write the labels through the pool's label files
+(:mod:`mmsaal.datasets.label_files`).
 
-Every image and box is checked against the query first (an id and a
+Every image and box is checked against the query (an id and a
 ``file_name`` once each, each queried image named by one image only,
 boxes of four finite numbers inside the image with a positive size, a
-known category, at most ``max_boxes`` an image); the file is written
-atomically after a backup (``{ann_file}.round_XX.bak``), and not at all
-when it would not change.
+known category, at most ``max_boxes`` an image).
 """
-import json
 import math
 import os
 import os.path as osp
 from collections import defaultdict
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
-from mmsaal.pool import write_text_atomic
-from mmsaal.utils import WorkDirError, write_bytes_atomic
-from mmsaal.utils.files import MAX_JSON_MB, FileTooLarge, read_capped
+from mmsaal.utils import WorkDirError
+from mmsaal.utils.files import read_json  # noqa: F401 (the tools' reader)
 
 
 #: A box may reach this many pixels past the image border; it is clipped.
 BORDER_SLACK = 0.5
-
-
-def read_json(path: str, what: str, max_mb: float = None):
-    """A JSON file, refusing NaN / Infinity (which JSON does not have), a
-    file that is not a regular one (a device, a folder) and one larger than
-    ``max_mb`` (default :data:`~mmsaal.utils.files.MAX_JSON_MB`) before
-    reading it."""
-    limit = MAX_JSON_MB if max_mb is None else max_mb
-    try:
-        data = read_capped(path, int(limit * 2**20))
-    except FileTooLarge as err:
-        raise WorkDirError(
-            f'{what} {path} is {err}, over '
-            + (f'--max-mb {limit:g}' if max_mb is not None else
-               f'{limit:g} MB') +
-            ': a query\'s labels are far smaller. Check the file'
-            + (', or raise --max-mb.' if max_mb is not None else '.')
-        ) from None
-    except OSError as err:
-        raise WorkDirError(f'cannot read {what} {path}: {err}') from None
-    try:
-        return json.loads(data.decode('utf-8'), parse_constant=_no_constant)
-    except ValueError as err:
-        raise WorkDirError(f'cannot read {what} {path}: {err}') from None
-
-
-def _no_constant(name: str):
-    raise ValueError(f'{name} is not a number JSON knows')
-
-
-def pool_annotation_file(dataset: dict) -> tuple:
-    """``(path, classes)`` of the pool's ``PoolCocoDataset``."""
-    if not str(dataset.get('type', '')).endswith('PoolCocoDataset'):
-        raise WorkDirError(
-            f'the pool dataset is {dataset.get("type")}: COCO labels are '
-            f'imported for mmsaal.PoolCocoDataset. For other datasets add '
-            f'the label files where the dataset reads them, then resume.')
-    path = osp.join(dataset.get('data_root') or '', dataset['ann_file'])
-    classes = (dataset.get('metainfo') or {}).get('classes')
-    if classes is None:
-        from mmsaal.datasets import PoolCocoDataset
-        classes = PoolCocoDataset.METAINFO['classes']
-    return path, list(classes)
 
 
 # ------------------------------------------------------------- the checks
@@ -275,126 +229,3 @@ class Checked:
                 out += [f'{self.names[image_id]} (image id {image_id}): {p}'
                         for p in problems]
         return out
-
-
-# ------------------------------------------------------------- the import
-def merge(pool: dict, checked: Checked, images: List[int],
-          replace: bool) -> Tuple[int, List[str]]:
-    """Add ``images`` (label image ids) and their boxes to ``pool``;
-    returns the boxes added and the images whose earlier labels were
-    replaced (an image whose labels are those it has already is left as it
-    is, so importing the same labels again changes nothing)."""
-    categories = {c.get('name'): c.get('id') for c in pool['categories']
-                  if isinstance(c, dict)}
-    missing = sorted({checked.category[ann['category_id']]
-                      for label_id in images
-                      for ann in checked.annotations.get(label_id, ())}
-                     - set(categories))
-    if missing:
-        raise WorkDirError(
-            f'the pool annotation file lists no category {missing[0]!r} '
-            f'(its categories: {sorted(map(str, categories))}), which the '
-            f'labels use: add it to its "categories" with the id the '
-            f'dataset gives it (the classes, in order, from 1). Nothing was '
-            f'written.')
-    labeled = {osp.normpath(image['file_name']): image['id']
-               for image in pool['images']}
-    boxes_of = defaultdict(list)
-    for ann in pool['annotations']:
-        boxes_of[ann['image_id']].append(ann)
-    new_boxes = {
-        label_id: [dict(ann, category_id=categories[
-            checked.category[ann['category_id']]])
-                   for ann in checked.annotations.get(label_id, ())]
-        for label_id in images
-    }
-    replaced, unchanged = [], set()
-    for label_id in images:
-        name = checked.matched[label_id]['file_name']
-        if osp.normpath(name) not in labeled:
-            continue
-        if _same(boxes_of[labeled[osp.normpath(name)]],
-                 new_boxes[label_id]):
-            unchanged.add(label_id)
-        elif replace:
-            replaced.append(name)
-        else:
-            raise WorkDirError(
-                f'{name} is labeled already (imported before in this '
-                f'round): pass --replace to import its labels again. '
-                f'Nothing was written.')
-    gone = {labeled[osp.normpath(n)] for n in replaced}
-    pool['images'] = [i for i in pool['images'] if i['id'] not in gone]
-    pool['annotations'] = [a for a in pool['annotations']
-                           if a['image_id'] not in gone]
-    next_image = max((i['id'] for i in pool['images']), default=0) + 1
-    next_ann = max((a['id'] for a in pool['annotations']), default=0) + 1
-    boxes = 0
-    for label_id in images:
-        if label_id in unchanged:
-            continue
-        queried = checked.matched[label_id]
-        image = dict(id=next_image, file_name=queried['file_name'])
-        for key in ('width', 'height'):
-            if key in queried:
-                image[key] = queried[key]
-        pool['images'].append(image)
-        for ann in new_boxes[label_id]:
-            pool['annotations'].append(dict(ann, id=next_ann,
-                                            image_id=next_image))
-            next_ann += 1
-            boxes += 1
-        next_image += 1
-    return boxes, replaced
-
-
-def _same(old: List[dict], new: List[dict]) -> bool:
-    """Whether two images' boxes are the same labels (ids aside)."""
-    def key(ann):
-        return json.dumps({k: v for k, v in ann.items()
-                           if k not in ('id', 'image_id')}, sort_keys=True)
-    return sorted(map(key, old)) == sorted(map(key, new))
-
-
-def backup(path: str, round_idx: int) -> str:
-    """Copy the pool file to ``{path}.round_XX[.N].bak`` before it changes."""
-    stem = f'{path}.round_{round_idx:02d}'
-    target, n = f'{stem}.bak', 1
-    while osp.exists(target):
-        n += 1
-        target = f'{stem}.{n}.bak'
-    with open(path, 'rb') as f:
-        data = f.read()
-    write_bytes_atomic(data, target)
-    return target
-
-
-def read_pool_file(path: str, classes: List[str]) -> dict:
-    """The pool annotation file (a new one when it does not exist yet)."""
-    if not osp.exists(path):
-        return dict(images=[], annotations=[], categories=[
-            dict(id=i + 1, name=name) for i, name in enumerate(classes)])
-    pool = read_json(path, 'the pool annotation file')
-    if not isinstance(pool, dict) or not all(
-            isinstance(pool.get(k), list)
-            for k in ('images', 'annotations', 'categories')):
-        raise WorkDirError(
-            f'the pool annotation file {path} is damaged (no images / '
-            f'annotations / categories lists): restore it from its latest '
-            f'{osp.basename(path)}.round_XX.bak.')
-    return pool
-
-
-def write_pool_file(path: str, pool: dict, round_idx: int):
-    """Write ``pool`` to ``path`` after a backup of what is there; nothing
-    at all when the file holds it already. Returns the backup's path (None
-    when there was nothing to back up), or False when nothing changed."""
-    text = json.dumps(pool)
-    saved = None
-    if osp.exists(path):
-        with open(path, encoding='utf-8') as f:
-            if json.load(f) == json.loads(text):
-                return False
-        saved = backup(path, round_idx)
-    write_text_atomic(text, path)
-    return saved

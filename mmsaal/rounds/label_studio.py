@@ -41,8 +41,8 @@ from mmengine.logging import print_log
 from mmsaal.pool import IGNORE_INDEX, RoundStore, dump_json_atomic
 from mmsaal.utils.errors import WorkDirError
 from mmsaal.utils.files import atomic_write
-from .label_import import (Checked, merge, pool_annotation_file,
-                           read_pool_file, write_pool_file)
+from mmsaal.datasets.label_files import label_files_of
+from .label_import import Checked
 from .oracles import AwaitingLabels, HumanOracle
 from .units import Query, load_query_units
 
@@ -589,10 +589,11 @@ def _size(image: dict) -> Tuple[int, int]:
 
 def _write_boxes(latest: dict, images: dict, coco: dict, pool_cfg: dict,
                  round_idx: int) -> bool:
-    """The annotated boxes into the pool's annotation file (checked as
-    ``tools/import_labels.py`` checks a file); False when the file held
-    them already (nothing written)."""
-    path, classes = pool_annotation_file(pool_cfg)
+    """The annotated boxes into the pool's label files (checked as
+    ``tools/import_labels.py`` checks a file); False when they held them
+    already (nothing written)."""
+    files = label_files_of(pool_cfg)
+    classes = files.classes
     labels = dict(images=[], annotations=[], categories=[
         dict(id=i + 1, name=name) for i, name in enumerate(classes)])
     for index, annotation in latest.items():
@@ -635,9 +636,8 @@ def _write_boxes(latest: dict, images: dict, coco: dict, pool_cfg: dict,
             'the Label Studio annotations do not convert (nothing was '
             'written): ' + '; '.join(problems[:10]) + '. Fix them in Label '
             'Studio, then resume.')
-    pool = read_pool_file(path, classes)
-    merge(pool, checked, list(checked.matched), replace=True)
-    return write_pool_file(path, pool, round_idx) is not False
+    return files.write_boxes(checked, list(checked.matched), True,
+                             round_idx).changed
 
 
 def _write_label_maps(latest: dict, images: dict, units: Dict[int, dict],

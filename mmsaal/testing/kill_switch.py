@@ -88,9 +88,11 @@ class KillSwitch:
         ValLoop.run_iter = self.before('val_iter', ValLoop.run_iter)
         store.dump_json_atomic = self.before('round_file',
                                              store.dump_json_atomic)
-        for name in ('atomic_write', 'write_pool_file'):
-            setattr(label_studio, name, self.before(
-                'label_write', getattr(label_studio, name)))
+        import mmsaal.datasets.label_files.base as label_files
+        label_studio.atomic_write = self.before('label_write',
+                                                label_studio.atomic_write)
+        label_files.write_label_file = self.before(
+            'label_write', label_files.write_label_file)
         original_score = score.score_candidates
 
         def score_candidates(score_batch, *args, **kwargs):

@@ -10,12 +10,15 @@ file; one a kill left behind is removed by :func:`remove_temporaries` at
 the next start.
 """
 import contextlib
+import json
 import os
 import os.path as osp
 import re
 import stat
 import tempfile
 from typing import BinaryIO, Iterator
+
+from .errors import WorkDirError
 
 #: Temporary files start with this; nothing else in a work dir does.
 TMP_PREFIX = '.mmsaal-tmp-'
@@ -114,3 +117,31 @@ def read_capped(path: str, max_bytes: int) -> bytes:
         return data
     finally:
         os.close(fd)
+
+
+def read_json(path: str, what: str, max_mb: float = None):
+    """A JSON file, refusing NaN / Infinity (which JSON does not have), a
+    file that is not a regular one (a device, a folder) and one larger than
+    ``max_mb`` (default :data:`~mmsaal.utils.files.MAX_JSON_MB`) before
+    reading it."""
+    limit = MAX_JSON_MB if max_mb is None else max_mb
+    try:
+        data = read_capped(path, int(limit * 2**20))
+    except FileTooLarge as err:
+        raise WorkDirError(
+            f'{what} {path} is {err}, over '
+            + (f'--max-mb {limit:g}' if max_mb is not None else
+               f'{limit:g} MB') +
+            ': a query\'s labels are far smaller. Check the file'
+            + (', or raise --max-mb.' if max_mb is not None else '.')
+        ) from None
+    except OSError as err:
+        raise WorkDirError(f'cannot read {what} {path}: {err}') from None
+    try:
+        return json.loads(data.decode('utf-8'), parse_constant=_no_constant)
+    except ValueError as err:
+        raise WorkDirError(f'cannot read {what} {path}: {err}') from None
+
+
+def _no_constant(name: str):
+    raise ValueError(f'{name} is not a number JSON knows')

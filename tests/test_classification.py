@@ -2,6 +2,7 @@
 digits: the reference's scores, the batched scopes, the baselines, the
 balanced initial set, and a run through tools/train_al.py."""
 import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -185,3 +186,97 @@ def test_two_rounds_on_the_digits_through_train_al(digits, tmp_path):
                                      'scores.json')))['items']
     assert len(scores) == 1438 - 20
     assert 'Active learning summary' in result.stdout + result.stderr
+
+
+def class_folder_pool(digits, tmp_path, per_class=12, labeled=2):
+    """The user's layout: the digits' class folders with ``labeled``
+    images each, the other ``per_class - labeled`` of each class in
+    ``unlabeled/``. Returns (data root, config, {file name: class})."""
+    import shutil
+    root = tmp_path / 'digits'
+    shutil.copytree(osp.join(digits, 'test'), root / 'test')
+    truth = {}
+    for label in range(10):
+        names = sorted(os.listdir(osp.join(digits, 'train', str(label))))
+        (root / 'train' / str(label)).mkdir(parents=True)
+        (root / 'train' / 'unlabeled').mkdir(exist_ok=True)
+        for j, name in enumerate(names[:per_class]):
+            folder = str(label) if j < labeled else 'unlabeled'
+            shutil.copy(osp.join(digits, 'train', str(label), name),
+                        root / 'train' / folder / name)
+            truth[name] = str(label)
+    config = tmp_path / 'folder_config.py'
+    config.write_text(
+        f'_base_ = [{DIGITS_CONFIG!r}]\n'
+        "train_dataloader = dict(dataset=dict(type='mmsaal.PoolImageFolder'))"
+        "\nactive_learning = dict(initial_balanced=False)\n")
+    return str(root) + '/', str(config), truth
+
+
+def folder_options(root):
+    return [f'{loader}.dataset.data_root={root}'
+            for loader in ('train_dataloader', 'val_dataloader',
+                           'test_dataloader')] + [
+        'active_learning.num_rounds=1', 'active_learning.epochs_per_round=1',
+        'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
+        'active_learning.oracle=human']
+
+
+def test_a_class_folder_pool_is_labeled_by_moving_images(digits, tmp_path):
+    """Class folders with 2 images each and 100 in unlabeled/: the run
+    starts from the 20, queries 10 of the unlabeled, and goes on once the
+    person has moved them into their class folders."""
+    root, config, truth = class_folder_pool(digits, tmp_path)
+    work_dir = str(tmp_path / 'run')
+    first = run_train_al(work_dir, folder_options(root), config=config)
+    log = first.stdout + first.stderr
+    assert 'starts with 20 of 120 items labeled' in log, log[-2000:]
+    assert "move each out of the pool's unlabeled/ folder" in log
+    query = json.load(open(osp.join(work_dir, 'rounds', 'query_01',
+                                    'query.json')))
+    queried = [image['file_name'] for image in query['images']]
+    assert len(queried) == 10
+    unlabeled = osp.join(root, 'train', 'unlabeled')
+    assert set(queried) <= set(os.listdir(unlabeled))
+    for name in queried:  # the person sorts them into their folders
+        os.rename(osp.join(unlabeled, name),
+                  osp.join(root, 'train', truth[name], name))
+    run_train_al(work_dir, folder_options(root), config=config,
+                 extra=['--resume'])
+    round_1 = osp.join(work_dir, 'rounds', 'round_01')
+    labeled = json.load(open(osp.join(round_1, 'labeled.json')))
+    assert len(labeled['items']) == 30
+    added = json.load(open(osp.join(round_1, 'queried.json')))
+    assert sorted(i['name'] for i in added['items']) == sorted(queried)
+    rows = json.load(open(osp.join(work_dir, 'report.json')))
+    assert sum(rows[1]['queried_classes'].values()) == 10
+    assert len(os.listdir(unlabeled)) == 90
+
+
+def test_the_class_folders_record_every_move(tmp_path):
+    """ClassFolders moves a queried image into its class, records the
+    move first, leaves an image already there, moves one labeled anew, and
+    refuses an unknown class naming the classes."""
+    from mmsaal.datasets.label_files import ClassFolders
+    from mmsaal.utils import WorkDirError
+    for folder in ('cat', 'dog', 'unlabeled'):
+        (tmp_path / folder).mkdir()
+    for name in ('a.png', 'b.png'):
+        (tmp_path / 'unlabeled' / name).write_bytes(b'x')
+    files = ClassFolders(dict(data_root=str(tmp_path)))
+    assert files.classes == ['cat', 'dog']
+    done = files.write_classes({'a.png': 'cat', 'b.png': 'dog'}, 1)
+    assert done.images == 2 and not done.replaced
+    assert json.load(open(done.backups[0])) == [
+        [str(tmp_path / 'unlabeled' / 'a.png'), str(tmp_path / 'cat' /
+                                                    'a.png')],
+        [str(tmp_path / 'unlabeled' / 'b.png'), str(tmp_path / 'dog' /
+                                                    'b.png')]]
+    assert not files.write_classes({'a.png': 'cat'}, 1).changed
+    again = files.write_classes({'a.png': 'dog'}, 1)
+    assert again.replaced == ['a.png']
+    assert (tmp_path / 'dog' / 'a.png').exists()
+    assert len(json.load(open(again.backups[0]))) == 3
+    with pytest.raises(WorkDirError, match=r"'bird' is not one of the "
+                       r"pool's \['cat', 'dog'\]"):
+        files.write_classes({'b.png': 'bird'}, 1)

@@ -386,3 +386,47 @@ def test_a_human_run_that_would_label_nothing_says_so(voc_shapes, tmp_path,
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert message in result.stderr, result.stderr[-2000:]
     assert not osp.exists(work_dir)
+
+
+def test_a_segmentation_pool_with_label_maps_for_some_images(street_domains,
+                                                             tmp_path):
+    """Label maps for 6 of the 16 target images: those are the initial
+    set, whole images are queried among the other 10, and the run goes on
+    once the person has saved the queried images' maps where the dataset
+    reads them."""
+    import cv2
+    from conftest import SEG_DEMO_CONFIG, seg_quick_options
+    root = tmp_path / 'data'
+    shutil.copytree(street_domains, root)
+    maps = sorted(glob.glob(str(root / 'cityscapes' / 'gtFine' / 'train' /
+                                '*' / '*_labelTrainIds.png')))
+    assert len(maps) == 16
+    truth = {}
+    for path in maps[6:]:
+        truth[path] = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        os.remove(path)
+    work_dir = str(tmp_path / 'run')
+    options = seg_quick_options(str(root), rounds=1, budget=4,
+                                granularity='image') + [
+        'active_learning.oracle=human']
+    first = run_train_al(work_dir, options, config=SEG_DEMO_CONFIG)
+    log = first.stdout + first.stderr
+    assert 'starts with 6 of 16 items labeled' in log, log[-2000:]
+    assert 'waits for labels' in log
+    query = json.load(open(osp.join(work_dir, 'rounds', 'query_01',
+                                    'query.json')))
+    queried = [image['file_name'] for image in query['images']]
+    assert len(queried) == 4
+    by_stem = {osp.basename(p).replace('_gtFine_labelTrainIds.png', ''): p
+               for p in truth}
+    for name in queried:  # the person draws each queried image's map
+        stem = osp.basename(name).replace('_leftImg8bit.png', '')
+        cv2.imwrite(by_stem[stem], truth[by_stem[stem]])
+    run_train_al(work_dir, options, config=SEG_DEMO_CONFIG,
+                 extra=['--resume'])
+    labeled = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
+                                      'labeled.json')))['items']
+    assert len(labeled) == 10
+    assert sorted(osp.basename(i['name']) for i in labeled
+                  if i['round'] == 1) == sorted(
+                      osp.basename(n) for n in queried)

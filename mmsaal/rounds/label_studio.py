@@ -38,10 +38,10 @@ import numpy as np
 from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.logging import print_log
 
+from mmsaal.datasets.label_files import label_files_of
 from mmsaal.pool import IGNORE_INDEX, RoundStore, dump_json_atomic
 from mmsaal.utils.errors import WorkDirError
 from mmsaal.utils.files import atomic_write
-from mmsaal.datasets.label_files import label_files_of
 from .label_import import Checked
 from .oracles import AwaitingLabels, HumanOracle
 from .units import Query, load_query_units
@@ -150,9 +150,16 @@ class LabelStudioClient:
             f'download_all_tasks=true')
 
 
-def label_config(classes: Sequence[str], segmentation: bool) -> str:
-    """The labeling interface: boxes, or polygons and the queried
-    regions."""
+def label_config(classes: Sequence[str], segmentation: bool,
+                 kind: str = 'boxes') -> str:
+    """The labeling interface: boxes, polygons and the queried regions, or
+    (``kind='class'``) one class an image."""
+    if kind == 'class':
+        choices = ''.join(f'<Choice value={quoteattr(str(c))}/>'
+                          for c in classes)
+        return (f'<View><Image name="image" value="$image" zoom="true"/>'
+                f'<Choices name="label" toName="image" choice="single" '
+                f'showInline="true">{choices}</Choices></View>')
     labels = ''.join(f'<Label value={quoteattr(str(c))}/>' for c in classes)
     if not segmentation:
         return (f'<View><Image name="image" value="$image" zoom="true"/>'
@@ -371,7 +378,8 @@ class LabelStudioOracle(HumanOracle):
         if project is None:
             project = client.call('POST', '/api/projects', dict(
                 title=self.project,
-                label_config=label_config(classes, segmentation)))
+                label_config=label_config(classes, segmentation,
+                                          self._kind())))
         pid = project['id']
         infos = {int(i): self.pool.get_data_info(int(i))
                  for i in query.indices}
@@ -435,6 +443,11 @@ class LabelStudioOracle(HumanOracle):
         return dict(url=self.url, project=pid, title=self.project,
                     round=round_idx, run=run, tasks=len(infos))
 
+    def _kind(self) -> str:
+        """What a label of the pool is (its label files' ``kind``)."""
+        files = getattr(type(self.pool), 'label_files', None)
+        return getattr(files, 'kind', 'boxes')
+
     def _served_root(self, client: LabelStudioClient, path: str) -> str:
         """The server's document root: the nearest folder above ``path``
         relative to which the server serves it."""
@@ -491,7 +504,14 @@ class LabelStudioOracle(HumanOracle):
                     prediction = model.test_step(
                         pseudo_collate([dataset[index]]))[0]
                 size = tuple(prediction.ori_shape[:2])
-                if query.units is not None:
+                if self._kind() == 'class':
+                    scores = prediction.pred_score.cpu().numpy()
+                    best = int(scores.argmax())
+                    out[index] = [dict(
+                        from_name='label', to_name='image', type='choices',
+                        value=dict(choices=[str(classes[best])]),
+                        score=round(float(scores[best]), 4))]
+                elif query.units is not None:
                     labels = prediction.pred_sem_seg.data[0].cpu().numpy()
                     chosen = query.units[index]
                     out[index] = region_results(
@@ -569,7 +589,10 @@ def pull(store: RoundStore, pool_cfg: dict, token_env: str = TOKEN_ENV
     if ignored:
         notes.append(f'{ignored} annotated tasks are not of this round\'s '
                      f'query (another round, run or image): left out')
-    if units is None:
+    files = label_files_of(pool_cfg)
+    if files.kind == 'class':
+        changed = _write_classes(latest, images, files, round_idx)
+    elif units is None:
         changed = _write_boxes(latest, images, coco, pool_cfg, round_idx)
     else:
         changed = _write_label_maps(latest, images, units, coco)
@@ -638,6 +661,30 @@ def _write_boxes(latest: dict, images: dict, coco: dict, pool_cfg: dict,
             'Studio, then resume.')
     return files.write_boxes(checked, list(checked.matched), True,
                              round_idx).changed
+
+
+def _write_classes(latest: dict, images: dict, files, round_idx: int
+                   ) -> bool:
+    """Each annotated image's chosen class into the pool (the image moved
+    into its class's folder); False when every one is there already."""
+    chosen = {}
+    for index, annotation in latest.items():
+        image = images[index]
+        found = [item['value']['choices'] for item in annotation.get(
+            'result', []) if item.get('type') == 'choices'
+            and item.get('value', {}).get('choices')]
+        if len(found) != 1 or len(found[0]) != 1:
+            raise LabelStudioError(
+                f'{image["file_name"]} (Label Studio task '
+                f'{annotation.get("task", "?")}) has {len(found)} class '
+                f'choices: choose one class, then resume. Nothing was '
+                f'written.')
+        chosen[image['file_name']] = found[0][0]
+    try:
+        return files.write_classes(chosen, round_idx).changed
+    except WorkDirError as err:
+        raise LabelStudioError(f'{err} Fix it in Label Studio, then '
+                               f'resume.') from None
 
 
 def _write_label_maps(latest: dict, images: dict, units: Dict[int, dict],

@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 from mmengine.dist import barrier, is_main_process
 
+from mmsaal.datasets.label_files import LabelFiles
 from mmsaal.pool import (PoolState, RoundStore, draw_initial_set,
                          dump_json_atomic, write_text_atomic)
 from mmsaal.utils.errors import FieldError
@@ -91,8 +92,10 @@ def _file_name(data_info: dict) -> str:
 
 
 def waiting_message(round_idx: int, folder: str, missing: Optional[List[int]],
-                    total: int, work_dir: str, config: str) -> str:
-    """What the person does next, printed when the run stops."""
+                    total: int, work_dir: str, config: str,
+                    how: Optional[str] = None) -> str:
+    """What the person does next, printed when the run stops (``how``: how
+    the pool's label files are written, :meth:`LabelFiles.how`)."""
     head = (f'Active learning round {round_idx} waits for labels: {total} '
             f'items to label are listed in {folder}/query.json (a COCO '
             f'image list) and query.txt (paths and scores).')
@@ -101,11 +104,9 @@ def waiting_message(round_idx: int, folder: str, missing: Optional[List[int]],
                 f'{len(missing)} of the {total} queried items have none '
                 f'(pool positions {missing[:10]}...). They are listed in '
                 f'{folder}/query.json.')
-    return (f'{head}\nLabel them, then either import a COCO file of their '
-            f'annotations:\n  python tools/import_labels.py {work_dir} '
-            f'LABELS.json\nor add their label files to the dataset, and go on '
-            f'with:\n  python tools/train_al.py {config} --work-dir '
-            f'{work_dir} --resume')
+    how = how or LabelFiles.how(work_dir)
+    return (f'{head}\n{how}, and go on with:\n  python tools/train_al.py '
+            f'{config} --work-dir {work_dir} --resume')
 
 
 class SimulatedOracle:
@@ -277,7 +278,13 @@ class HumanOracle:
         barrier()
         raise AwaitingLabels(
             waiting_message(round_idx, self.store.query_dir(round_idx), None,
-                            len(query.indices), self.work_dir, self.config))
+                            len(query.indices), self.work_dir, self.config,
+                            self._how()))
+
+    def _how(self) -> str:
+        """How a person labels this pool (its :class:`LabelFiles`)."""
+        files = getattr(type(self.pool), 'label_files', None) or LabelFiles
+        return files.how(self.work_dir)
 
     def wait_for_labels(self, round_idx: int, query: Query) -> None:
         missing = [
@@ -288,4 +295,4 @@ class HumanOracle:
             raise AwaitingLabels(
                 waiting_message(round_idx, self.store.query_dir(round_idx),
                                 missing, len(query.indices), self.work_dir,
-                                self.config))
+                                self.config, self._how()))

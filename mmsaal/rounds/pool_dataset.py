@@ -57,18 +57,23 @@ def _label_evidence(data_info: dict):
 
 class PoolItems:
     """What the rounds need of every pool item, read in one pass over the
-    dataset: its image path and whether its labels exist (checked on disk
-    when first asked for).
+    dataset: its image path, its name and whether its labels exist
+    (checked on disk when first asked for).
 
     Args:
         paths (list[str]): Each item's ``img_path``.
         evidence (list): Each item's label evidence: a bool, or the label
             file that must exist.
+        pool_names (list[str], optional): Each item's own name, when its
+            data info gives one (``pool_name``: an image that moves when it
+            is labeled); by default the paths name the items.
     """
 
     def __init__(self, paths: List[str], evidence: list,
-                 classes: Optional[np.ndarray] = None) -> None:
+                 classes: Optional[np.ndarray] = None,
+                 pool_names: Optional[List[str]] = None) -> None:
         self.paths = paths
+        self._pool_names = pool_names
         self._evidence = evidence
         self._labeled: Optional[np.ndarray] = None
         #: Each item's class (``gt_label`` of a classification dataset),
@@ -77,9 +82,10 @@ class PoolItems:
 
     @classmethod
     def of(cls, dataset) -> 'PoolItems':
-        paths, evidence, classes = [], [], []
+        paths, evidence, classes, names = [], [], [], []
         for i, info in enumerate(data_infos(dataset)):
             paths.append(info.get('img_path') or str(i))
+            names.append(info.get('pool_name'))
             evidence.append(_label_evidence(info))
             label = info.get('gt_label')
             classes.append(int(np.asarray(label).reshape(-1)[0])
@@ -87,12 +93,13 @@ class PoolItems:
                            else -1)
         known = np.asarray(classes, np.int64)
         return cls(paths, evidence,
-                   known if len(known) and (known >= 0).all() else None)
+                   known if len(known) and (known >= 0).all() else None,
+                   names if all(n is not None for n in names) else None)
 
     @property
     def names(self) -> List[str]:
         """:func:`item_names` of the pool."""
-        return relative_names(self.paths)
+        return self._pool_names or relative_names(self.paths)
 
     @property
     def labeled(self) -> np.ndarray:
@@ -107,10 +114,14 @@ class PoolItems:
 
 
 def item_names(dataset) -> List[str]:
-    """A name per item: its image path relative to the items' common folder.
-    """
-    paths = [info.get('img_path') or str(i)
-             for i, info in enumerate(data_infos(dataset))]
+    """A name per item: its ``pool_name`` when every item has one, else its
+    image path relative to the items' common folder."""
+    paths, names = [], []
+    for i, info in enumerate(data_infos(dataset)):
+        paths.append(info.get('img_path') or str(i))
+        names.append(info.get('pool_name'))
+    if names and all(name is not None for name in names):
+        return names
     return relative_names(paths)
 
 

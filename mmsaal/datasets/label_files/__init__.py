@@ -8,15 +8,18 @@ the Label Studio oracle find it from the dataset's config
 it, so the data stays in the user's format:
 
 - ``PoolCocoDataset``: the boxes into its COCO annotation file;
-- ``PoolVOCDataset``: one ``Annotations/<id>.xml`` an image.
+- ``PoolVOCDataset``: one ``Annotations/<id>.xml`` an image;
+- ``PoolImageFolder``: the image moved into its class's folder.
 
-What a write replaces is kept as ``<file>.round_XX.bak``, and nothing is
+What a write replaces is kept as ``<file>.round_XX.bak`` (a move is
+recorded in ``moves.round_XX.json``), and nothing is
 written when the dataset holds the labels already. A new layout is one
 file here beside its dataset.
 """
 from .base import LabelFiles, Written, label_files_of
+from .class_folders import ClassFolders
 from .coco import CocoLabelFile
 from .voc import VOCLabelFiles
 
 __all__ = ['LabelFiles', 'Written', 'label_files_of', 'CocoLabelFile',
-           'VOCLabelFiles']
+           'VOCLabelFiles', 'ClassFolders']

@@ -45,6 +45,14 @@ class LabelFiles:
             classes = dataset_class(self.cfg).METAINFO['classes']
         return list(classes)
 
+    @classmethod
+    def how(cls, work_dir: str) -> str:
+        """How a person labels the queried images, for the message of a
+        waiting round."""
+        return (f'Label them, then either import a COCO file of their '
+                f'annotations:\n  python tools/import_labels.py {work_dir} '
+                f'LABELS.json\nor add their label files to the dataset')
+
     def write_boxes(self, checked, images: List[int], replace: bool,
                     round_idx: int) -> Written:
         """Write the boxes of ``images`` (label image ids of ``checked``,

@@ -3,14 +3,16 @@
 
 Importing the package registers its modules (hooks, samplers, pool
 samplers, wrappers), as ``custom_imports=dict(imports=['mmsaal'])`` does in
-a config, and lets torch load mmengine checkpoints with
-``weights_only=True``.
+a config, lets torch load mmengine checkpoints with ``weights_only=True``,
+and makes ``_base_ = 'mmsaal::...'`` config paths resolve.
 """
 from .sharpness import ascent_step, perturbed_loss
 from .utils import allow_mmengine_checkpoints
+from .utils.package_configs import register_config_scope
 from .version import __version__, version_info
 
 allow_mmengine_checkpoints()
+register_config_scope()
 
 from . import datasets, engine, models, pool_samplers  # noqa: E402,F401
 from .apis import setup_active_learning  # noqa: E402

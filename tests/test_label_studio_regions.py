@@ -111,3 +111,65 @@ def test_segmentation_regions_through_label_studio(street_domains, server,
     for target, painted in expected.items():
         assert np.array_equal(cv2.imread(target, cv2.IMREAD_UNCHANGED),
                               painted), target
+
+
+def test_whole_segmentation_images_through_label_studio(street_domains,
+                                                        server, tmp_path):
+    """Label maps for 6 of the 16 target images, whole images queried
+    among the rest: each task shows the image as one queried region with
+    the model's classes as polygons; the annotator's polygons become the
+    images' label maps where the dataset reads them."""
+    root = tmp_path / 'data'
+    shutil.copytree(street_domains, root)
+    maps = label_maps(root)
+    truth = {}
+    for path in maps[6:]:
+        truth[path] = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        os.remove(path)
+    config = ls_config(tmp_path, SEG_DEMO_CONFIG, server, 'whole')
+    work_dir = str(tmp_path / 'run')
+    options = seg_quick_options(str(root), rounds=1, budget=4,
+                                granularity='image')
+    env = token_env(server)
+    first = run_train_al(work_dir, options, config=config, env=env)
+    assert 'starts with 6 of 16 items labeled' in output(first)
+    assert 'waits for labels in Label Studio' in output(first)
+    annotator = Annotator(server)
+    project = annotator.project('whole')
+    assert '<PolygonLabels' in annotator.call(
+        'GET', f'/api/projects/{project}')['label_config']
+    classes = [c['name'] for c in json.load(open(osp.join(
+        work_dir, 'rounds', 'query_01', 'query.json')))['categories']]
+    tasks = annotator.tasks(project)
+    assert len(tasks) == 4
+    expected = {}
+    for task in tasks:
+        name = task['data']['mmsaal_path']
+        target = [p for p in truth if osp.basename(p).replace(
+            '_gtFine_labelTrainIds.png', '') in name][0]
+        (shown, ) = [r for r in task['predictions'][0]['result']
+                     if r['from_name'] == 'queried']
+        assert (shown['value']['width'], shown['value']['height']) == (
+            100.0, 100.0)
+        h, w = truth[target].shape
+        known = truth[target][truth[target] != 255]
+        label = int(np.bincount(known).argmax())
+        painted = np.full((h, w), 255, np.uint8)
+        painted[1:h - 1, 1:w - 1] = label
+        expected[target] = painted
+        points = [[100 * (px + 0.5) / w, 100 * (py + 0.5) / h]
+                  for px, py in ((1, 1), (w - 2, 1), (w - 2, h - 2),
+                                 (1, h - 2))]
+        annotator.submit(task, [dict(
+            from_name='label', to_name='image', type='polygonlabels',
+            original_width=w, original_height=h, value=dict(
+                points=points, closed=True,
+                polygonlabels=[classes[label]]))])
+    run_train_al(work_dir, options, config=config, env=env,
+                 extra=['--resume'])
+    labeled = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
+                                      'labeled.json')))['items']
+    assert len(labeled) == 10
+    for target, painted in expected.items():
+        assert np.array_equal(cv2.imread(target, cv2.IMREAD_UNCHANGED),
+                              painted), target

@@ -95,14 +95,15 @@ def run_settings(args) -> Tuple[str, dict]:
         state_dir = (cfg.get('active_learning') or {}).get('state_dir',
                                                            'rounds')
         args.oracle = (cfg.get('active_learning') or {}).get('oracle')
-        return osp.join(args.work_dir, state_dir), pool_dataset_cfg(cfg)
+        return (osp.join(args.work_dir, state_dir),
+                pool_dataset_cfg(cfg, scoped=True))
     record = experiment_record(args.work_dir)
     flat = read_json(record, 'the experiment record')
     if not isinstance(flat, dict):
         raise SystemExit(f'{record} is damaged: pass --config')
     cfg = Config(unflatten(flat))
     args.oracle = (cfg.get('active_learning') or {}).get('oracle')
-    return osp.dirname(record), pool_dataset_cfg(cfg)
+    return osp.dirname(record), pool_dataset_cfg(cfg, scoped=True)
 
 
 def main():

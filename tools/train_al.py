@@ -194,7 +194,7 @@ def pull_labels(cfg: Config, wait: float = 0) -> bool:
     complete = False
     if int(os.environ.get('RANK', 0)) == 0:
         result = pull_until_done(
-            RoundStore(state_root(cfg)), pool_dataset_cfg(cfg),
+            RoundStore(state_root(cfg)), pool_dataset_cfg(cfg, scoped=True),
             oracle.get('token_env', TOKEN_ENV), wait,
             oracle.get('poll', 10))
         complete = result is not None and result[0] >= result[1]

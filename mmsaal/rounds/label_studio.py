@@ -10,7 +10,8 @@ by default) and is never written anywhere.
 
 - :meth:`LabelStudioOracle.request` (a query round) makes or reuses the
   project (``RectangleLabels`` for detection; ``PolygonLabels`` for
-  segmentation, with the queried regions as rectangles of their own),
+  segmentation, with the queried regions, or the whole queried image, as
+  rectangles of their own; ``Choices`` for classification),
   checks that the server serves every image (local-files storage), imports
   one task per queried image (its data: the pool position, path, round and
   run; its prediction: the model's detections above ``score_thr``, or its
@@ -18,8 +19,10 @@ by default) and is never written anywhere.
   score), orders the project's view by that score, and stops the run.
 - :func:`pull` (``tools/train_al.py --resume``, ``tools/import_labels.py
   --label-studio``) takes the finished annotations back, matched by the
-  task's own data: boxes into the pool's annotation file, polygons into
-  label maps. An image annotated twice gives its latest annotation; one the
+  task's own data, into the pool's own label files (see
+  ``mmsaal.datasets.label_files``): boxes into VOC XMLs or a COCO file,
+  polygons into label maps, a class choice by moving the image into its
+  class folder. An image annotated twice gives its latest annotation; one the
   round did not query is reported and left out; pulling again changes
   nothing.
 """
@@ -30,7 +33,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 from xml.sax.saxutils import quoteattr
 
 import cv2
@@ -44,7 +47,7 @@ from mmsaal.utils.errors import WorkDirError
 from mmsaal.utils.files import atomic_write
 from .label_import import Checked
 from .oracles import AwaitingLabels, HumanOracle
-from .units import Query, load_query_units
+from .units import Query
 
 TOKEN_ENV = 'LABEL_STUDIO_API_KEY'
 #: The query folder's record of where its tasks are (never the token).
@@ -211,25 +214,27 @@ def pre_annotated(scores: np.ndarray, score_thr: float, min_boxes: int,
     return keep
 
 
-def region_results(corners: np.ndarray, side: int,
+def region_results(corners: np.ndarray, side: Union[int, Tuple[int, int]],
                    size: Tuple[int, int],
                    labels: Optional[np.ndarray] = None,
                    classes: Sequence[str] = ()) -> List[dict]:
-    """The queried regions as rectangles of their own, and, given the
-    model's label map, its classes inside them as polygons."""
+    """The queried regions (``side`` x ``side``, or ``(height, width)``)
+    as rectangles of their own, and, given the model's label map, its
+    classes inside them as polygons."""
     height, width = size
+    side_h, side_w = (side, side) if isinstance(side, int) else side
     results = []
     for y, x in np.asarray(corners).reshape(-1, 2).tolist():
         results.append(dict(
             from_name='queried', to_name='image', type='rectanglelabels',
             original_width=width, original_height=height,
             value=dict(x=_percent(x, width), y=_percent(y, height),
-                       width=_percent(side, width),
-                       height=_percent(side, height), rotation=0,
+                       width=_percent(side_w, width),
+                       height=_percent(side_h, height), rotation=0,
                        rectanglelabels=[QUERIED])))
         if labels is None:
             continue
-        window = labels[y:y + side, x:x + side]
+        window = labels[y:y + side_h, x:x + side_w]
         for label in np.unique(window):
             if label == IGNORE_INDEX or label >= len(classes):
                 continue
@@ -372,7 +377,7 @@ class LabelStudioOracle(HumanOracle):
         """Make the round's tasks (those not there yet) in the project;
         returns the query folder's record of them."""
         client = LabelStudioClient(self.url, self.token_env)
-        segmentation = query.units is not None
+        segmentation = self._kind() == 'maps'
         classes = list(self.pool.metainfo.get('classes', ()))
         project = client.project_by_title(self.project)
         if project is None:
@@ -444,9 +449,9 @@ class LabelStudioOracle(HumanOracle):
                     round=round_idx, run=run, tasks=len(infos))
 
     def _kind(self) -> str:
-        """What a label of the pool is (its label files' ``kind``)."""
-        files = getattr(type(self.pool), 'label_files', None)
-        return getattr(files, 'kind', 'boxes')
+        """What a label of the pool is: ``'boxes'``, ``'class'`` or
+        ``'maps'``."""
+        return self.label_files.kind
 
     def _served_root(self, client: LabelStudioClient, path: str) -> str:
         """The server's document root: the nearest folder above ``path``
@@ -511,12 +516,13 @@ class LabelStudioOracle(HumanOracle):
                         from_name='label', to_name='image', type='choices',
                         value=dict(choices=[str(classes[best])]),
                         score=round(float(scores[best]), 4))]
-                elif query.units is not None:
+                elif self._kind() == 'maps':
+                    # Whole-image queries: the image is the one region.
                     labels = prediction.pred_sem_seg.data[0].cpu().numpy()
-                    chosen = query.units[index]
-                    out[index] = region_results(
-                        chosen['corners'], self.units.side, size, labels,
-                        classes)
+                    corners, side = ([[0, 0]], size) if query.units is None \
+                        else (query.units[index]['corners'], self.units.side)
+                    out[index] = region_results(corners, side, size, labels,
+                                                classes)
                 else:
                     found = prediction.pred_instances
                     scores = found.scores.cpu().numpy()
@@ -553,8 +559,6 @@ def pull(store: RoundStore, pool_cfg: dict, token_env: str = TOKEN_ENV
     folder = store.query_dir(round_idx)
     with open(osp.join(folder, 'query.json'), encoding='utf-8') as f:
         coco = json.load(f)
-    units_path = osp.join(folder, 'units.npz')
-    units = load_query_units(units_path) if osp.exists(units_path) else None
     client = LabelStudioClient(record['url'], token_env)
     if client.project(record['project']) is None:
         raise LabelStudioError(
@@ -592,10 +596,10 @@ def pull(store: RoundStore, pool_cfg: dict, token_env: str = TOKEN_ENV
     files = label_files_of(pool_cfg)
     if files.kind == 'class':
         changed = _write_classes(latest, images, files, round_idx)
-    elif units is None:
-        changed = _write_boxes(latest, images, coco, pool_cfg, round_idx)
+    elif files.kind == 'maps':
+        changed = _write_label_maps(latest, images, coco)
     else:
-        changed = _write_label_maps(latest, images, units, coco)
+        changed = _write_boxes(latest, images, coco, pool_cfg, round_idx)
     if latest and not changed:
         notes.append('the dataset holds these labels already: nothing '
                      'changed')
@@ -687,8 +691,7 @@ def _write_classes(latest: dict, images: dict, files, round_idx: int
                                f'resume.') from None
 
 
-def _write_label_maps(latest: dict, images: dict, units: Dict[int, dict],
-                      coco: dict) -> int:
+def _write_label_maps(latest: dict, images: dict, coco: dict) -> int:
     """The annotated polygons into each image's label map (its other
     pixels as they were, or unlabeled); returns how many maps changed (a
     map that holds them already is not written again)."""

@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 from mmengine.dist import barrier, is_main_process
 
-from mmsaal.datasets.label_files import LabelFiles
+from mmsaal.datasets.label_files import LabelFiles, label_files_for
 from mmsaal.pool import (PoolState, RoundStore, draw_initial_set,
                          dump_json_atomic, write_text_atomic)
 from mmsaal.utils.errors import FieldError
@@ -281,10 +281,15 @@ class HumanOracle:
                             len(query.indices), self.work_dir, self.config,
                             self._how()))
 
+    @property
+    def label_files(self) -> type:
+        """The :class:`LabelFiles` of the pool: what a label is and how a
+        person gives it."""
+        return label_files_for(type(self.pool)) or LabelFiles
+
     def _how(self) -> str:
-        """How a person labels this pool (its :class:`LabelFiles`)."""
-        files = getattr(type(self.pool), 'label_files', None) or LabelFiles
-        return files.how(self.work_dir)
+        """How a person labels this pool."""
+        return self.label_files.how(self.work_dir)
 
     def wait_for_labels(self, round_idx: int, query: Query) -> None:
         missing = [

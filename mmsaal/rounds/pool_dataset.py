@@ -163,7 +163,8 @@ def scoring_pipeline(cfg: Config) -> List[dict]:
     ]
 
 
-def pool_dataset_cfg(cfg: Config, pool_index: Optional[int] = None):
+def pool_dataset_cfg(cfg: Config, pool_index: Optional[int] = None,
+                     scoped: bool = False):
     """The config of the pool's dataset: the train dataset without
     ``RepeatDataset``, and when it concatenates several (a labeled source
     domain and the target pool), the one at ``pool_index``.
@@ -173,6 +174,9 @@ def pool_dataset_cfg(cfg: Config, pool_index: Optional[int] = None):
         pool_index (int, optional): Position of the pool in the
             ``ConcatDataset``. Defaults to None: the train sampler's
             ``pool_index`` (``LabeledSetSampler``), if any.
+        scoped (bool): Name a bare ``type`` with the config's
+            ``default_scope`` (``'mmseg.CityscapesDataset'``), for reading
+            the dataset's class outside a Runner. Defaults to False.
 
     Returns:
         ConfigDict: A deep copy of the pool's dataset config.
@@ -185,6 +189,9 @@ def pool_dataset_cfg(cfg: Config, pool_index: Optional[int] = None):
                       or {}).get('pool_index')
     if pool_index is not None:
         dataset_cfg = dataset_cfg['datasets'][pool_index]
+    name, scope = dataset_cfg.get('type'), cfg.get('default_scope')
+    if scoped and scope and isinstance(name, str) and '.' not in name:
+        dataset_cfg['type'] = f'{scope}.{name}'
     return dataset_cfg
 
 

@@ -31,7 +31,8 @@ class LabelFiles:
             them, relative to the directory it runs in).
     """
 
-    #: What a label of this layout is: ``'boxes'`` or ``'class'``.
+    #: What a label of this layout is: ``'boxes'``, ``'class'`` or
+    #: ``'maps'`` (a label map an image).
     kind = 'boxes'
 
     def __init__(self, cfg: dict) -> None:
@@ -71,7 +72,9 @@ class LabelFiles:
 
 def dataset_class(cfg: dict) -> Optional[type]:
     """The class a dataset config builds, or None when mmsaal's registry
-    (and mmengine's, its parent) has no such name."""
+    (and mmengine's, its parent) has no such name. A type of another
+    library needs its scope (``'mmseg.CityscapesDataset'``), as
+    ``pool_dataset_cfg(cfg, scoped=True)`` gives it."""
     from mmsaal.registry import DATASETS
     name = cfg.get('type')
     if isinstance(name, type):
@@ -82,17 +85,29 @@ def dataset_class(cfg: dict) -> Optional[type]:
         return None
 
 
+def label_files_for(dataset_type) -> Optional[type]:
+    """The :class:`LabelFiles` class of a dataset class: its own
+    ``label_files``, :class:`~.label_maps.LabelMaps` for an mmseg dataset,
+    or None."""
+    files = getattr(dataset_type, 'label_files', None)
+    if files is None and dataset_type is not None:
+        from .label_maps import LabelMaps, reads_label_maps
+        if reads_label_maps(dataset_type):
+            files = LabelMaps
+    return files
+
+
 def label_files_of(cfg: dict) -> LabelFiles:
     """The :class:`LabelFiles` of the pool dataset that ``cfg`` builds."""
-    found = dataset_class(cfg)
-    files = getattr(found, 'label_files', None)
+    files = label_files_for(dataset_class(cfg))
     if files is None:
         raise WorkDirError(
             f'the pool dataset is {cfg.get("type")}: a person\'s labels are '
             f'written for mmsaal.PoolCocoDataset (a COCO file), '
-            f'mmsaal.PoolVOCDataset (VOC XMLs) and mmsaal.PoolImageFolder '
-            f'(class folders). For another dataset add its label files '
-            f'where it reads them, then resume.')
+            f'mmsaal.PoolVOCDataset (VOC XMLs), mmsaal.PoolImageFolder '
+            f'(class folders) and MMSegmentation datasets (label maps). For '
+            f'another dataset add its label files where it reads them, then '
+            f'resume.')
     return files(cfg)
 
 

@@ -20,7 +20,7 @@ num_rounds = 5
 epochs_per_round = 1
 active_learning = dict(
     # SAAL x region impurity, spread over predicted classes (see
-    # docs/saal_segmentation_analysis.md); impurity_radius=None,
+    # docs/en/advanced_guides/saal_segmentation_analysis.md); impurity_radius=None,
     # diversity=False is SAAL's score as the paper defines it.
     pool_sampler=dict(
         type='SAALSampler',

@@ -4,7 +4,7 @@
 # diversity='classes' spreads k-means++ picks one at a time, and a pixel
 # round picks 9,227 pixels an image (27.4 million over Cityscapes train);
 # tools/misc/scale_sim.py did not finish one 1024x2048 image's round with it
-# in 600 s (README "Pool sizes"), against seconds for the whole pool without.
+# in 600 s (docs/en/advanced_guides/pool_sizes.md), against seconds for the whole pool without.
 _base_ = './saal_deeplabv3plus_r101_gta2cityscapes.py'
 active_learning = dict(
     granularity='pixel',

@@ -175,7 +175,7 @@ def test_detection_two_rounds_through_label_studio(
         assert task['data']['mmsaal_score'] == pytest.approx(image['score'])
     file_name = {t['id']: t['data']['mmsaal_path'].split('/')[-1]
                  for t in tasks}
-    if os.environ.get('MMSAAL_LABEL_STUDIO_SCREENSHOT'):  # for the README
+    if os.environ.get('MMSAAL_LABEL_STUDIO_SCREENSHOT'):  # for the docs
         from mmsaal.testing.label_studio import screenshot
         screenshot(server, f'/projects/{project}/data?tab={ordered[0]["id"]}'
                    f'&task={tasks[0]["id"]}',
@@ -411,3 +411,43 @@ def test_a_label_studio_round_lands_in_the_users_own_format(
         assert len(merged['images']) == 40
         for name, results in drawn.items():
             assert pool_boxes(pool, name) == as_xywh(results), name
+
+
+def test_a_class_folder_pool_through_label_studio(tmp_path, server):
+    """Classification in Label Studio: one choice an image, the model's
+    class pre-selected; the chosen class moves the image out of
+    unlabeled/ into its class's folder."""
+    from test_classification import class_folder_pool, folder_options
+
+    from mmsaal.datasets.synthetic import write_digits
+    digits = tmp_path / 'all_digits'
+    write_digits(str(digits))
+    root, base, truth = class_folder_pool(str(digits) + '/', tmp_path)
+    config = ls_config(tmp_path, base, server, 'digits')
+    options = [o for o in folder_options(root) if 'oracle' not in o]
+    work_dir = str(tmp_path / 'run')
+    env = token_env(server)
+    first = run_train_al(work_dir, options, config=config, env=env)
+    assert 'waits for labels in Label Studio' in output(first)
+    annotator = Annotator(server)
+    project = annotator.project('digits')
+    assert '<Choices name="label"' in annotator.call(
+        'GET', f'/api/projects/{project}')['label_config']
+    tasks = annotator.tasks(project)
+    assert len(tasks) == 10
+    for task in tasks:
+        (prediction, ) = task['predictions']
+        (choice, ) = prediction['result']
+        assert choice['value']['choices'][0] in [str(c) for c in range(10)]
+        name = task['data']['mmsaal_path']
+        annotator.submit(task, [dict(choice, value=dict(
+            choices=[truth[name]]))])
+    run_train_al(work_dir, options, config=config, env=env,
+                 extra=['--resume'])
+    labeled = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
+                                      'labeled.json')))
+    assert len(labeled['items']) == 30
+    for task in tasks:
+        name = task['data']['mmsaal_path']
+        assert osp.exists(osp.join(root, 'train', truth[name], name))
+    assert glob.glob(osp.join(root, 'train', 'moves.round_01.json'))

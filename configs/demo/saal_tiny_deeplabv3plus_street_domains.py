@@ -11,7 +11,7 @@ epochs_per_round = 10
 active_learning = dict(
     # SAAL x region impurity, spread over predicted classes: the default of
     # the domain-adaptive configs, chosen by the benchmark of
-    # docs/saal_segmentation_analysis.md (it beat plain SAAL by 5.6 / 6.2
+    # docs/en/advanced_guides/saal_segmentation_analysis.md (it beat plain SAAL by 5.6 / 6.2
     # AULC mIoU on both synthetic sets).
     pool_sampler=dict(
         type='SAALSampler', impurity_radius=1, diversity='classes'),

@@ -1,8 +1,9 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Golden round files: prove that a change leaves active learning as it was.
 
-``run`` trains a fixed set of cases (both demos and quick runs that cover
-every granularity, diversity, pool subsets and pool-wide budgets) with the
+``run`` trains a fixed set of cases (the detection and segmentation demos and
+quick runs that cover every granularity, diversity, pool subsets,
+pool-wide budgets and a classifier scored through every weight) with the
 ``tools/train_al.py`` of a source tree, into ``OUT/<case>``. ``compare``
 then checks two such folders round by round: every ``labeled.json``,
 ``queried.json``, ``scores.json``, ``metrics.json``, ``state.json``,
@@ -46,6 +47,7 @@ import numpy as np
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_CONFIG = 'configs/demo/saal_tiny_faster_rcnn_shapes.py'
 SEG_CONFIG = 'configs/demo/saal_tiny_deeplabv3plus_street_domains.py'
+CLS_CONFIG = 'configs/demo/saal_tiny_resnet_digits.py'
 ROUND_FILES = ('labeled.json', 'queried.json', 'scores.json', 'metrics.json',
                'state.json', 'regions.json', 'revealed.npz')
 WALL_CLOCK = ('scoring_seconds', 'train_seconds')
@@ -77,6 +79,14 @@ def seg_data(root: str, size=None) -> list:
     return options
 
 
+def cls_data(root: str) -> list:
+    return [
+        f'{loader}.dataset.data_root={root}/'
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader')
+    ]
+
+
 def quick(rounds: int = 2, epochs: int = 1, **fields) -> list:
     options = [
         f'active_learning.num_rounds={rounds}',
@@ -92,6 +102,7 @@ def cases(data: str) -> dict:
     demo, small = osp.join(data, 'demo'), osp.join(data, 'small')
     seg_demo, seg_small = osp.join(data, 'demo_seg'), osp.join(
         data, 'small_seg')
+    digits = osp.join(data, 'digits')
 
     def small_seg(**fields) -> list:
         # The case's sampler picks every round (the config's cold start
@@ -127,6 +138,11 @@ def cases(data: str) -> dict:
             granularity='image', budget=3, pool_sampler='SAALSampler') +
          ['train_dataloader.dataset.datasets.1.pipeline.1.type='
           'LoadAnnotations']),
+        'cls_digits_saal_all':
+        (CLS_CONFIG, cls_data(digits) + quick(
+            epochs=3, pool_subset=400, **{
+                'pool_sampler.perturb_scope': 'all',
+                'pool_sampler.diversity': True})),
     }
 
 
@@ -143,6 +159,9 @@ def make_data(data: str) -> None:
     if not osp.exists(osp.join(data, 'small_seg', 'cityscapes')):
         generate_street_domains(osp.join(data, 'small_seg'), 16, 16, 6,
                                 (48, 96), 0)
+    if not osp.exists(osp.join(data, 'digits', 'train')):
+        from mmsaal.datasets.synthetic import write_digits
+        write_digits(osp.join(data, 'digits'))
 
 
 def run(args) -> None:

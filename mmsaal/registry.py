@@ -3,9 +3,9 @@
 
 Each node is a child of the root registry in mmengine, under the scope
 ``mmsaal``, so ``type='mmsaal.ActiveLearningHook'`` resolves from any mmdet
-or mmseg config. ``POOL_SAMPLERS`` (acquisition strategies) and
-``SAAL_ADAPTERS`` (SAAL per model type) are root registries of their own:
-nothing upstream builds from them.
+or mmseg config. ``POOL_SAMPLERS`` (acquisition strategies), ``ORACLES``
+(who labels a query) and ``SAAL_ADAPTERS`` (SAAL per model type) are root
+registries of their own: nothing upstream builds from them.
 """
 import importlib
 import importlib.util
@@ -48,6 +48,9 @@ MODEL_WRAPPERS = Registry(
 
 # Acquisition strategies: they score the unlabeled pool and pick the query.
 POOL_SAMPLERS = Registry('pool sampler', locations=['mmsaal.pool_samplers'])
+# Who labels a query: the simulated oracle (ground truth), a person, Label
+# Studio; active_learning.oracle names one ('human' or dict(type=...)).
+ORACLES = Registry('oracle', locations=['mmsaal.oracles'])
 
 
 class AdapterRegistry(Registry):

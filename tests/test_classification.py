@@ -149,7 +149,7 @@ def test_uncertainty_baselines_score_the_class_probabilities(trained):
 
 
 def test_a_balanced_initial_set_draws_each_class_alike():
-    from mmsaal.rounds.oracles import draw_balanced_set
+    from mmsaal.oracles import draw_balanced_set
     from mmsaal.utils import FieldError
     classes = np.repeat(np.arange(10), [30, 12, 50, 8, 20, 20, 20, 20, 5, 9])
     drawn = draw_balanced_set(classes, 23, np.random.default_rng(0))

@@ -140,7 +140,7 @@ def documented_fields():
 @pytest.mark.parametrize('owner', [
     'mmsaal.engine.hooks.ActiveLearningHook',
     'mmsaal.pool_samplers.SAALSampler',
-    'mmsaal.rounds.label_studio.LabelStudioOracle',
+    'mmsaal.oracles.LabelStudioOracle',
 ])
 def test_every_field_is_documented(owner):
     import importlib

@@ -14,8 +14,9 @@ from mmsaal.engine.hooks import ActiveLearningHook
 from mmsaal.pool import PoolState, RoundStore
 from mmsaal.pool_samplers import BasePoolSampler, RandomSampler
 from mmsaal.registry import POOL_SAMPLERS
+from mmsaal.oracles import LabelingContext, SimulatedOracle
 from mmsaal.rounds import (ImageUnits, RoundPipeline, RoundRecorder,
-                           SimulatedOracle, score_in_eval_mode)
+                           score_in_eval_mode)
 from mmsaal.rounds.record import strategy_line
 from mmsaal.selection import kmeans_pp_seeding
 
@@ -125,7 +126,7 @@ def pipeline(folder, sampler, budget=2, pool_subset=4, seed=1,
     store = RoundStore(str(folder / 'rounds'))
     units = ImageUnits(budget)
     rounds = RoundPipeline(
-        sampler, units, SimulatedOracle(pool), state, store,
+        sampler, units, SimulatedOracle(LabelingContext(pool)), state, store,
         RoundRecorder(store, state, units, pool, str(folder), 'unit'),
         pool_dataset=lambda: [float(i) for i in range(10)],
         pool_subset=pool_subset, pool_dataloader=dict(batch_size=3),

@@ -4,8 +4,10 @@ dataset does not have."""
 import numpy as np
 import pytest
 
-from mmsaal.rounds.label_studio import (LabelStudioError, _write_boxes,
-                                        box_results, pre_annotated)
+from mmsaal.oracles.label_studio.client import LabelStudioError
+from mmsaal.oracles.label_studio.label_config import (box_results,
+                                                      pre_annotated)
+from mmsaal.oracles.label_studio.pull import _write_boxes
 
 
 def test_a_young_model_still_pre_annotates_its_best_boxes():

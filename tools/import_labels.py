@@ -25,11 +25,11 @@ images the query did not list are refused, and so is a query left partly
 unlabeled (``--partial`` allows it). ``--replace`` imports labels again
 for images already imported in this round.
 
-With ``oracle=dict(type='LabelStudioOracle', ...)`` the labels come from
-the Label Studio project of the query instead (``train_al.py --resume``
-does the same first)::
+An oracle that keeps the labels elsewhere brings them itself, e.g. with
+``oracle=dict(type='LabelStudioOracle', ...)`` from the Label Studio
+project of the query (``train_al.py --resume`` does the same first)::
 
-    python tools/import_labels.py WORK_DIR --label-studio
+    python tools/import_labels.py WORK_DIR --from-oracle
 
 The run is read from its ``experiment.json`` (data); the work dir's config
 is never executed unless it is named with ``--config``.
@@ -43,7 +43,7 @@ from mmengine.config import Config
 from mmsaal.datasets.label_files import label_files_of
 from mmsaal.pool import RoundStore
 from mmsaal.rounds.label_import import Checked, read_json
-from mmsaal.rounds.label_studio import TOKEN_ENV, pull
+from mmsaal.oracles import oracle_class, oracle_spec
 from mmsaal.rounds.pool_dataset import pool_dataset_cfg
 from mmsaal.utils import (DataError, FieldError, WorkDirError, WorkDirLock,
                           experiment_record)
@@ -55,9 +55,11 @@ def parse_args():
     parser.add_argument('work_dir')
     parser.add_argument('labels', nargs='?', help='COCO annotation file')
     parser.add_argument(
+        '--from-oracle',
         '--label-studio',
         action='store_true',
-        help="take the query's finished annotations from its Label Studio "
+        help="take the query's labels from where the run's oracle keeps "
+        'them: for LabelStudioOracle, the finished annotations of its '
         'project (the token in $LABEL_STUDIO_API_KEY, or the variable '
         'oracle.token_env names)')
     parser.add_argument(
@@ -81,8 +83,8 @@ def parse_args():
     parser.add_argument('--max-mb', type=float, default=100,
                         help='size of the labels file, MB (default 100)')
     args = parser.parse_args()
-    if (args.labels is None) == (not args.label_studio):
-        parser.error('give a COCO labels file or --label-studio (one of '
+    if (args.labels is None) == (not args.from_oracle):
+        parser.error('give a COCO labels file or --from-oracle (one of '
                      'them)')
     return args
 
@@ -111,28 +113,29 @@ def main():
     try:
         with WorkDirLock(args.work_dir, 'tools/import_labels.py',
                          create=False):
-            if args.label_studio:
-                import_from_label_studio(args)
+            if args.from_oracle:
+                import_from_oracle(args)
             else:
                 import_labels(args)
     except (WorkDirError, FieldError, DataError) as err:
         raise SystemExit(f'error: {err}')
 
 
-def import_from_label_studio(args) -> None:
+def import_from_oracle(args) -> None:
     root, dataset = run_settings(args)
-    oracle = args.oracle if isinstance(args.oracle, dict) else {}
-    result = pull(RoundStore(root), dataset,
-                  oracle.get('token_env', TOKEN_ENV))
-    if result is None:
-        raise SystemExit(f'no query waits for labels in Label Studio in '
-                         f'{root}')
-    annotated, queried, notes = result
-    for note in notes:
+    oracle = args.oracle or 'simulated'
+    taken = oracle_class(oracle).take_labels(
+        RoundStore(root), dataset, oracle_spec(oracle)[1])
+    if taken is None:
+        raise SystemExit(f'no query of {root} waits for labels that the '
+                         f'oracle {oracle_spec(oracle)[0]!r} keeps '
+                         f'elsewhere: import a labels file instead')
+    for note in taken.notes:
         print(f'note: {note}')
-    print(f'imported {annotated} of the {queried} queried images from Label '
-          f'Studio' + ('' if annotated >= queried else
-                       f'; {queried - annotated} are left to annotate') +
+    print(f'imported {taken.labeled} of the {taken.queried} queried images '
+          f'from {taken.source}' + (
+              '' if taken.labeled >= taken.queried else
+              f'; {taken.queried - taken.labeled} are left to annotate') +
           f'. Go on with:\n  {resume_command(args, RoundStore(root))}')
 
 

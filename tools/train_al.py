@@ -23,8 +23,7 @@ from mmsaal.apis import (check_fields, check_work_dir, setup_active_learning,
                          state_root)
 from mmsaal.pool import RoundStore, revealed_mask_dir
 from mmsaal.rounds.fields import FieldError
-from mmsaal.rounds.label_studio import TOKEN_ENV, pull_until_done
-from mmsaal.rounds.oracles import AwaitingLabels
+from mmsaal.oracles import AwaitingLabels, oracle_class, oracle_spec
 from mmsaal.rounds.pool_dataset import pool_dataset_cfg
 from mmsaal.utils import (DataError, WorkDirError, WorkDirLock,
                           checkpoint_to_resume, remove_temporaries)
@@ -155,16 +154,15 @@ def main():
         with one_run(cfg):
             refuse_planted_links(cfg, args.config)
             init_cpu_dist(cfg)
-            pull_labels(cfg)
+            take_labels(cfg)
             waiting = train(cfg)
-            again = waiting is not None and wait_for_annotator(cfg)
+            again = waiting is not None and wait_for_labels(cfg)
     except (WorkDirError, FieldError, DataError) as err:
         # What to fix is in the message; a traceback would hide it.
         print(f'error: {err}', file=sys.stderr)
         sys.exit(1)
-    if again:  # every image is annotated: go on in a fresh process
-        print_log('Label Studio: the round is annotated; resuming.',
-                  logger='current')
+    if again:  # every image is labeled: go on in a fresh process
+        print_log('The round is labeled; resuming.', logger='current')
         argv = [a for a in sys.argv if a != '--resume']
         os.execv(sys.executable, [sys.executable] + argv + ['--resume'])
     if waiting is not None:
@@ -173,43 +171,44 @@ def main():
     leave_process_group()
 
 
-def label_studio_oracle(cfg: Config):
-    """The ``oracle=dict(type='LabelStudioOracle', ...)`` of the run, or
-    None."""
-    oracle = (cfg.get('active_learning') or {}).get('oracle')
-    if isinstance(oracle, dict) and str(oracle.get('type', '')).endswith(
-            'LabelStudioOracle'):
-        return oracle
-    return None
+def run_oracle(cfg: Config):
+    """``(oracle class, its fields)`` of the run, or None without active
+    learning."""
+    oracle = (cfg.get('active_learning') or {}).get('oracle', 'simulated')
+    if cfg.get('active_learning') is None:
+        return None
+    return oracle_class(oracle), oracle_spec(oracle)[1]
 
 
-def pull_labels(cfg: Config, wait: float = 0) -> bool:
-    """A round waiting in Label Studio takes its finished annotations back
-    (first rank; before any dataset reads them), waiting up to ``wait``
-    seconds for the rest. Returns whether every queried image is annotated.
-    """
-    oracle = label_studio_oracle(cfg)
-    if oracle is None:
+def take_labels(cfg: Config, wait: float = 0) -> bool:
+    """The oracle brings labels it keeps elsewhere into the dataset (first
+    rank; before any dataset reads them: ``BaseOracle.take_labels``),
+    waiting up to ``wait`` seconds for the rest. Returns whether every
+    queried image is labeled."""
+    found = run_oracle(cfg)
+    if found is None:
         return False
+    oracle, fields = found
     complete = False
     if int(os.environ.get('RANK', 0)) == 0:
-        result = pull_until_done(
+        taken = oracle.take_labels(
             RoundStore(state_root(cfg)), pool_dataset_cfg(cfg, scoped=True),
-            oracle.get('token_env', TOKEN_ENV), wait,
-            oracle.get('poll', 10))
-        complete = result is not None and result[0] >= result[1]
+            fields, wait)
+        complete = taken is not None and taken.labeled >= taken.queried
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.barrier()
     return complete
 
 
-def wait_for_annotator(cfg: Config) -> bool:
-    """With ``oracle.wait`` seconds, a run that stopped for labels waits in
-    place for Label Studio's annotations; True once all are in."""
-    oracle = label_studio_oracle(cfg)
-    if oracle is None or not oracle.get('wait') or cfg.launcher != 'none':
+def wait_for_labels(cfg: Config) -> bool:
+    """A run that stopped for labels waits in place for them as long as
+    its oracle says (``BaseOracle.wait_seconds``, e.g. Label Studio's
+    ``oracle.wait``); True once all are in."""
+    found = run_oracle(cfg)
+    if found is None or cfg.launcher != 'none':
         return False
-    return pull_labels(cfg, float(oracle['wait']))
+    wait = found[0].wait_seconds(found[1])
+    return wait > 0 and take_labels(cfg, wait)
 
 
 def train(cfg: Config) -> Optional[str]:

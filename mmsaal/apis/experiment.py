@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 
 from mmengine.config import Config
 
+from mmsaal.oracles import free_fields
 from mmsaal.pool import RoundStore, dump_json_atomic
 from mmsaal.utils.errors import WorkDirError
 from .config import state_root
@@ -27,16 +28,9 @@ EXPERIMENT_FIELDS = ('active_learning', 'randomness', 'model', 'optim_wrapper',
                      'val_dataloader', 'val_evaluator')
 # Fields whose value is made from the work dir's path.
 WORK_DIR_FIELDS = ('.revealed_dir', )
-# Dotted fields inside them that may change on resume.
+# Dotted fields inside them that may change on resume (and each oracle's
+# FREE_FIELDS: where its labels come from, not what is labeled).
 FREE_FIELDS = ('active_learning.num_rounds', 'active_learning.state_dir',
-               # where the annotator's server runs, not what is labeled
-               'active_learning.oracle.url', 'active_learning.oracle.wait',
-               'active_learning.oracle.poll',
-               'active_learning.oracle.document_root',
-               'active_learning.oracle.token_env',
-               'active_learning.oracle.score_thr',
-               'active_learning.oracle.min_boxes',
-               'active_learning.oracle.score_floor',
                'active_learning.pool_dataloader.num_workers',
                'train_cfg.max_epochs', 'train_dataloader.num_workers',
                'val_dataloader.num_workers',
@@ -67,7 +61,8 @@ def flatten(prefix: str, value) -> Dict[str, object]:
             flat.update(flatten(f'{prefix}.{key}', inner))
         if not value:
             flat[prefix] = value
-    elif prefix not in FREE_FIELDS and not prefix.endswith(WORK_DIR_FIELDS):
+    elif prefix not in FREE_FIELDS + free_fields() and not prefix.endswith(
+            WORK_DIR_FIELDS):
         flat[prefix] = value
     return flat
 

@@ -5,7 +5,8 @@
    sharded over ranks), on the pool dataset of ``pool_dataset``;
 2. select: the strategy's own ``select`` over the candidate units of
    ``units`` (whole images, or regions / pixels of images);
-3. ``oracles``: a simulated or a human oracle labels the query;
+3. label: the oracle of ``active_learning.oracle`` (``mmsaal.oracles``,
+   a registry) labels the query;
 4. ``record``: the round folder, the metrics and the report.
 
 ``pipeline.RoundPipeline`` strings them together; it needs no Runner.
@@ -13,20 +14,18 @@
 """
 from .build import PIPELINE_FIELDS, build_round_pipeline
 from .fields import check_against_pool, check_amount, check_fields
-from .oracles import (ORACLES, AwaitingLabels, HumanOracle, SimulatedOracle,
-                      labels_present)
 from .pipeline import RoundPipeline
-from .pool_dataset import build_pool_dataset, item_names, pool_dataset_cfg
+from .pool_dataset import (build_pool_dataset, item_names, labels_present,
+                           pool_dataset_cfg)
 from .record import RoundRecorder, summary_table
 from .score import score_candidates, score_in_eval_mode, unwrap_model
 from .units import (Budget, ImageUnits, PixelLabels, PixelUnits, Query,
                     UnitTable, count, pick_units)
 
 __all__ = [
-    'PIPELINE_FIELDS', 'build_round_pipeline', 'AwaitingLabels', 'Budget', 'HumanOracle', 'ImageUnits', 'ORACLES',
-    'PixelLabels',
-    'PixelUnits', 'Query', 'RoundPipeline', 'RoundRecorder',
-    'SimulatedOracle', 'UnitTable', 'build_pool_dataset',
+    'PIPELINE_FIELDS', 'build_round_pipeline', 'Budget', 'ImageUnits',
+    'PixelLabels', 'PixelUnits', 'Query', 'RoundPipeline', 'RoundRecorder',
+    'UnitTable', 'build_pool_dataset',
     'check_against_pool', 'check_amount', 'check_fields', 'count',
     'item_names', 'labels_present', 'pick_units', 'pool_dataset_cfg',
     'score_candidates', 'score_in_eval_mode', 'summary_table',

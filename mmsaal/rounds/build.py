@@ -4,11 +4,10 @@ import os.path as osp
 from typing import List, Optional, Union
 
 from mmsaal.datasets.transforms import reads_revealed_masks
+from mmsaal.oracles import LabelingContext, build_oracle
 from mmsaal.pool import PoolState, RoundStore
 from mmsaal.utils.images import check_images
 from .fields import FieldError, check_against_pool
-from .label_studio import LabelStudioOracle
-from .oracles import HumanOracle, SimulatedOracle
 from .pipeline import RoundPipeline
 from .pool_dataset import PoolItems, build_pool_dataset, item_names
 from .record import RoundRecorder
@@ -80,12 +79,6 @@ def build_round_pipeline(cfg,
         units = PixelUnits(granularity, region_size, budget_per_image, budget,
                            pixels)
         check_region_size(granularity, region_size, pixels)
-    if oracle != 'simulated':
-        if initial_balanced:
-            raise FieldError(
-                "ActiveLearningHook.initial_balanced draws the initial set, "
-                "and with oracle='human' it is what is labeled at the start: "
-                "set initial_balanced=False, or label a balanced set.")
     def pool_dataset():
         dataset = build_pool_dataset(cfg, pool_pipeline, sampler.pool_index)
         if item_names(dataset) != state.item_names:
@@ -96,22 +89,9 @@ def build_round_pipeline(cfg,
                 'pipeline')
         return dataset
 
-    if isinstance(oracle, dict):  # dict(type='LabelStudioOracle', ...)
-        if granularity == 'pixel':
-            raise FieldError(
-                "ActiveLearningHook.oracle=dict(type='LabelStudioOracle') "
-                "shows queried regions to label, and granularity='pixel' "
-                "queries single pixels (thousands an image): use "
-                "granularity='region', or oracle='human' with label maps.")
-        fields = {k: v for k, v in oracle.items() if k != 'type'}
-        labeler = LabelStudioOracle(pool, store, units, state.item_names,
-                                    work_dir, cfg.filename, items,
-                                    pool_dataset=pool_dataset, **fields)
-    elif oracle == 'human':
-        labeler = HumanOracle(pool, store, units, state.item_names, work_dir,
-                              cfg.filename, items)
-    else:
-        labeler = SimulatedOracle(pool, items, initial_balanced)
+    labeler = build_oracle(oracle, LabelingContext(
+        pool, store, units, state.item_names, work_dir, cfg.filename, items,
+        pool_dataset, initial_balanced))
     recorder = RoundRecorder(store, state, units, pool, work_dir,
                              f'Active learning: {title}')
     return RoundPipeline(pool_sampler, units, labeler, state, store,

@@ -3,9 +3,9 @@
 the fix."""
 from typing import Optional, Union
 
+from mmsaal.oracles import oracle_class
 from mmsaal.regions import GRANULARITIES
 from mmsaal.utils.errors import FieldError
-from .oracles import ORACLE_TYPES, ORACLES
 from .units import count
 
 Amount = Union[int, float]
@@ -86,30 +86,10 @@ def check_fields(initial_labeled: Amount, budget: Amount,
             f"throughout with pool_sampler='RandomSampler'.")
 
 
-#: What ``oracle=dict(type='LabelStudioOracle', ...)`` may set.
-LABEL_STUDIO_FIELDS = ('type', 'url', 'project', 'document_root',
-                       'token_env', 'score_thr', 'wait', 'poll')
-
-
 def check_oracle(oracle) -> None:
-    """``'simulated'``, ``'human'`` or a dict of a known oracle type."""
-    if isinstance(oracle, dict):
-        kind = str(oracle.get('type', '')).split('.')[-1]
-        if kind not in ORACLE_TYPES:
-            raise FieldError(f'ActiveLearningHook.oracle.type must be one of '
-                             f'{ORACLE_TYPES}, got {oracle.get("type")!r}')
-        unknown = sorted(set(oracle) - set(LABEL_STUDIO_FIELDS))
-        if unknown:
-            raise FieldError(
-                f'ActiveLearningHook.oracle.{unknown[0]} is not a field of '
-                f'{kind}; it takes {LABEL_STUDIO_FIELDS[1:]} (the token '
-                f'comes from the environment variable token_env names, '
-                f'never from the config).')
-        return
-    if oracle not in ORACLES:
-        raise FieldError(f'ActiveLearningHook.oracle must be one of '
-                         f'{ORACLES} or dict(type=\'LabelStudioOracle\', '
-                         f'...), got {oracle!r}')
+    """A registered oracle's name, or a dict of its ``type`` and fields
+    (:func:`mmsaal.oracles.oracle_class` says what is wrong)."""
+    oracle_class(oracle)
 
 
 def check_against_pool(pool_size: int, initial_labeled: Amount,

@@ -24,7 +24,7 @@ class RoundPipeline:
     Args:
         sampler: The pool sampler (strategy): it scores, then selects.
         units (ImageUnits): What a query labels (images, regions, pixels).
-        oracle: Who labels (``SimulatedOracle`` or ``HumanOracle``).
+        oracle (BaseOracle): Who labels (``mmsaal.oracles``).
         state (PoolState): The labeled state.
         store (RoundStore): The round folders.
         recorder (RoundRecorder): Writes what a round leaves on disk.

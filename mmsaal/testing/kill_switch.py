@@ -81,7 +81,7 @@ class KillSwitch:
         from mmengine.runner import EpochBasedTrainLoop, ValLoop
 
         import mmsaal.pool.store as store
-        import mmsaal.rounds.label_studio as label_studio
+        import mmsaal.oracles.label_studio.pull as label_studio
         import mmsaal.rounds.score as score
         EpochBasedTrainLoop.run_iter = self.before(
             'train_iter', EpochBasedTrainLoop.run_iter)

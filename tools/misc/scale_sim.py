@@ -285,9 +285,9 @@ def build(args, pool, work_dir: str, meter: Meter):
     import mmsaal.rounds.score as score_module
     from mmsaal.pool import PoolState, RoundStore
     from mmsaal.pool_samplers import RandomSampler
+    from mmsaal.oracles import LabelingContext, SimulatedOracle
     from mmsaal.rounds import (ImageUnits, PixelLabels, PixelUnits,
-                               RoundPipeline, RoundRecorder,
-                               SimulatedOracle)
+                               RoundPipeline, RoundRecorder)
     from mmsaal.rounds.pool_dataset import PoolItems
     store = RoundStore(osp.join(work_dir, 'rounds'))
     diversity = {'none': False, 'scores': True,
@@ -305,7 +305,7 @@ def build(args, pool, work_dir: str, meter: Meter):
                                  [shape] * len(pool))
             units = PixelUnits(args.granularity, args.region_size,
                                not args.pool_wide, args.budget, labels)
-        oracle = SimulatedOracle(pool, items)
+        oracle = SimulatedOracle(LabelingContext(pool, items=items))
     sampler = RandomSampler() if args.random else stand_in_sampler(
         shape, args.maps, diversity)
     recorder = RoundRecorder(store, state, units, pool, work_dir,

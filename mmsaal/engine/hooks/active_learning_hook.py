@@ -89,7 +89,8 @@ class ActiveLearningHook(Hook):
             same, with each round's images as tasks of a Label Studio
             project, pre-annotated and most informative first, whose
             annotations ``--resume`` pulls back (see
-            :class:`~mmsaal.rounds.label_studio.LabelStudioOracle`).
+            :class:`~mmsaal.oracles.LabelStudioOracle`). Any oracle of the
+            ``ORACLES`` registry, by name or as ``dict(type=NAME, ...)``.
             Defaults to ``'simulated'``.
         cold_start_rounds (int): Query the first this many rounds uniformly
             at random, as the random baseline does, and with

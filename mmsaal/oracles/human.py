@@ -1,13 +1,6 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-"""Step 3 of a round, labeling: who labels a query, and when labels arrive.
-
-Every oracle answers the same three calls, so the round code has no
-branch on who labels: :meth:`pending` (a query saved earlier, waiting for
-labels), :meth:`request` (ask for labels, with the model that queried, for
-pre-annotations) and :meth:`wait_for_labels` (go on only once they are
-there), plus :meth:`initial_set` for round 0. ``label_studio`` holds a
-third, Label Studio.
-"""
+"""A person labels the query: the round writes it out, stops, and goes on
+once the labels are in the dataset (``--resume``)."""
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -15,23 +8,13 @@ import numpy as np
 from mmengine.dist import barrier, is_main_process
 
 from mmsaal.datasets.label_files import LabelFiles, label_files_for
-from mmsaal.pool import (PoolState, RoundStore, draw_initial_set,
-                         dump_json_atomic, write_text_atomic)
+from mmsaal.pool import (PoolState, draw_initial_set, dump_json_atomic,
+                         write_text_atomic)
+from mmsaal.registry import ORACLES
+from mmsaal.rounds.pool_dataset import PoolItems
+from mmsaal.rounds.units import ImageUnits, Query, load_query_units
 from mmsaal.utils.errors import FieldError
-from .pool_dataset import PoolItems, labels_present
-from .units import ImageUnits, Query, load_query_units
-
-ORACLES = ('simulated', 'human')
-#: Oracles configured as a dict with a ``type``.
-ORACLE_TYPES = ('LabelStudioOracle', )
-
-
-class AwaitingLabels(RuntimeError):
-    """The query is written out; the run stops until its labels arrive.
-
-    ``tools/train_al.py`` prints the message and exits with status 0.
-    """
-
+from .base import AwaitingLabels, BaseOracle, LabelingContext
 
 def query_files(round_idx: int, query: Query, infos: Sequence[dict],
                 classes: Sequence[str]) -> Dict[str, Callable[[str], None]]:
@@ -109,85 +92,10 @@ def waiting_message(round_idx: int, folder: str, missing: Optional[List[int]],
             f'{config} --work-dir {work_dir} --resume')
 
 
-class SimulatedOracle:
-    """Labels come from the dataset's ground truth at once.
-
-    Args:
-        pool: The train pool dataset (``get_data_info``).
-    """
-
-    name = 'simulated'
-
-    def __init__(self,
-                 pool,
-                 items: Optional[PoolItems] = None,
-                 balanced: bool = False) -> None:
-        self.pool = pool
-        self.items = items
-        self.balanced = balanced
-
-    def check_pool(self, state: PoolState) -> None:
-        """Every item needs its ground truth to be revealed."""
-        items = self.items or PoolItems.of(self.pool)
-        missing = np.flatnonzero(~items.labeled).tolist()
-        if missing:
-            raise ValueError(
-                f'{len(missing)} pool items have no labels (e.g. '
-                f'{state.item_names[missing[0]]}): the simulated oracle '
-                f"reveals ground truth. Use active_learning.oracle='human' "
-                f'to label the queries yourself.')
-
-    def initial_set(self, state: PoolState, size: int,
-                    may_start_empty: bool) -> np.ndarray:
-        """A uniform draw of ``size`` items with the round-0 generator;
-        ``balanced``, the same number of each class (SAAL's reference
-        starts CIFAR-10 from 2 images a class)."""
-        if not self.balanced:
-            return draw_initial_set(state.pool_size, size, state.round_rng(0))
-        classes = (self.items or PoolItems.of(self.pool)).classes
-        return draw_balanced_set(classes, size, state.round_rng(0))
-
-    def pending(self, round_idx: int) -> Optional[Query]:
-        return None
-
-    def request(self, round_idx: int, query: Query, model=None) -> None:
-        """The ground truth is there already: nothing to ask."""
-
-    def wait_for_labels(self, round_idx: int, query: Query) -> None:
-        """The ground truth is there already: nothing to wait for."""
-
-
-def draw_balanced_set(classes: Optional[np.ndarray], size: int,
-                      rng: np.random.Generator) -> np.ndarray:
-    """``size // C`` items of each of the ``C`` classes, drawn uniformly
-    within each class (class by class in order), then the rest of ``size``
-    uniformly from the items left."""
-    if classes is None:
-        raise FieldError(
-            'ActiveLearningHook.initial_balanced=True draws the same number '
-            'of items of each class, and the pool items have no class '
-            '(gt_label, as classification datasets give): set '
-            'initial_balanced=False.')
-    names = np.unique(classes)
-    per = size // len(names)
-    chosen = []
-    for name in names:
-        members = np.flatnonzero(classes == name)
-        if len(members) < per:
-            raise FieldError(
-                f'ActiveLearningHook.initial_balanced: class {int(name)} has '
-                f'{len(members)} pool items, fewer than the {per} a class '
-                f'that initial_labeled={size} asks for: lower it.')
-        chosen.extend(rng.choice(members, size=per, replace=False).tolist())
-    rest = np.setdiff1d(np.arange(len(classes)), chosen)
-    chosen.extend(rng.choice(rest, size=size - len(chosen),
-                             replace=False).tolist())
-    return np.sort(np.asarray(chosen, np.int64))
-
-
-class HumanOracle:
+@ORACLES.register_module(name=['HumanOracle', 'human'])
+class HumanOracle(BaseOracle):
     """A person labels the query: export it, stop the run, take the labels
-    back on ``--resume``.
+    back on ``--resume`` (``active_learning.oracle='human'``).
 
     :meth:`request` writes ``{rounds}/query_XX/`` (``query.json``, a COCO
     image list; ``query.txt``, paths and scores; ``selection.json``, what
@@ -197,26 +105,19 @@ class HumanOracle:
     until every queried item (region) has its labels.
 
     Args:
-        pool: The train pool dataset (``get_data_info``, ``metainfo``).
-        store (RoundStore): The round folders.
-        units (ImageUnits): What a query labels.
-        names (Sequence[str]): The pool's item names.
-        work_dir (str): Printed in the instructions.
-        config (str): The config file, printed in the instructions.
+        context (LabelingContext): Of the run: the pool, its round folders,
+            the units, the work dir and config named in the instructions.
     """
 
     name = 'human'
 
-    def __init__(self, pool, store: RoundStore, units: ImageUnits,
-                 names: Sequence[str], work_dir: str, config: str,
-                 items: Optional[PoolItems] = None) -> None:
-        self.pool = pool
-        self.items = items
-        self.store = store
-        self.units = units
-        self.names = names
-        self.work_dir = work_dir
-        self.config = config
+    def __init__(self, context: LabelingContext) -> None:
+        if context.initial_balanced:
+            raise FieldError(
+                "ActiveLearningHook.initial_balanced draws the initial set, "
+                "and with oracle='human' it is what is labeled at the start: "
+                "set initial_balanced=False, or label a balanced set.")
+        super().__init__(context)
 
     def check_pool(self, state: PoolState) -> None:
         """A person labels what lacks labels: any pool will do."""

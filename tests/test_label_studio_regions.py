@@ -103,9 +103,20 @@ def test_segmentation_regions_through_label_studio(street_domains, server,
     for target, painted in expected.items():
         assert np.array_equal(cv2.imread(target, cv2.IMREAD_UNCHANGED),
                               painted), target
-    paint_round(2)
+    after_round_1 = {t: p.copy() for t, p in expected.items()}
+    painted = {t for t in truth if any(
+        osp.basename(t).replace('_gtFine_labelTrainIds.png', '') in
+        item['name'] for item in paint_round(2))}
     run_train_al(work_dir, options, config=config, env=env,
                  extra=['--resume'])
+    # A map painted again keeps what it held as <map>.round_02.bak.
+    backups = glob.glob(str(root / '**' / '*.round_02.bak'), recursive=True)
+    assert backups
+    assert {b[:-len('.round_02.bak')] for b in backups} == \
+        painted & set(after_round_1)
+    for backup in backups:
+        assert np.array_equal(cv2.imread(backup, cv2.IMREAD_UNCHANGED),
+                              after_round_1[backup[:-len('.round_02.bak')]])
     metrics = json.load(open(osp.join(work_dir, 'rounds', 'round_02',
                                       'metrics.json')))
     assert metrics['labeled_pixel_fraction'] > 0

@@ -81,7 +81,6 @@ class KillSwitch:
         from mmengine.runner import EpochBasedTrainLoop, ValLoop
 
         import mmsaal.pool.store as store
-        import mmsaal.oracles.label_studio.pull as label_studio
         import mmsaal.rounds.score as score
         EpochBasedTrainLoop.run_iter = self.before(
             'train_iter', EpochBasedTrainLoop.run_iter)
@@ -89,8 +88,6 @@ class KillSwitch:
         store.dump_json_atomic = self.before('round_file',
                                              store.dump_json_atomic)
         import mmsaal.datasets.label_files.base as label_files
-        label_studio.atomic_write = self.before('label_write',
-                                                label_studio.atomic_write)
         label_files.write_label_file = self.before(
             'label_write', label_files.write_label_file)
         original_score = score.score_candidates

@@ -3,7 +3,11 @@
 dataset reads it (``seg_map_path``)."""
 from typing import Dict, List
 
+import cv2
+import numpy as np
+
 from mmsaal.utils import WorkDirError
+from . import base
 from .base import LabelFiles, Written
 
 
@@ -30,6 +34,18 @@ class LabelMaps(LabelFiles):
                 'dataset reads it (seg_map_path in query.json; for region '
                 'queries, labeling inside the regions of regions.json is '
                 'enough)')
+
+    def write_maps(self, maps: Dict[str, np.ndarray],
+                   round_idx: int) -> Written:
+        """Write ``{label map path: labels}`` as PNGs, each after a copy
+        of the map it replaces (``<map>.round_XX.bak``)."""
+        backups: List[str] = []
+        for path, labels in sorted(maps.items()):
+            ok, png = cv2.imencode('.png', labels)
+            if not ok:
+                raise WorkDirError(f'cannot encode the label map {path}')
+            base.write_label_file(png.tobytes(), path, round_idx, backups)
+        return Written(len(maps), 0, [], backups, 'the label maps')
 
     def write_boxes(self, checked, images: List[int], replace: bool,
                     round_idx: int) -> Written:

@@ -18,7 +18,6 @@ from mmsaal.datasets.label_files import label_files_of
 from mmsaal.pool import IGNORE_INDEX, RoundStore
 from mmsaal.rounds.label_import import Checked
 from mmsaal.utils.errors import WorkDirError
-from mmsaal.utils.files import atomic_write
 from .client import TOKEN_ENV, LabelStudioClient, LabelStudioError
 
 #: The query folder's record of where its tasks are (never the token).
@@ -84,7 +83,7 @@ def pull(store: RoundStore, pool_cfg: dict, token_env: str = TOKEN_ENV
     if files.kind == 'class':
         changed = _write_classes(latest, images, files, round_idx)
     elif files.kind == 'maps':
-        changed = _write_label_maps(latest, images, coco)
+        changed = _write_label_maps(latest, images, coco, files, round_idx)
     else:
         changed = _write_boxes(latest, images, coco, pool_cfg, round_idx)
     if latest and not changed:
@@ -178,10 +177,12 @@ def _write_classes(latest: dict, images: dict, files, round_idx: int
                                f'resume.') from None
 
 
-def _write_label_maps(latest: dict, images: dict, coco: dict) -> int:
+def _write_label_maps(latest: dict, images: dict, coco: dict, files,
+                      round_idx: int) -> bool:
     """The annotated polygons into each image's label map (its other
-    pixels as they were, or unlabeled); returns how many maps changed (a
-    map that holds them already is not written again)."""
+    pixels as they were, or unlabeled), through the pool's ``LabelMaps``
+    (what a map replaces is kept as a ``.bak`` beside it); False when every
+    map holds them already (nothing written)."""
     classes = [c['name'] for c in sorted(coco['categories'],
                                          key=lambda c: c['id'])]
     maps = {}
@@ -216,13 +217,7 @@ def _write_label_maps(latest: dict, images: dict, coco: dict) -> int:
         if before is None or before.shape != labels.shape or \
                 before.dtype != labels.dtype or (before != labels).any():
             maps[target] = labels
-    for target, labels in maps.items():
-        ok, png = cv2.imencode('.png', labels)
-        if not ok:
-            raise OSError(f'cannot encode {target}')
-        with atomic_write(target) as f:
-            f.write(png.tobytes())
-    return len(maps)
+    return files.write_maps(maps, round_idx).changed
 
 
 def pull_until_done(store: RoundStore, pool_cfg: dict, token_env: str,

@@ -138,7 +138,7 @@ def documented_fields():
 
 
 @pytest.mark.parametrize('owner', [
-    'mmsaal.engine.hooks.ActiveLearningHook',
+    'mmsaal.rounds.ActiveLearningSettings',
     'mmsaal.pool_samplers.SAALSampler',
     'mmsaal.oracles.LabelStudioOracle',
 ])

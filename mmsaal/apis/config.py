@@ -7,6 +7,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
 from mmsaal.pool import revealed_mask_dir
+from mmsaal.rounds.settings import ActiveLearningSettings
 from mmsaal.utils.checkpoint import ATOMIC_BACKEND
 
 HOOK_TYPE = 'mmsaal.ActiveLearningHook'
@@ -86,8 +87,8 @@ def setup_active_learning(cfg: Config) -> Config:
             'by_epoch') is False:
         raise ValueError('active learning runs epoch-based training: set '
                          "train_cfg.type='EpochBasedTrainLoop'")
-    max_epochs = (settings.get('num_rounds', 5) + 1) * settings.get(
-        'epochs_per_round', 1)
+    given = dict(ActiveLearningSettings.defaults(), **settings)
+    max_epochs = (given['num_rounds'] + 1) * given['epochs_per_round']
     if train_cfg.get('max_epochs') not in (None, max_epochs):
         print_log(
             f'train_cfg.max_epochs set to {max_epochs} = (num_rounds + 1) * '
@@ -99,7 +100,7 @@ def setup_active_learning(cfg: Config) -> Config:
         train_cfg.pop('by_epoch', None)
         train_cfg.type = LOOP_TYPE
     cfg.train_cfg = train_cfg
-    _make_resumable(cfg, settings.get('seed', 0))
+    _make_resumable(cfg, given['seed'])
     fit_workers(cfg)
     revealed_dir = revealed_mask_dir(state_root(cfg))
     for step in pipeline_steps(cfg.train_dataloader.dataset):
@@ -151,13 +152,11 @@ def check_fields(cfg: Config) -> None:
         FieldError: Naming the field and the fix.
     """
     import difflib
-    import inspect
 
     from mmsaal.engine.hooks.active_learning_hook import ActiveLearningHook
     from mmsaal.rounds.fields import FieldError
     settings = dict(cfg.get('active_learning') or {})
-    fields = [name for name in inspect.signature(
-        ActiveLearningHook).parameters]
+    fields = ActiveLearningSettings.names()
     for name in settings:
         if name not in fields:
             close = difflib.get_close_matches(name, fields, 1)

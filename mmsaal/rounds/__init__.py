@@ -10,20 +10,22 @@
 4. ``record``: the round folder, the metrics and the report.
 
 ``pipeline.RoundPipeline`` strings them together; it needs no Runner.
-``build.build_round_pipeline`` assembles one from the hook's fields.
+``build.build_round_pipeline`` assembles one from the ``active_learning``
+fields (``settings.ActiveLearningSettings``).
 """
-from .build import PIPELINE_FIELDS, build_round_pipeline
+from .build import build_round_pipeline
 from .fields import check_against_pool, check_amount, check_fields
 from .pipeline import RoundPipeline
 from .pool_dataset import (build_pool_dataset, item_names, labels_present,
                            pool_dataset_cfg)
 from .record import RoundRecorder, summary_table
 from .score import score_candidates, score_in_eval_mode, unwrap_model
+from .settings import ActiveLearningSettings
 from .units import (Budget, ImageUnits, PixelLabels, PixelUnits, Query,
                     UnitTable, count, pick_units)
 
 __all__ = [
-    'PIPELINE_FIELDS', 'build_round_pipeline', 'Budget', 'ImageUnits',
+    'ActiveLearningSettings', 'build_round_pipeline', 'Budget', 'ImageUnits',
     'PixelLabels', 'PixelUnits', 'Query', 'RoundPipeline', 'RoundRecorder',
     'UnitTable', 'build_pool_dataset',
     'check_against_pool', 'check_amount', 'check_fields', 'count',

@@ -1,7 +1,6 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Assemble a :class:`RoundPipeline` from the ``active_learning`` fields."""
 import os.path as osp
-from typing import List, Optional, Union
 
 from mmsaal.datasets.transforms import reads_revealed_masks
 from mmsaal.oracles import LabelingContext, build_oracle
@@ -11,49 +10,29 @@ from .fields import FieldError, check_against_pool
 from .pipeline import RoundPipeline
 from .pool_dataset import PoolItems, build_pool_dataset, item_names
 from .record import RoundRecorder
+from .settings import ActiveLearningSettings
 from .units import ImageUnits, PixelLabels, PixelUnits
 
-#: The ``ActiveLearningHook`` fields that shape the rounds.
-PIPELINE_FIELDS = ('initial_labeled', 'initial_labeled_file', 'budget',
-                   'num_rounds', 'pool_subset', 'seed', 'pool_dataloader',
-                   'pool_pipeline', 'state_dir', 'granularity',
-                   'region_size', 'budget_per_image', 'oracle',
-                   'cold_start_rounds', 'initial_balanced')
 
-
-def build_round_pipeline(cfg,
-                         sampler,
-                         work_dir: str,
-                         title: str,
+def build_round_pipeline(cfg, sampler, work_dir: str, title: str,
                          pool_sampler,
-                         initial_labeled: Union[int, float],
-                         initial_labeled_file: Optional[str],
-                         budget: Union[int, float],
-                         num_rounds: int,
-                         pool_subset: Optional[Union[int, float]],
-                         seed: int,
-                         pool_dataloader: dict,
-                         pool_pipeline: Optional[List[dict]],
-                         state_dir: str,
-                         granularity: str,
-                         region_size: int,
-                         budget_per_image: bool,
-                         oracle,
-                         cold_start_rounds: int = 0,
-                         initial_balanced: bool = False) -> RoundPipeline:
+                         settings: ActiveLearningSettings) -> RoundPipeline:
     """The rounds over the pool of the train ``sampler``
-    (``LabeledSetSampler``), as the ``ActiveLearningHook`` fields describe.
+    (``LabeledSetSampler``), as the ``active_learning`` ``settings``
+    describe.
 
     A pool whose train pipeline reads ``LoadRevealedAnnotations`` is
     labeled pixel by pixel, whatever the granularity; region and pixel
     queries need one.
     """
+    s = settings
     pool = sampler.pool
-    store = RoundStore(osp.join(work_dir, state_dir))
+    store = RoundStore(osp.join(work_dir, s.state_dir))
     pixel_labeled = reads_revealed_masks(pool)
-    if granularity != 'image' and not pixel_labeled:
+    if s.granularity != 'image' and not pixel_labeled:
         raise ValueError(
-            f"ActiveLearningHook.granularity='{granularity}' reveals pixels, "
+            f"ActiveLearningHook.granularity='{s.granularity}' reveals "
+            f'pixels, '
             f'which the train pipeline of the pool must read through '
             f"LoadRevealedAnnotations: put dict(type='mmsaal."
             f"LoadRevealedAnnotations') in place of its LoadAnnotations, or "
@@ -69,18 +48,20 @@ def build_round_pipeline(cfg,
                  headers=pixels is None and not store.rounds())
     if pixels is not None:
         pixels.shapes  # noqa: B018 (read now: a bad image stops the start)
-    state = PoolState(items.names, seed=seed, pixels=pixel_labeled)
-    check_against_pool(state.pool_size, initial_labeled,
-                       initial_labeled_file, budget, num_rounds, granularity,
+    state = PoolState(items.names, seed=s.seed, pixels=pixel_labeled)
+    check_against_pool(state.pool_size, s.initial_labeled,
+                       s.initial_labeled_file, s.budget, s.num_rounds,
+                       s.granularity,
                        may_start_empty=sampler.pool_index is not None)
-    if granularity == 'image':
-        units = ImageUnits(budget, pixels)
+    if s.granularity == 'image':
+        units = ImageUnits(s.budget, pixels)
     else:
-        units = PixelUnits(granularity, region_size, budget_per_image, budget,
-                           pixels)
-        check_region_size(granularity, region_size, pixels)
+        units = PixelUnits(s.granularity, s.region_size, s.budget_per_image,
+                           s.budget, pixels)
+        check_region_size(s.granularity, s.region_size, pixels)
+
     def pool_dataset():
-        dataset = build_pool_dataset(cfg, pool_pipeline, sampler.pool_index)
+        dataset = build_pool_dataset(cfg, s.pool_pipeline, sampler.pool_index)
         if item_names(dataset) != state.item_names:
             raise RuntimeError(
                 'the pool dataset built for scoring does not list the same '
@@ -89,14 +70,14 @@ def build_round_pipeline(cfg,
                 'pipeline')
         return dataset
 
-    labeler = build_oracle(oracle, LabelingContext(
+    labeler = build_oracle(s.oracle, LabelingContext(
         pool, store, units, state.item_names, work_dir, cfg.filename, items,
-        pool_dataset, initial_balanced))
+        pool_dataset, s.initial_balanced))
     recorder = RoundRecorder(store, state, units, pool, work_dir,
                              f'Active learning: {title}')
     return RoundPipeline(pool_sampler, units, labeler, state, store,
-                         recorder, pool_dataset, pool_subset,
-                         pool_dataloader, cold_start_rounds)
+                         recorder, pool_dataset, s.pool_subset,
+                         s.pool_dataloader, s.cold_start_rounds)
 
 
 def check_region_size(granularity: str, region_size: int,

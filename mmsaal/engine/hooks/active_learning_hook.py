@@ -1,7 +1,7 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 import os.path as osp
 import time
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 from mmengine.dist import barrier, is_main_process
 from mmengine.hooks import Hook
@@ -12,10 +12,10 @@ from mmsaal.datasets.samplers import LabeledSetSampler
 from mmsaal.engine.training_reset import InitialTrainingState
 from mmsaal.pool import PoolState
 from mmsaal.registry import HOOKS, POOL_SAMPLERS
-from mmsaal.rounds import (PIPELINE_FIELDS, RoundPipeline,
-                           build_round_pipeline, check_fields, count,
-                           summary_table, unwrap_model)
-from mmsaal.utils import FieldError, WorkDirError, random_states
+from mmsaal.rounds import (ActiveLearningSettings, RoundPipeline,
+                           build_round_pipeline, count, summary_table,
+                           unwrap_model)
+from mmsaal.utils import WorkDirError, random_states
 
 
 @HOOKS.register_module()
@@ -38,71 +38,9 @@ class ActiveLearningHook(Hook):
     epochs_per_round``.
 
     Args:
-        pool_sampler (dict | str): Config of the acquisition strategy, from
-            the ``POOL_SAMPLERS`` registry, or only its name (its defaults).
-            Defaults to ``dict(type='RandomSampler')``.
-        initial_labeled (int | float): Size of the initial labeled set, a
-            count (int) or a fraction of the pool (float). Defaults to 0.05.
-        initial_labeled_file (str, optional): A JSON list or text file of
-            pool positions or image paths to use as the initial set instead.
-            Defaults to None.
-        budget (int | float): Items labeled per round, a count (int) or a
-            fraction of the pool (float). Defaults to 0.025.
-        num_rounds (int): Number of acquisition rounds after round 0.
-            Defaults to 5.
-        epochs_per_round (int): Training epochs per round. Defaults to 1.
-        pool_subset (int | float, optional): Score only a random subset of
-            the unlabeled items each round (count or fraction of the
-            unlabeled items), as SAAL's reference does to bound the cost.
-            Defaults to None (score them all).
-        reset_each_round (bool): Start every round from the weights,
-            optimizer state and LR schedule that training started with,
-            instead of fine-tuning the last round's model. Defaults to False.
-        seed (int): Seed of the initial draw, the subsets and the random
-            picks. Defaults to 0.
-        pool_dataloader (dict): ``batch_size`` and ``num_workers`` of the
-            scoring passes. Defaults to ``dict(batch_size=2, num_workers=0)``.
-        pool_pipeline (list[dict], optional): Pipeline of the pool items
-            while scoring. Defaults to None: the test dataloader's pipeline
-            without its annotation loading (scoring never sees labels).
-        state_dir (str): Folder under ``work_dir`` for the round files.
-            Defaults to ``'rounds'``.
-        granularity (str): What a query labels: ``'image'`` (whole items),
-            or for segmentation ``'region'`` (square windows) or ``'pixel'``,
-            revealed through ``LoadRevealedAnnotations``. For regions and
-            pixels ``budget`` is a fraction of the pool's pixels per round.
-            Defaults to ``'image'``.
-        region_size (int): Side of a region, in label-map pixels. Defaults
-            to 32.
-        budget_per_image (bool): Regions/pixels: give every image the same
-            share of the budget (RIPU's setting) instead of ranking units
-            over the whole pool. Defaults to True.
-        oracle (str | dict): Who labels a query. ``'simulated'``: the
-            dataset's ground truth is revealed. ``'human'``: the query is
-            written to ``{state_dir}/query_XX/`` (a COCO image list and a
-            path list with scores; ``regions.json`` for region and pixel
-            queries) and the run stops cleanly until its labels are in the
-            dataset (``tools/import_labels.py``, or label maps that cover
-            the queried regions), then ``--resume`` goes on; the initial set
-            is then every item labeled at the start.
-            ``dict(type='LabelStudioOracle', url=..., project=...)``: the
-            same, with each round's images as tasks of a Label Studio
-            project, pre-annotated and most informative first, whose
-            annotations ``--resume`` pulls back (see
-            :class:`~mmsaal.oracles.LabelStudioOracle`). Any oracle of the
-            ``ORACLES`` registry, by name or as ``dict(type=NAME, ...)``.
-            Defaults to ``'simulated'``.
-        cold_start_rounds (int): Query the first this many rounds uniformly
-            at random, as the random baseline does, and with
-            ``pool_sampler`` after them. A score of the model's own
-            confidence cannot see where it is confidently wrong, which is
-            where a model trained on another domain stands before its first
-            target labels. Defaults to 0.
-        initial_balanced (bool): Draw the initial set with the same number
-            of items of each class (``initial_labeled // num_classes``,
-            the rest uniformly), as SAAL's reference starts CIFAR-10 from
-            2 images a class; for pools whose items have a class
-            (classification). Defaults to False.
+        **fields: The ``active_learning`` fields: see
+            :class:`~mmsaal.rounds.ActiveLearningSettings`, which documents
+            and checks each.
 
     With a ``ConcatDataset`` of labeled parts and a pool
     (``LabeledSetSampler.pool_index``, domain adaptation), the pool is that
@@ -111,53 +49,13 @@ class ActiveLearningHook(Hook):
 
     priority = 'NORMAL'
 
-    def __init__(self,
-                 pool_sampler: Optional[Union[dict, str]] = None,
-                 initial_labeled: Union[int, float] = 0.05,
-                 initial_labeled_file: Optional[str] = None,
-                 budget: Union[int, float] = 0.025,
-                 num_rounds: int = 5,
-                 epochs_per_round: int = 1,
-                 pool_subset: Optional[Union[int, float]] = None,
-                 reset_each_round: bool = False,
-                 seed: int = 0,
-                 pool_dataloader: Optional[dict] = None,
-                 pool_pipeline: Optional[List[dict]] = None,
-                 state_dir: str = 'rounds',
-                 granularity: str = 'image',
-                 region_size: int = 32,
-                 budget_per_image: bool = True,
-                 oracle: Union[str, dict] = 'simulated',
-                 cold_start_rounds: int = 0,
-                 initial_balanced: bool = False) -> None:
+    def __init__(self, **fields) -> None:
         self.pool_sampler = build_pool_sampler(
-            pool_sampler or dict(type='RandomSampler'))
-        check_fields(initial_labeled, budget, pool_subset, num_rounds,
-                     epochs_per_round, granularity, region_size, oracle,
-                     cold_start_rounds, seed, pool_dataloader)
+            fields.get('pool_sampler') or dict(type='RandomSampler'))
+        #: The active_learning fields, checked.
+        self.settings = settings = ActiveLearningSettings(**fields)
         if hasattr(self.pool_sampler, 'check_granularity'):
-            self.pool_sampler.check_granularity(granularity)
-        self.initial_labeled = initial_labeled
-        self.initial_labeled_file = initial_labeled_file
-        self.budget = budget
-        self.num_rounds = num_rounds
-        self.epochs_per_round = epochs_per_round
-        self.pool_subset = pool_subset
-        self.reset_each_round = reset_each_round
-        self.seed = seed
-        self.pool_dataloader = dict(batch_size=2, num_workers=0)
-        self.pool_dataloader.update(pool_dataloader or {})
-        self.pool_pipeline = pool_pipeline
-        self.state_dir = state_dir
-        self.granularity = granularity
-        self.region_size = region_size
-        self.budget_per_image = budget_per_image
-        self.oracle = oracle
-        self.cold_start_rounds = cold_start_rounds
-        if not isinstance(initial_balanced, bool):
-            raise FieldError(f'ActiveLearningHook.initial_balanced must be '
-                             f'True or False, got {initial_balanced!r}')
-        self.initial_balanced = initial_balanced
+            self.pool_sampler.check_granularity(settings.granularity)
         self.rounds: Optional[RoundPipeline] = None
         self.initial_training: Optional[InitialTrainingState] = None
         self._train_started: Optional[float] = None
@@ -174,8 +72,7 @@ class ActiveLearningHook(Hook):
         self.sampler = find_labeled_set_sampler(runner.train_dataloader)
         self.rounds = build_round_pipeline(
             runner.cfg, self.sampler, runner.work_dir,
-            runner.experiment_name, self.pool_sampler,
-            **{f: getattr(self, f) for f in PIPELINE_FIELDS})
+            runner.experiment_name, self.pool_sampler, self.settings)
         store = self.rounds.store
         # tools/train_al.py asked before the Runner was built; a Runner
         # built by hand is refused here.
@@ -192,22 +89,22 @@ class ActiveLearningHook(Hook):
                 store.start_run(getattr(runner.cfg, 'filename', None))
             barrier()
             self.rounds.label_initial_set(
-                count(self.initial_labeled, self.state.pool_size),
-                self.initial_labeled_file,
+                count(self.settings.initial_labeled, self.state.pool_size),
+                self.settings.initial_labeled_file,
                 may_start_empty=self.sampler.pool_index is not None)
             if is_main_process():
                 record_experiment(runner.cfg, store.root)
         self._update_train_set(runner)
 
     def before_train(self, runner) -> None:
-        expected = (self.num_rounds + 1) * self.epochs_per_round
+        expected = (self.settings.num_rounds + 1) * self.settings.epochs_per_round
         if runner.max_epochs != expected:
             raise ValueError(
                 f'train_cfg.max_epochs is {runner.max_epochs} but '
                 f'ActiveLearningHook runs (num_rounds + 1) * epochs_per_round '
-                f'= ({self.num_rounds} + 1) * {self.epochs_per_round} = '
+                f'= ({self.settings.num_rounds} + 1) * {self.settings.epochs_per_round} = '
                 f'{expected} epochs: set train_cfg.max_epochs={expected}.')
-        if self.reset_each_round:
+        if self.settings.reset_each_round:
             self.initial_training = InitialTrainingState(
                 osp.join(self.rounds.store.root, 'initial_state.pth'))
             self.initial_training.save_or_load(
@@ -219,18 +116,18 @@ class ActiveLearningHook(Hook):
         """Query at the start of each round after the first."""
         epoch = runner.epoch
         self._train_started = time.perf_counter()
-        if epoch == 0 or epoch % self.epochs_per_round:
+        if epoch == 0 or epoch % self.settings.epochs_per_round:
             return
-        round_idx = epoch // self.epochs_per_round
+        round_idx = epoch // self.settings.epochs_per_round
         if round_idx == self.state.round:
             # Written after the checkpoint this run resumed from: go on
             # with the generators the killed run had after querying it.
             self._restore_random_states(round_idx)
-        if round_idx > self.num_rounds or round_idx <= self.state.round:
+        if round_idx > self.settings.num_rounds or round_idx <= self.state.round:
             return  # done already (resumed after it was written)
         self.rounds.run(round_idx, unwrap_model(runner.model), epoch)
         self._update_train_set(runner)
-        if self.reset_each_round:
+        if self.settings.reset_each_round:
             self.initial_training.restore(
                 unwrap_model(runner.model), runner.optim_wrapper,
                 _schedulers(runner))
@@ -244,7 +141,7 @@ class ActiveLearningHook(Hook):
     def after_train_epoch(self, runner) -> None:
         if self._train_started is not None:
             self._train_seconds += time.perf_counter() - self._train_started
-        ends_round = (runner.epoch + 1) % self.epochs_per_round == 0
+        ends_round = (runner.epoch + 1) % self.settings.epochs_per_round == 0
         if (ends_round and runner.epoch + 1 < runner.max_epochs
                 and self.rounds.is_exhausted()):
             print_log(

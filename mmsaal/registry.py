@@ -4,8 +4,9 @@
 Each node is a child of the root registry in mmengine, under the scope
 ``mmsaal``, so ``type='mmsaal.ActiveLearningHook'`` resolves from any mmdet
 or mmseg config. ``POOL_SAMPLERS`` (acquisition strategies), ``ORACLES``
-(who labels a query) and ``SAAL_ADAPTERS`` (SAAL per model type) are root
-registries of their own: nothing upstream builds from them.
+(who labels a query), ``TASKS`` (what a pool item of a task is to the
+rounds) and ``SAAL_ADAPTERS`` (SAAL per model type) are root registries of
+their own: nothing upstream builds from them.
 """
 import importlib
 import importlib.util
@@ -51,6 +52,9 @@ POOL_SAMPLERS = Registry('pool sampler', locations=['mmsaal.pool_samplers'])
 # Who labels a query: the simulated oracle (ground truth), a person, Label
 # Studio; active_learning.oracle names one ('human' or dict(type=...)).
 ORACLES = Registry('oracle', locations=['mmsaal.oracles'])
+# What a pool item of each task is to the rounds (detection, segmentation,
+# classification): how its labels are found and counted.
+TASKS = Registry('task', locations=['mmsaal.tasks'])
 
 
 class AdapterRegistry(Registry):

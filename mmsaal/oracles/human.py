@@ -13,6 +13,7 @@ from mmsaal.pool import (PoolState, draw_initial_set, dump_json_atomic,
 from mmsaal.registry import ORACLES
 from mmsaal.rounds.pool_dataset import PoolItems
 from mmsaal.rounds.units import ImageUnits, Query, load_query_units
+from mmsaal.tasks import task_of
 from mmsaal.utils.errors import FieldError
 from .base import AwaitingLabels, BaseOracle, LabelingContext
 
@@ -42,8 +43,7 @@ def query_files(round_idx: int, query: Query, infos: Sequence[dict],
             id=int(indices[j]),
             file_name=_file_name(data_info),
             path=osp.abspath(data_info['img_path']))
-        if data_info.get('seg_map_path'):
-            image['seg_map_path'] = osp.abspath(data_info['seg_map_path'])
+        image.update(task_of(data_info).query_fields(data_info))
         for key in ('width', 'height'):
             if data_info.get(key):
                 image[key] = int(data_info[key])

@@ -10,6 +10,8 @@ from mmengine.config import Config
 from mmengine.dataset import BaseDataset
 from mmengine.registry import DATASETS
 
+from mmsaal.tasks import task_of
+
 
 def data_infos(dataset) -> Iterator[dict]:
     """Every item's data info, in order, as ``get_data_info`` gives it, for
@@ -49,10 +51,7 @@ def _label_evidence(data_info: dict):
     exist."""
     if 'labeled' in data_info:
         return bool(data_info['labeled'])
-    for key in ('seg_map_path', 'xml_path'):
-        if data_info.get(key):
-            return data_info[key]
-    return True
+    return task_of(data_info).label_evidence(data_info)
 
 
 class PoolItems:
@@ -76,7 +75,7 @@ class PoolItems:
         self._pool_names = pool_names
         self._evidence = evidence
         self._labeled: Optional[np.ndarray] = None
-        #: Each item's class (``gt_label`` of a classification dataset),
+        #: Each item's class (of a classification dataset),
         #: or None when the items have none.
         self.classes = classes
 
@@ -87,10 +86,8 @@ class PoolItems:
             paths.append(info.get('img_path') or str(i))
             names.append(info.get('pool_name'))
             evidence.append(_label_evidence(info))
-            label = info.get('gt_label')
-            classes.append(int(np.asarray(label).reshape(-1)[0])
-                           if label is not None and np.size(label) == 1
-                           else -1)
+            label = task_of(info).item_class(info)
+            classes.append(-1 if label is None else label)
         known = np.asarray(classes, np.int64)
         return cls(paths, evidence,
                    known if len(known) and (known >= 0).all() else None,

@@ -20,6 +20,7 @@ from mmengine.logging import print_log
 from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, RoundStore,
                          dump_json_atomic, load_reveals, write_text_atomic)
 from mmsaal.pool.store import RANDOM_STATES, load_json
+from mmsaal.tasks import task_of
 from .units import ImageUnits, Query, _in_threads
 
 COLUMNS = ('round', 'labeled', 'fraction', 'pixel_fraction', 'added',
@@ -37,33 +38,27 @@ def class_histogram(dataset, indices: Sequence[int]) -> Dict[str, int]:
     """Object counts per class over ``indices`` (items per class for a
     classification dataset).
 
-    Reads the annotations the dataset already parsed (``instances`` with
-    ``bbox_label``, or ``gt_label``), so it costs no image read. Empty when
-    the dataset has neither (e.g. segmentation).
+    Reads the annotations the dataset already parsed (each item's task's
+    ``object_classes``), so it costs no image read. Empty when the items
+    name no class (segmentation counts its label maps instead).
     """
     classes = (getattr(dataset, 'metainfo', None) or {}).get('classes', ())
     counts: Counter = Counter()
     for index in indices:
         info = dataset.get_data_info(int(index))
-        labels = [i.get('bbox_label') for i in info.get('instances', [])]
-        if info.get('gt_label') is not None:  # a classification item
-            labels = np.asarray(info['gt_label']).reshape(-1).tolist()
-        for label in labels:
-            if label is not None:
-                label = int(label)
-                name = classes[label] if label < len(classes) else str(label)
-                counts[name] += 1
+        counts.update(task_of(info).object_classes(info, classes))
     return dict(sorted(counts.items()))
 
 
 def empty_images(dataset, indices: Sequence[int]) -> Optional[int]:
     """How many of ``indices`` hold no object: a detection query spent on
-    an image with nothing to box. None when the dataset has no instance
-    annotations (e.g. segmentation)."""
+    an image with nothing to box. None where that does not apply (e.g.
+    segmentation)."""
     infos = [dataset.get_data_info(int(index)) for index in indices]
-    if not any('instances' in info for info in infos):
+    empty = [task_of(info).is_empty(info) for info in infos]
+    if all(flag is None for flag in empty):
         return None
-    return sum(not info.get('instances') for info in infos)
+    return sum(bool(flag) for flag in empty)
 
 
 def pixel_class_histogram(dataset,
@@ -79,7 +74,8 @@ def pixel_class_histogram(dataset,
 
     def counts(pair) -> Optional[np.ndarray]:
         index, reveal = pair
-        path = dataset.get_data_info(int(index)).get('seg_map_path')
+        info = dataset.get_data_info(int(index))
+        path = task_of(info).label_map(info)
         if not path or not osp.exists(path):
             return None
         labels = cv2.imread(path, cv2.IMREAD_UNCHANGED)
@@ -97,13 +93,12 @@ def pixel_class_histogram(dataset,
 
 
 def is_segmentation(dataset) -> bool:
-    """Whether a pool's items are labeled by label maps (not instances):
-    mmdet's datasets set ``seg_map_path`` too, to None, beside their
-    ``instances``."""
+    """Whether a pool's queried classes are counted from label maps (its
+    first item's task says)."""
     if not len(dataset):
         return False
     info = dataset.get_data_info(0)
-    return bool(info.get('seg_map_path')) and 'instances' not in info
+    return task_of(info).counts_pixels
 
 
 def score_summary(scores: Sequence[float]) -> Dict[str, float]:

@@ -29,6 +29,7 @@ from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, dump_json_atomic,
 from mmsaal.regions import (best_first, class_shares, kth_largest,
                             prepare_units, unit_area, units_per_image)
 from mmsaal.selection import sub_seed, tie_keys, tie_order, top_k
+from mmsaal.tasks import task_of
 from mmsaal.utils.files import atomic_write
 from mmsaal.utils.images import image_sizes
 
@@ -727,8 +728,8 @@ class PixelUnits(ImageUnits):
         """Whether a person's label map covers the queried units: each
         region holds a labeled (not ``IGNORE_INDEX``) pixel, each queried
         pixel is labeled."""
-        label_path = data_info['seg_map_path']
-        if not osp.exists(label_path):
+        label_path = task_of(data_info).label_map(data_info)
+        if not label_path or not osp.exists(label_path):
             return False
         labels = cv2.imread(label_path, cv2.IMREAD_UNCHANGED)
         side = self.side

@@ -5,7 +5,7 @@ Each node is a child of the root registry in mmengine, under the scope
 ``mmsaal``, so ``type='mmsaal.ActiveLearningHook'`` resolves from any mmdet
 or mmseg config. ``POOL_SAMPLERS`` (acquisition strategies), ``ORACLES``
 (who labels a query), ``TASKS`` (what a pool item of a task is to the
-rounds) and ``SAAL_ADAPTERS`` (SAAL per model type) are root registries of
+rounds), ``UNITS`` (what a query labels) and ``SAAL_ADAPTERS`` (SAAL per model type) are root registries of
 their own: nothing upstream builds from them.
 """
 import importlib
@@ -55,6 +55,9 @@ ORACLES = Registry('oracle', locations=['mmsaal.oracles'])
 # What a pool item of each task is to the rounds (detection, segmentation,
 # classification): how its labels are found and counted.
 TASKS = Registry('task', locations=['mmsaal.tasks'])
+# What a query labels: whole images, regions or pixels of images;
+# active_learning.granularity names one.
+UNITS = Registry('unit kind', locations=['mmsaal.rounds.units'])
 
 
 class AdapterRegistry(Registry):

@@ -5,13 +5,14 @@ import os.path as osp
 from mmsaal.datasets.transforms import reads_revealed_masks
 from mmsaal.oracles import LabelingContext, build_oracle
 from mmsaal.pool import PoolState, RoundStore
+from mmsaal.registry import UNITS
 from mmsaal.utils.images import check_images
-from .fields import FieldError, check_against_pool
+from .fields import check_against_pool
 from .pipeline import RoundPipeline
 from .pool_dataset import PoolItems, build_pool_dataset, item_names
 from .record import RoundRecorder
 from .settings import ActiveLearningSettings
-from .units import ImageUnits, PixelLabels, PixelUnits
+from .units import PixelLabels
 
 
 def build_round_pipeline(cfg, sampler, work_dir: str, title: str,
@@ -29,7 +30,8 @@ def build_round_pipeline(cfg, sampler, work_dir: str, title: str,
     pool = sampler.pool
     store = RoundStore(osp.join(work_dir, s.state_dir))
     pixel_labeled = reads_revealed_masks(pool)
-    if s.granularity != 'image' and not pixel_labeled:
+    unit_kind = UNITS.get(s.granularity)
+    if unit_kind.needs_pixel_labels and not pixel_labeled:
         raise ValueError(
             f"ActiveLearningHook.granularity='{s.granularity}' reveals "
             f'pixels, '
@@ -53,12 +55,7 @@ def build_round_pipeline(cfg, sampler, work_dir: str, title: str,
                        s.initial_labeled_file, s.budget, s.num_rounds,
                        s.granularity,
                        may_start_empty=sampler.pool_index is not None)
-    if s.granularity == 'image':
-        units = ImageUnits(s.budget, pixels)
-    else:
-        units = PixelUnits(s.granularity, s.region_size, s.budget_per_image,
-                           s.budget, pixels)
-        check_region_size(s.granularity, s.region_size, pixels)
+    units = unit_kind.from_settings(s, pixels)
 
     def pool_dataset():
         dataset = build_pool_dataset(cfg, s.pool_pipeline, sampler.pool_index)
@@ -79,19 +76,3 @@ def build_round_pipeline(cfg, sampler, work_dir: str, title: str,
                          recorder, pool_dataset, s.pool_subset,
                          s.pool_dataloader, s.cold_start_rounds)
 
-
-def check_region_size(granularity: str, region_size: int,
-                      pixels: PixelLabels) -> None:
-    """Every pool image holds a region: an image smaller than one is never
-    queried, and a round of such images labels nothing."""
-    if granularity != 'region':
-        return
-    small = [i for i, (h, w) in enumerate(pixels.shapes)
-             if min(h, w) < region_size]
-    if small:
-        h, w = pixels.shapes[small[0]]
-        raise FieldError(
-            f'ActiveLearningHook.region_size={region_size} is larger than '
-            f'{len(small)} of the {len(pixels.shapes)} pool images (e.g. '
-            f'{pixels.paths[small[0]]} is {h}x{w}), which then never get a '
-            f'region: lower region_size to at most {min(h, w)}.')

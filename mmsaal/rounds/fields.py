@@ -4,7 +4,7 @@ the fix."""
 from typing import Optional, Union
 
 from mmsaal.oracles import oracle_class
-from mmsaal.regions import GRANULARITIES
+from mmsaal.registry import UNITS
 from mmsaal.utils.errors import FieldError
 from .units import count
 
@@ -67,11 +67,13 @@ def check_fields(initial_labeled: Amount, budget: Amount,
         check_amount('pool_subset', pool_subset)
     check_int('num_rounds', num_rounds, 0)
     check_int('epochs_per_round', epochs_per_round, 1)
-    if granularity not in GRANULARITIES:
+    kind = UNITS.get(granularity) if isinstance(granularity, str) else None
+    if kind is None:
         raise FieldError(f'ActiveLearningHook.granularity must be one '
-                         f'of {GRANULARITIES}, got {granularity!r}')
+                         f'of {tuple(UNITS.module_dict)}, got '
+                         f'{granularity!r}')
     check_int('region_size', region_size, 1)
-    if granularity != 'image' and not isinstance(budget, float):
+    if kind.needs_pixel_labels and not isinstance(budget, float):
         raise FieldError(
             f'ActiveLearningHook.budget={budget!r}: with '
             f"granularity='{granularity}' the budget is a fraction of the "

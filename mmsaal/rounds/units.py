@@ -16,8 +16,8 @@ import os
 import os.path as osp
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import (Callable, Dict, Iterable, Iterator, List, Optional,
-                    Sequence, Tuple, Union)
+from typing import (Callable, Dict, Iterator, List, Optional, Sequence,
+                    Tuple, Union)
 
 import cv2
 import numpy as np
@@ -26,10 +26,12 @@ import torch
 from mmsaal.datasets.transforms import revealed_mask_path
 from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, dump_json_atomic,
                          save_reveals)
+from mmsaal.registry import UNITS
 from mmsaal.regions import (best_first, class_shares, kth_largest,
                             prepare_units, unit_area, units_per_image)
 from mmsaal.selection import sub_seed, tie_keys, tie_order, top_k
 from mmsaal.tasks import task_of
+from mmsaal.utils.errors import FieldError
 from mmsaal.utils.files import atomic_write
 from mmsaal.utils.images import image_sizes
 
@@ -333,6 +335,7 @@ def _executor(threads: int) -> ThreadPoolExecutor:
     return pool
 
 
+@UNITS.register_module(name='image')
 class ImageUnits:
     """Whole items: the budget counts items, and each scores one float.
 
@@ -348,12 +351,23 @@ class ImageUnits:
     """
 
     granularity = 'image'
+    #: Whether the pool must be labeled pixel by pixel (its train pipeline
+    #: reading ``LoadRevealedAnnotations``), and ``budget`` is then a
+    #: fraction of its pixels.
+    needs_pixel_labels = False
 
     def __init__(self,
                  budget: Union[int, float],
                  pixels: Optional[PixelLabels] = None) -> None:
         self.budget = budget
         self.pixels = pixels
+
+    @classmethod
+    def from_settings(cls, settings,
+                      pixels: Optional[PixelLabels]) -> 'ImageUnits':
+        """The units an ``ActiveLearningSettings`` asks for
+        (``granularity`` names the registered kind)."""
+        return cls(settings.budget, pixels)
 
     def candidates(self, state: PoolState) -> np.ndarray:
         return state.unlabeled_indices()
@@ -462,6 +476,7 @@ class ImageUnits:
                 f'({100 * state.num_labeled / state.pool_size:.1f}%).')
 
 
+@UNITS.register_module(name=['region', 'pixel'])
 class PixelUnits(ImageUnits):
     """Square regions or single pixels of segmentation images.
 
@@ -500,6 +515,27 @@ class PixelUnits(ImageUnits):
         self._state: Optional[PoolState] = None
         self._rank_cap: Callable[[int], int] = lambda index: 0
         self._best: Optional[_BestScores] = None
+
+    needs_pixel_labels = True
+
+    @classmethod
+    def from_settings(cls, settings, pixels: PixelLabels) -> 'PixelUnits':
+        """Regions refuse a ``region_size`` larger than an image: it
+        would never get a region."""
+        if settings.granularity == 'region':
+            small = [i for i, (h, w) in enumerate(pixels.shapes)
+                     if min(h, w) < settings.region_size]
+            if small:
+                h, w = pixels.shapes[small[0]]
+                raise FieldError(
+                    f'ActiveLearningHook.region_size={settings.region_size} '
+                    f'is larger than {len(small)} of the '
+                    f'{len(pixels.shapes)} pool images (e.g. '
+                    f'{pixels.paths[small[0]]} is {h}x{w}), which then never '
+                    f'get a region: lower region_size to at most '
+                    f'{min(h, w)}.')
+        return cls(settings.granularity, settings.region_size,
+                   settings.budget_per_image, settings.budget, pixels)
 
     @property
     def area(self) -> int:

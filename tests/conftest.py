@@ -94,6 +94,20 @@ def run_train_al(work_dir: str, options: list, config: str = DEMO_CONFIG,
     return result
 
 
+def first_human_round(work_dir: str, options: list, config: str,
+                      labeled: str, waits: str = 'waits for labels'):
+    """Start a human-oracle run that stops for labels: it says it starts
+    with ``labeled`` ('10 of 40') items labeled and ``waits``. Returns
+    (its log, the queried images of ``query_01/query.json``)."""
+    import json
+    first = run_train_al(work_dir, options, config=config)
+    log = first.stdout + first.stderr
+    assert f'starts with {labeled} items labeled' in log, log[-2000:]
+    assert waits in log, log[-2000:]
+    with open(osp.join(work_dir, 'rounds', 'query_01', 'query.json')) as f:
+        return log, json.load(f)['images']
+
+
 SEG_DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
                            'saal_tiny_deeplabv3plus_street_domains.py')
 

@@ -8,7 +8,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, run_train_al
+from conftest import REPO, first_human_round, run_train_al
 
 DIGITS_CONFIG = osp.join(REPO, 'configs', 'demo',
                          'saal_tiny_resnet_digits.py')
@@ -228,13 +228,10 @@ def test_a_class_folder_pool_is_labeled_by_moving_images(digits, tmp_path):
     person has moved them into their class folders."""
     root, config, truth = class_folder_pool(digits, tmp_path)
     work_dir = str(tmp_path / 'run')
-    first = run_train_al(work_dir, folder_options(root), config=config)
-    log = first.stdout + first.stderr
-    assert 'starts with 20 of 120 items labeled' in log, log[-2000:]
-    assert "move each out of the pool's unlabeled/ folder" in log
-    query = json.load(open(osp.join(work_dir, 'rounds', 'query_01',
-                                    'query.json')))
-    queried = [image['file_name'] for image in query['images']]
+    _, images = first_human_round(
+        work_dir, folder_options(root), config, '20 of 120',
+        "move each out of the pool's unlabeled/ folder")
+    queried = [image['file_name'] for image in images]
     assert len(queried) == 10
     unlabeled = osp.join(root, 'train', 'unlabeled')
     assert set(queried) <= set(os.listdir(unlabeled))

@@ -11,8 +11,8 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, quick_options,
-                      run_train_al)
+from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, first_human_round,
+                      quick_options, run_train_al)
 
 CLASSES = ('circle', 'square', 'triangle')
 
@@ -294,13 +294,8 @@ def test_a_voc_pool_with_xmls_for_some_images_is_labeled_by_adding_xmls(
                             sampler='EntropySampler') + [
         'active_learning.oracle=human']
     work_dir = str(tmp_path / 'run')
-    first = run_train_al(work_dir, options, config=config)
-    log = first.stdout + first.stderr
-    assert 'starts with 10 of 40 items labeled' in log, log[-2000:]
-    assert 'waits for labels' in log
-    query = json.load(open(osp.join(work_dir, 'rounds', 'query_01',
-                                    'query.json')))
-    queried = [osp.splitext(i['file_name'])[0] for i in query['images']]
+    _, images = first_human_round(work_dir, options, config, '10 of 40')
+    queried = [osp.splitext(i['file_name'])[0] for i in images]
     assert len(queried) == 5 and set(queried) <= set(taken)
     for image_id in queried:  # the person writes the XMLs, VOC as ever
         with open(osp.join(root, 'Shapes', 'Annotations',
@@ -409,13 +404,9 @@ def test_a_segmentation_pool_with_label_maps_for_some_images(street_domains,
     options = seg_quick_options(str(root), rounds=1, budget=4,
                                 granularity='image') + [
         'active_learning.oracle=human']
-    first = run_train_al(work_dir, options, config=SEG_DEMO_CONFIG)
-    log = first.stdout + first.stderr
-    assert 'starts with 6 of 16 items labeled' in log, log[-2000:]
-    assert 'waits for labels' in log
-    query = json.load(open(osp.join(work_dir, 'rounds', 'query_01',
-                                    'query.json')))
-    queried = [image['file_name'] for image in query['images']]
+    _, images = first_human_round(work_dir, options, SEG_DEMO_CONFIG,
+                                  '6 of 16')
+    queried = [image['file_name'] for image in images]
     assert len(queried) == 4
     by_stem = {osp.basename(p).replace('_gtFine_labelTrainIds.png', ''): p
                for p in truth}

@@ -7,6 +7,7 @@ import pytest
 from mmsaal.oracles.label_studio.client import LabelStudioError
 from mmsaal.oracles.label_studio.label_config import (box_results,
                                                       pre_annotated)
+from mmsaal.datasets.label_files import label_files_of
 from mmsaal.oracles.label_studio.pull import _write_boxes
 
 
@@ -36,7 +37,8 @@ def test_an_unknown_label_is_named_with_its_task_and_image(tmp_path):
                    rectanglelabels=['hexagon']))])
     with pytest.raises(LabelStudioError) as refused:
         _write_boxes({7: annotation}, {7: image},
-                     dict(images=[image]), pool_cfg, round_idx=1)
+                     dict(images=[image]), label_files_of(pool_cfg),
+                     round_idx=1)
     message = str(refused.value)
     assert "b/000008.jpg (Label Studio task 42): a box is labeled 'hexagon'" \
         in message

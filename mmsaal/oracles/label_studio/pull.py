@@ -85,7 +85,7 @@ def pull(store: RoundStore, pool_cfg: dict, token_env: str = TOKEN_ENV
     elif files.kind == 'maps':
         changed = _write_label_maps(latest, images, coco, files, round_idx)
     else:
-        changed = _write_boxes(latest, images, coco, pool_cfg, round_idx)
+        changed = _write_boxes(latest, images, coco, files, round_idx)
     if latest and not changed:
         notes.append('the dataset holds these labels already: nothing '
                      'changed')
@@ -100,12 +100,11 @@ def _size(image: dict) -> Tuple[int, int]:
         return opened.height, opened.width
 
 
-def _write_boxes(latest: dict, images: dict, coco: dict, pool_cfg: dict,
+def _write_boxes(latest: dict, images: dict, coco: dict, files,
                  round_idx: int) -> bool:
-    """The annotated boxes into the pool's label files (checked as
+    """The annotated boxes into the pool's label ``files`` (checked as
     ``tools/import_labels.py`` checks a file); False when they held them
     already (nothing written)."""
-    files = label_files_of(pool_cfg)
     classes = files.classes
     labels = dict(images=[], annotations=[], categories=[
         dict(id=i + 1, name=name) for i, name in enumerate(classes)])

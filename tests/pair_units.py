@@ -1,4 +1,4 @@
-"""A toy unit kind, registered outside mmsaal (tests/test_custom_units.py):
+"""A toy unit kind, registered outside mmsaal (tests/test_rounds/test_custom_units.py):
 whole images queried in pairs, the budget rounded down to an even count. A
 config imports it with ``custom_imports`` and names it as
 ``active_learning.granularity``."""

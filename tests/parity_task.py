@@ -1,4 +1,4 @@
-"""A toy task, registered outside mmsaal (tests/test_custom_task.py): the
+"""A toy task, registered outside mmsaal (tests/test_tasks/test_custom_task.py): the
 digits' items counted as even or odd. A config imports it with
 ``custom_imports``; the pytest process never does, so no other test's
 classification items change task."""

@@ -7,13 +7,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmsaal.pool import (PoolState, Reveal, RevealedPixels, load_reveals,
-                         save_reveals)
+from mmsaal.pool import (PixelLabels, PoolState, Reveal, RevealedPixels,
+                         load_reveals, save_reveals)
 from mmsaal.pool_samplers import BasePoolSampler
 from mmsaal.regions import (best_first, class_shares, kth_largest,
                             rank_pixels, rank_regions,
                             units_mask)
-from mmsaal.rounds import PixelLabels, PixelUnits, pick_units
+from mmsaal.rounds import PixelUnits, pick_units
 from mmsaal.selection import tie_keys
 
 

@@ -8,7 +8,7 @@ per image.
 into batched matrix products for linear layers (the RoI head's FCs) and
 into grouped convolutions for convolutions (the dense heads), with no
 change to the head's code. It is exact: the same products, per image
-(``tests/test_batched_heads.py`` checks it against the loop).
+(``tests/test_adapters/test_batched_heads.py`` checks it against the loop).
 
 Not wired into scoring: :func:`~mmsaal.sharpness.perturbed_loss` takes one
 image's gradient, steps and evaluates before the next image, so batching

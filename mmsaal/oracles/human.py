@@ -8,24 +8,20 @@ import numpy as np
 from mmengine.dist import barrier, is_main_process
 
 from mmsaal.datasets.label_files import LabelFiles, label_files_for
-from mmsaal.pool import (PoolState, draw_initial_set, dump_json_atomic,
-                         write_text_atomic)
+from mmsaal.pool import (PoolState, draw_initial_set, load_query_units,
+                         query_listing)
 from mmsaal.registry import ORACLES
 from mmsaal.rounds.pool_dataset import PoolItems
-from mmsaal.rounds.units import ImageUnits, Query, load_query_units
+from mmsaal.rounds.units import ImageUnits, Query
 from mmsaal.tasks import task_of
 from mmsaal.utils.errors import FieldError
 from .base import AwaitingLabels, BaseOracle, LabelingContext
 
 def query_files(round_idx: int, query: Query, infos: Sequence[dict],
                 classes: Sequence[str]) -> Dict[str, Callable[[str], None]]:
-    """The files of a query folder, for ``RoundStore.save_query``.
-
-    - ``query.json``: the queried images as a COCO image list (what CVAT,
-      Label Studio and the like import), with ``score`` per image;
-    - ``query.txt``: one ``path<TAB>score`` line per image, best first;
-    - ``selection.json``: what the hook resumes from (pool positions, every
-      candidate's score, facts about the round).
+    """The files of a query folder, for ``RoundStore.save_query``
+    (:func:`~mmsaal.pool.query_listing`): the queried images best first,
+    each with what its task shows a person.
 
     Args:
         round_idx (int): The round.
@@ -50,23 +46,8 @@ def query_files(round_idx: int, query: Query, infos: Sequence[dict],
         if int(indices[j]) in scores:
             image['score'] = float(scores[int(indices[j])])
         images.append(image)
-    coco = dict(
-        info=dict(description=f'mmsaal query, round {round_idx}'),
-        images=images,
-        annotations=[],
-        categories=[
-            dict(id=i + 1, name=name) for i, name in enumerate(classes)
-        ])
-    lines = [
-        f'{image["path"]}\t{image.get("score", "")}' for image in images
-    ]
-    selection = dict(round=round_idx, **query.to_json())
-    return {
-        'query.json': lambda path: dump_json_atomic(coco, path),
-        'query.txt': lambda path: write_text_atomic('\n'.join(lines) + '\n',
-                                                    path),
-        'selection.json': lambda path: dump_json_atomic(selection, path),
-    }
+    return query_listing(round_idx, images, classes,
+                         dict(round=round_idx, **query.to_json()))
 
 
 def _file_name(data_info: dict) -> str:

@@ -12,7 +12,10 @@ import os.path as osp
 import re
 import shutil
 import uuid
+from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
 
 from mmsaal.utils.checkpoint import load_checkpoint_file
 from mmsaal.utils.errors import FieldError, WorkDirError
@@ -26,6 +29,9 @@ QUERY_DIR = re.compile(r'^query_(\d+)$')
 TMP_PREFIX = '.incomplete_'
 # The random generators of every rank once the round was chosen.
 RANDOM_STATES = 'random_states.pth'
+#: A segmentation round's ``queried_classes``, counted beside the training
+#: that follows the round (it decodes every queried label map).
+CLASSES_FILE = 'classes.json'
 # Which run made the round folders: checkpoints carry the same id.
 RUN_FILE = 'run.json'
 
@@ -149,7 +155,8 @@ class RoundStore:
                    scores: Optional[Dict[int, float]] = None,
                    info: Optional[Dict] = None,
                    writers: Optional[Dict[str, Callable[[str],
-                                                        None]]] = None) -> str:
+                                                        None]]] = None,
+                   random_states: Optional[List[Dict]] = None) -> str:
         """Persist ``state`` as its latest round.
 
         Args:
@@ -158,6 +165,11 @@ class RoundStore:
                 every candidate scored this round, by pool position.
             info (dict, optional): Facts about the round (strategy, time
                 spent scoring, ...), kept in ``queried.json``.
+            writers (dict, optional): The unit kind's own files of the
+                round (``revealed.npz``, ``regions.json``), by name.
+            random_states (list[dict], optional): The random states of
+                every rank after the query (``random_states.pth``), for
+                resume (:meth:`load_random_states`).
 
         Returns:
             str: The round folder.
@@ -201,7 +213,33 @@ class RoundStore:
                     items=[item(i) for i in sorted(scores)]), path),
         }
         files.update(writers or {})
+        if random_states is not None:
+            files[RANDOM_STATES] = partial(torch.save, random_states)
         return self._write_folder(self.round_dir(state.round), files)
+
+    def read_queried(self, round_idx: int) -> Dict:
+        """A round's ``queried.json``, with the ``queried_classes`` of its
+        ``classes.json`` when counted (segmentation rounds)."""
+        folder = self.round_dir(round_idx)
+        queried = load_json(osp.join(folder, 'queried.json'), 'queried')
+        if osp.exists(osp.join(folder, CLASSES_FILE)):
+            queried.update(
+                load_json(osp.join(folder, CLASSES_FILE), 'classes'))
+        return queried
+
+    def read_scores(self, round_idx: int) -> List[float]:
+        """The scores of a round's ``scores.json``, in pool order."""
+        return [
+            item['score'] for item in load_json(
+                osp.join(self.round_dir(round_idx), 'scores.json'),
+                'scores')['items']
+        ]
+
+    def write_classes(self, round_idx: int, classes: Dict[str, int]) -> None:
+        """A finished round's ``classes.json``: the labeled pixels per
+        class it queried, counted after the round was written."""
+        dump_json_atomic(dict(queried_classes=classes),
+                         osp.join(self.round_dir(round_idx), CLASSES_FILE))
 
     def _write_folder(self, final: str,
                       files: Dict[str, Callable[[str], None]]) -> str:

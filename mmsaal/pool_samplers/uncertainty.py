@@ -5,6 +5,7 @@ from typing import List, Sequence, Tuple
 import torch
 
 from mmsaal.registry import POOL_SAMPLERS
+from mmsaal.tasks import task_of_prediction
 from .base import BasePoolSampler
 
 AGGREGATIONS = ('max', 'mean', 'sum')
@@ -68,12 +69,11 @@ class PredictionSampler(BasePoolSampler):
                 for p in self._predict(model, data_batch)]
 
     def score_prediction(self, prediction) -> float:
-        if 'pred_instances' in prediction:
-            return self.score_detections(
-                prediction.pred_instances.scores.float())
-        if 'pred_score' in prediction and 'seg_logits' not in prediction:
-            return self.score_classes(prediction.pred_score.float())
-        return float(self.pixel_scores(prediction).mean())
+        """One item's score: its task
+        (:func:`~mmsaal.tasks.task_of_prediction`) reads the fields it
+        predicts and calls :meth:`score_detections`, :meth:`score_classes`
+        or :meth:`pixel_scores`."""
+        return task_of_prediction(prediction).uncertainty(self, prediction)
 
     def score_classes(self, probs: torch.Tensor) -> float:
         """An image's score from a classifier's class probabilities

@@ -21,12 +21,12 @@ from .pool_dataset import (build_pool_dataset, item_names, labels_present,
 from .record import RoundRecorder, summary_table
 from .score import score_candidates, score_in_eval_mode, unwrap_model
 from .settings import ActiveLearningSettings
-from .units import (Budget, ImageUnits, PixelLabels, PixelUnits, Query,
-                    UnitTable, count, pick_units)
+from .units import (Budget, ImageUnits, PixelUnits, Query, UnitTable, count,
+                    pick_units)
 
 __all__ = [
     'ActiveLearningSettings', 'build_round_pipeline', 'Budget', 'ImageUnits',
-    'PixelLabels', 'PixelUnits', 'Query', 'RoundPipeline', 'RoundRecorder',
+    'PixelUnits', 'Query', 'RoundPipeline', 'RoundRecorder',
     'UnitTable', 'build_pool_dataset',
     'check_against_pool', 'check_amount', 'check_fields', 'count',
     'item_names', 'labels_present', 'pick_units', 'pool_dataset_cfg',

@@ -4,7 +4,7 @@ import os.path as osp
 
 from mmsaal.datasets.transforms import reads_revealed_masks
 from mmsaal.oracles import LabelingContext, build_oracle
-from mmsaal.pool import PoolState, RoundStore
+from mmsaal.pool import PixelLabels, PoolState, RoundStore
 from mmsaal.registry import UNITS
 from mmsaal.utils.images import check_images
 from .fields import check_against_pool
@@ -12,7 +12,6 @@ from .pipeline import RoundPipeline
 from .pool_dataset import PoolItems, build_pool_dataset, item_names
 from .record import RoundRecorder
 from .settings import ActiveLearningSettings
-from .units import PixelLabels
 
 
 def build_round_pipeline(cfg, sampler, work_dir: str, title: str,

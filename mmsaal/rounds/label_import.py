@@ -15,7 +15,6 @@ import os.path as osp
 from collections import defaultdict
 from typing import Dict, List
 
-from mmsaal.utils import WorkDirError
 from mmsaal.utils.files import read_json  # noqa: F401 (the tools' reader)
 
 

@@ -3,35 +3,20 @@
 trained on them, and the report a person reads between rounds
 (``report.md``, with the same rows in ``report.json`` and ``report.csv``).
 """
-import csv
-import io
-import json
 import logging
 import os.path as osp
 import threading
 from collections import Counter
-from functools import partial
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 from mmengine.logging import print_log
 
 from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, RoundStore,
-                         dump_json_atomic, load_reveals, write_text_atomic)
-from mmsaal.pool.store import RANDOM_STATES, load_json
+                         load_reveals, read_report, write_report)
 from mmsaal.tasks import task_of
-from .units import ImageUnits, Query, _in_threads
-
-COLUMNS = ('round', 'labeled', 'fraction', 'pixel_fraction', 'added',
-           'metric',
-           'train_seconds', 'scoring_seconds', 'score_mean', 'score_std',
-           'score_min', 'score_max', 'queried_classes', 'queried_empty')
-#: Columns only some runs have (region/pixel queries; detection pools).
-OPTIONAL_COLUMNS = ('pixel_fraction', 'queried_empty')
-#: A segmentation round's ``queried_classes``, counted beside the training
-#: that follows the round (it decodes every queried label map).
-CLASSES_FILE = 'classes.json'
+from mmsaal.utils.threads import in_threads
+from .units import ImageUnits, Query
 
 
 def class_histogram(dataset, indices: Sequence[int]) -> Dict[str, int]:
@@ -83,7 +68,7 @@ def pixel_class_histogram(dataset,
             labels)
         return np.bincount(labels[labels != ignore_index].astype(np.int64))
 
-    found = [c for c in _in_threads(counts, reveals) if c is not None]
+    found = [c for c in in_threads(counts, reveals) if c is not None]
     total = np.zeros(max([len(classes), 1] + [len(c) for c in found]),
                      np.int64)
     for part in found:
@@ -144,25 +129,11 @@ def fixed_columns(queried: Dict, scores: Sequence[float],
     return row
 
 
-def read_queried(folder: str) -> Dict:
-    """A round's ``queried.json``, with the ``queried_classes`` of its
-    ``classes.json`` when counted (segmentation rounds)."""
-    queried = load_json(osp.join(folder, 'queried.json'), 'queried')
-    if osp.exists(osp.join(folder, CLASSES_FILE)):
-        queried.update(load_json(osp.join(folder, CLASSES_FILE), 'classes'))
-    return queried
-
-
 def read_fixed_columns(store: RoundStore, round_idx: int,
                        dataset=None) -> Dict:
     """:func:`fixed_columns` of a round written earlier, from its files."""
-    folder = store.round_dir(round_idx)
-    queried = read_queried(folder)
-    scores = [
-        item['score'] for item in load_json(
-            osp.join(folder, 'scores.json'), 'scores')['items']
-    ]
-    return fixed_columns(queried, scores, dataset)
+    return fixed_columns(store.read_queried(round_idx),
+                         store.read_scores(round_idx), dataset)
 
 
 def round_rows(store: RoundStore, state: PoolState, dataset=None,
@@ -196,74 +167,6 @@ def round_rows(store: RoundStore, state: PoolState, dataset=None,
         row.update({k: columns[k] for k in FIXED[2:] if k in columns})
         rows.append(row)
     return rows
-
-
-def _cell(value) -> str:
-    if value is None:
-        return ''
-    if isinstance(value, float):
-        return f'{value:.4g}'
-    if isinstance(value, dict):
-        return ' '.join(f'{k}:{v}' for k, v in value.items())
-    return str(value)
-
-
-def strategy_line(rows: List[Dict]) -> str:
-    """The report's strategy: the last round's, or, when rounds differ
-    (``cold_start_rounds``), each strategy with the rounds it picked."""
-    queried = [r for r in rows if r['round'] > 0 and r.get('strategy')]
-    runs = []  # [strategy, first round, last round]
-    for row in queried:
-        if runs and runs[-1][0] == row['strategy']:
-            runs[-1][2] = row['round']
-        else:
-            runs.append([row['strategy'], row['round'], row['round']])
-    if len(runs) < 2:
-        return f'Strategy: `{rows[-1].get("strategy") if rows else ""}`'
-    return 'Strategies: ' + ', '.join(
-        f'`{name}` (round {first})' if first == last else
-        f'`{name}` (rounds {first}-{last})' for name, first, last in runs)
-
-
-def write_report(work_dir: str, rows: List[Dict],
-                 title: Optional[str] = None) -> str:
-    """Write ``report.md``, ``report.json`` and ``report.csv`` (atomically).
-
-    Returns:
-        str: The path of ``report.md``.
-    """
-    dump_json_atomic(rows, osp.join(work_dir, 'report.json'))
-    columns = [
-        c for c in COLUMNS
-        if c not in OPTIONAL_COLUMNS or any(c in row for row in rows)
-    ]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
-    write_text_atomic(buffer.getvalue(), osp.join(work_dir, 'report.csv'))
-    metric = next((r['metric_name'] for r in rows if r.get('metric_name')),
-                  'metric')
-    lines = [
-        f'# {title or "Active learning report"}', '',
-        strategy_line(rows), '',
-        '| ' + ' | '.join(c if c != 'metric' else metric
-                          for c in columns) + ' |',
-        '|' + '---|' * len(columns)
-    ]
-    lines += [
-        '| ' + ' | '.join(_cell(row.get(c)) for c in columns) + ' |'
-        for row in rows
-    ]
-    # Rounds whose scores gave no order (pipeline.tie_note).
-    tied = [row for row in rows if row.get('ties')]
-    if tied:
-        lines += [''] + [f'- Round {row["round"]}: {row["ties"]}.'
-                         for row in tied]
-    path = osp.join(work_dir, 'report.md')
-    write_text_atomic('\n'.join(lines) + '\n', path)
-    return path
 
 
 class RoundRecorder:
@@ -315,10 +218,9 @@ class RoundRecorder:
         round_idx = self.state.round
         writers = self.units.round_files(round_idx, query,
                                          self.state.item_names)
-        if generators is not None:
-            writers[RANDOM_STATES] = partial(torch.save, generators)
         self.store.save_round(
-            self.state, scores=query.scores, info=info, writers=writers)
+            self.state, scores=query.scores, info=info, writers=writers,
+            random_states=generators)
         self.store.remove_query(round_idx)
         self.units.export(self.state, None if initial else query.indices)
         scores = query.scores or {}
@@ -345,10 +247,7 @@ class RoundRecorder:
             for round_idx, pairs in reveals.items():
                 try:
                     classes = pixel_class_histogram(self.pool, pairs)
-                    dump_json_atomic(
-                        dict(queried_classes=classes),
-                        osp.join(self.store.round_dir(round_idx),
-                                 CLASSES_FILE))
+                    self.store.write_classes(round_idx, classes)
                 except Exception as error:  # the run goes on without them
                     print_log(
                         f'The classes round {round_idx} queried were not '
@@ -374,7 +273,8 @@ class RoundRecorder:
         for round_idx in self.store.rounds():
             folder = self.store.round_dir(round_idx)
             # Earlier versions kept them in queried.json.
-            if round_idx == 0 or 'queried_classes' in read_queried(folder):
+            if round_idx == 0 or \
+                    'queried_classes' in self.store.read_queried(round_idx):
                 continue
             if self.units.pixels is not None:
                 try:
@@ -414,10 +314,7 @@ class RoundRecorder:
             self._fixed = {}
             rounds = set(self.store.rounds())
             try:
-                with open(osp.join(self.work_dir, 'report.json'),
-                          encoding='utf-8') as f:
-                    rows = json.load(f)
-                for row in rows:
+                for row in read_report(self.work_dir):
                     # A round whose classes were not counted yet when the
                     # report was written reads them from its files.
                     if row['round'] in rounds and not (

@@ -1,7 +1,8 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
 """Tasks: what differs between detection, segmentation and classification
 pool items for the rounds (how an item's labels are found, counted and
-handed to a person), one registered class a task
+handed to a person, and which prediction fields the uncertainty baselines
+read), one registered class a task, one file each
 (``mmsaal.registry.TASKS``). SAAL's own per-task code is the task adapter
 (``mmsaal.adapters``). A new task is a :class:`Task` registered with a
 ``priority`` above the built-in ones where its items would also match one
@@ -11,8 +12,10 @@ from functools import lru_cache
 from typing import Tuple
 
 from mmsaal.registry import TASKS
-from .base import (ClassificationTask, DetectionTask, SegmentationTask, Task,
-                   class_name)
+from .base import Task, class_name
+from .classification import ClassificationTask
+from .detection import DetectionTask
+from .segmentation import SegmentationTask
 
 for _task in (DetectionTask, SegmentationTask, ClassificationTask):
     TASKS.register_module(module=_task)
@@ -27,6 +30,16 @@ def task_of(info: dict) -> type:
     return Task
 
 
+def task_of_prediction(prediction) -> type:
+    """The task of a model's prediction for one item (a data sample of
+    ``model.test_step``): the first registered task, by ``priority``, that
+    :meth:`~Task.predicts` it; :class:`Task` when none does."""
+    for task in registered_tasks(len(TASKS.module_dict)):
+        if task.predicts(prediction):
+            return task
+    return Task
+
+
 @lru_cache(maxsize=None)
 def registered_tasks(count: int) -> Tuple[type, ...]:
     """The registered tasks, highest priority first, then in the order they
@@ -37,4 +50,4 @@ def registered_tasks(count: int) -> Tuple[type, ...]:
 
 
 __all__ = ['Task', 'DetectionTask', 'SegmentationTask', 'ClassificationTask',
-           'class_name', 'task_of', 'registered_tasks']
+           'class_name', 'task_of', 'task_of_prediction', 'registered_tasks']

@@ -2,10 +2,7 @@
 """What a task is to the rounds: how a pool item's labels are found in its
 data info (as the dataset parsed it), so that the round code reads every
 task the same way."""
-import os.path as osp
 from typing import List, Optional, Sequence, Union
-
-import numpy as np
 
 
 def class_name(label: int, classes: Sequence[str]) -> str:
@@ -65,67 +62,20 @@ class Task:
         path and size, for whoever labels it."""
         return {}
 
-
-class DetectionTask(Task):
-    """MMDetection items: ``instances`` with a ``bbox_label`` each; a VOC
-    item is labeled once its ``xml_path`` exists."""
+    # What the model predicts (``model.test_step``'s data samples), for the
+    # uncertainty baselines (``mmsaal.pool_samplers.uncertainty``).
+    @classmethod
+    def predicts(cls, prediction) -> bool:
+        """Whether a model's prediction for one item is of this task."""
+        return False
 
     @classmethod
-    def matches(cls, info: dict) -> bool:
-        return 'instances' in info or bool(info.get('xml_path'))
-
-    @classmethod
-    def label_evidence(cls, info: dict) -> Union[bool, str]:
-        return info.get('xml_path') or True
-
-    @classmethod
-    def object_classes(cls, info: dict, classes: Sequence[str]) -> List[str]:
-        return [class_name(int(i['bbox_label']), classes)
-                for i in info.get('instances', [])
-                if i.get('bbox_label') is not None]
-
-    @classmethod
-    def is_empty(cls, info: dict) -> Optional[bool]:
-        return not info.get('instances')
-
-
-class SegmentationTask(Task):
-    """MMSegmentation items: a label map at ``seg_map_path`` (mmdet's items
-    carry the key too, as None, beside their ``instances``)."""
-
-    counts_pixels = True
-
-    @classmethod
-    def matches(cls, info: dict) -> bool:
-        return bool(info.get('seg_map_path')) and 'instances' not in info
-
-    @classmethod
-    def label_evidence(cls, info: dict) -> Union[bool, str]:
-        return info['seg_map_path']
-
-    @classmethod
-    def label_map(cls, info: dict) -> Optional[str]:
-        return info['seg_map_path']
-
-    @classmethod
-    def query_fields(cls, info: dict) -> dict:
-        return dict(seg_map_path=osp.abspath(info['seg_map_path']))
-
-
-class ClassificationTask(Task):
-    """MMPretrain items: a ``gt_label``."""
-
-    @classmethod
-    def matches(cls, info: dict) -> bool:
-        return info.get('gt_label') is not None
-
-    @classmethod
-    def item_class(cls, info: dict) -> Optional[int]:
-        label = info['gt_label']
-        return int(np.asarray(label).reshape(-1)[0]) if np.size(
-            label) == 1 else None
-
-    @classmethod
-    def object_classes(cls, info: dict, classes: Sequence[str]) -> List[str]:
-        return [class_name(int(label), classes)
-                for label in np.asarray(info['gt_label']).reshape(-1)]
+    def uncertainty(cls, sampler, prediction) -> float:
+        """One item's score under an uncertainty sampler: the fields of
+        ``prediction`` this task reads, handed to the sampler's scoring of
+        that kind of output (``score_detections``, ``score_classes``,
+        ``pixel_scores``)."""
+        raise NotImplementedError(
+            f'{type(sampler).__name__} cannot score a prediction with the '
+            f'fields {sorted(prediction.keys())}: no registered task reads '
+            f'it (mmsaal.registry.TASKS, Task.predicts)')

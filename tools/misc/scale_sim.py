@@ -283,11 +283,11 @@ def build(args, pool, work_dir: str, meter: Meter):
     import mmsaal.rounds.pipeline as pipeline_module
     import mmsaal.rounds.record as record_module
     import mmsaal.rounds.score as score_module
-    from mmsaal.pool import PoolState, RoundStore
-    from mmsaal.pool_samplers import RandomSampler
     from mmsaal.oracles import LabelingContext, SimulatedOracle
-    from mmsaal.rounds import (ImageUnits, PixelLabels, PixelUnits,
-                               RoundPipeline, RoundRecorder)
+    from mmsaal.pool import PixelLabels, PoolState, RoundStore
+    from mmsaal.pool_samplers import RandomSampler
+    from mmsaal.rounds import (ImageUnits, PixelUnits, RoundPipeline,
+                               RoundRecorder)
     from mmsaal.rounds.pool_dataset import PoolItems
     store = RoundStore(osp.join(work_dir, 'rounds'))
     diversity = {'none': False, 'scores': True,

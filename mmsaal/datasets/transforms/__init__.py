@@ -1,7 +1,4 @@
 # Copyright (c) mmsaal contributors. All rights reserved.
-from .loading import (LoadRevealedAnnotations, reads_revealed_masks,
-                      revealed_mask_path)
+from .loading import LoadRevealedAnnotations, reads_revealed_masks
 
-__all__ = [
-    'LoadRevealedAnnotations', 'reads_revealed_masks', 'revealed_mask_path'
-]
+__all__ = ['LoadRevealedAnnotations', 'reads_revealed_masks']

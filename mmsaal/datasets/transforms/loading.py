@@ -6,15 +6,8 @@ import mmcv
 import numpy as np
 from mmseg.datasets.transforms import LoadAnnotations
 
-from mmsaal.pool import IGNORE_INDEX
+from mmsaal.pool import IGNORE_INDEX, revealed_mask_path
 from mmsaal.registry import TRANSFORMS
-
-
-def revealed_mask_path(revealed_dir: str, img_path: str) -> str:
-    """Where the revealed-pixel mask of an image lives: its file stem as a
-    PNG under ``revealed_dir``."""
-    stem = osp.splitext(osp.basename(img_path))[0]
-    return osp.join(revealed_dir, f'{stem}.png')
 
 
 def reads_revealed_masks(dataset) -> bool:

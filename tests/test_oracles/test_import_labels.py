@@ -12,12 +12,11 @@ import os.path as osp
 import shutil
 
 import pytest
-from conftest import REPO, run_train_al
+from conftest import REPO, human_options, image_folder_pool
+from conftest import import_labels as run_import
+from conftest import run_train_al, voc_to_coco
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_human_oracle import human_options, image_folder_pool  # noqa: F401
-from test_human_oracle import import_labels as run_import
-from test_human_oracle import voc_to_coco
 
 from mmsaal.utils import WorkDirError
 
@@ -372,7 +371,7 @@ def test_a_label_for_the_same_file_name_in_another_folder_is_refused(
         voc_shapes, tmp_path):
     """Two folders hold images of one file name: a label file naming the
     one that was not queried is refused, never taken for the queried one."""
-    from test_human_oracle import CLASSES, human_options
+    from conftest import CLASSES
     pool = tmp_path / 'pool'
     names = sorted(osp.basename(p) for p in glob.glob(
         osp.join(voc_shapes, 'Shapes', 'JPEGImages', '*.jpg')))[:12]

@@ -233,7 +233,7 @@ def options_for(config: str, data: dict) -> list:
                 'saal_tiny_fcos_shapes.py', 'saal_tiny_retinanet_shapes.py'):
         return _tiny_det(data['shapes']) + rounds(4, 2)
     raise KeyError(f'{config} has no test run: add its data and overrides '
-                   f'to tests/test_shipped_configs.py')
+                   f'to tests/e2e/test_shipped_configs.py')
 
 
 def _tiny_det(root: str) -> list:

@@ -50,7 +50,7 @@ class AnswerFolderOracle(HumanOracle):
 
 def test_an_oracle_registered_outside_mmsaal_labels_a_round(voc_shapes,
                                                             tmp_path):
-    from test_human_oracle import voc_pool
+    from conftest import voc_pool
     root, base, taken = voc_pool(voc_shapes, tmp_path, labeled=10)
     answers = tmp_path / 'answers'
     answers.mkdir()
@@ -82,7 +82,7 @@ def test_an_oracle_registered_outside_mmsaal_labels_a_round(voc_shapes,
 
 
 def test_an_oracle_field_it_does_not_take_is_named(voc_shapes, tmp_path):
-    from test_human_oracle import voc_pool
+    from conftest import voc_pool
     root, base, _ = voc_pool(voc_shapes, tmp_path, labeled=10)
     config = tmp_path / 'service.py'
     config.write_text(

@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import PYTHONPATH, REPO
 from mmsaal.datasets import GTAVDataset, label_ids_to_train_ids
 from mmsaal.datasets.samplers import LabeledSetSampler
-from mmsaal.datasets.transforms import revealed_mask_path
+from mmsaal.pool import revealed_mask_path
 
 
 def test_label_ids_map_to_cityscapes_train_ids():

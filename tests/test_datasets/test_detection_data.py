@@ -85,7 +85,7 @@ def test_a_coco_detection_pool_reports_its_queried_classes_and_empties(
     segmentation pool and reported neither)."""
     import numpy as np
     from mmdet.datasets import CocoDataset
-    from test_human_oracle import CLASSES, voc_to_coco
+    from conftest import CLASSES, voc_to_coco
 
     from mmsaal.pool import PoolState, RoundStore
     from mmsaal.rounds import ImageUnits, Query, RoundRecorder

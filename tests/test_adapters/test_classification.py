@@ -8,11 +8,8 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, first_human_round, run_train_al
-
-DIGITS_CONFIG = osp.join(REPO, 'configs', 'demo',
-                         'saal_tiny_resnet_digits.py')
-
+from conftest import (DIGITS_CONFIG, class_folder_pool, first_human_round,
+                      folder_options, run_train_al)
 
 @pytest.fixture(scope='module')
 def digits(tmp_path_factory):
@@ -186,40 +183,6 @@ def test_two_rounds_on_the_digits_through_train_al(digits, tmp_path):
                                      'scores.json')))['items']
     assert len(scores) == 1438 - 20
     assert 'Active learning summary' in result.stdout + result.stderr
-
-
-def class_folder_pool(digits, tmp_path, per_class=12, labeled=2):
-    """The user's layout: the digits' class folders with ``labeled``
-    images each, the other ``per_class - labeled`` of each class in
-    ``unlabeled/``. Returns (data root, config, {file name: class})."""
-    import shutil
-    root = tmp_path / 'digits'
-    shutil.copytree(osp.join(digits, 'test'), root / 'test')
-    truth = {}
-    for label in range(10):
-        names = sorted(os.listdir(osp.join(digits, 'train', str(label))))
-        (root / 'train' / str(label)).mkdir(parents=True)
-        (root / 'train' / 'unlabeled').mkdir(exist_ok=True)
-        for j, name in enumerate(names[:per_class]):
-            folder = str(label) if j < labeled else 'unlabeled'
-            shutil.copy(osp.join(digits, 'train', str(label), name),
-                        root / 'train' / folder / name)
-            truth[name] = str(label)
-    config = tmp_path / 'folder_config.py'
-    config.write_text(
-        f'_base_ = [{DIGITS_CONFIG!r}]\n'
-        "train_dataloader = dict(dataset=dict(type='mmsaal.PoolImageFolder'))"
-        "\nactive_learning = dict(initial_balanced=False)\n")
-    return str(root) + '/', str(config), truth
-
-
-def folder_options(root):
-    return [f'{loader}.dataset.data_root={root}'
-            for loader in ('train_dataloader', 'val_dataloader',
-                           'test_dataloader')] + [
-        'active_learning.num_rounds=1', 'active_learning.epochs_per_round=1',
-        'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
-        'active_learning.oracle=human']
 
 
 def test_a_class_folder_pool_is_labeled_by_moving_images(digits, tmp_path):

@@ -200,7 +200,7 @@ def test_a_planted_temporary_link_is_not_followed_and_a_deleted_pool_image_is_na
 def test_a_pool_image_that_is_no_image_or_too_large_is_named_at_the_start(
         voc_shapes, tmp_path):
     from PIL import Image
-    from test_human_oracle import human_options, image_folder_pool
+    from conftest import human_options, image_folder_pool
     pool, config, _ = image_folder_pool.__wrapped__(voc_shapes, tmp_path)
     bad = osp.join(pool, 'images', 'zz_text.jpg')
     open(bad, 'w').write('this is text, not a JPEG')

@@ -11,13 +11,12 @@ from torch import nn
 
 from mmsaal.engine import InitialTrainingState
 from mmsaal.engine.hooks import ActiveLearningHook
-from mmsaal.pool import PoolState, RoundStore
+from mmsaal.pool import PoolState, RoundStore, strategy_line
 from mmsaal.pool_samplers import BasePoolSampler, RandomSampler
 from mmsaal.registry import POOL_SAMPLERS
 from mmsaal.oracles import LabelingContext, SimulatedOracle
 from mmsaal.rounds import (ImageUnits, RoundPipeline, RoundRecorder,
                            score_in_eval_mode)
-from mmsaal.rounds.record import strategy_line
 from mmsaal.selection import kmeans_pp_seeding
 
 

@@ -13,7 +13,7 @@ from conftest import PYTHONPATH, REPO, run_train_al
 
 def test_a_task_registered_outside_mmsaal_shapes_the_rounds(tmp_path):
     from mmsaal.datasets.synthetic import write_digits
-    from test_classification import DIGITS_CONFIG
+    from conftest import DIGITS_CONFIG
     root = str(tmp_path / 'digits') + '/'
     write_digits(root)
     chosen = subprocess.run(

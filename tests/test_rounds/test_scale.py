@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from conftest import REPO
-from mmsaal.pool import PoolState
-from mmsaal.rounds import PixelLabels, PixelUnits, pick_units
+from mmsaal.pool import PixelLabels, PoolState
+from mmsaal.rounds import PixelUnits, pick_units
 from mmsaal.rounds.pool_dataset import relative_names
 from mmsaal.rounds.score import trim_results
 from test_regions import MapSampler
@@ -323,7 +323,8 @@ def test_classes_are_counted_beside_training_and_again_after_a_kill(
 
     from mmsaal.pool import RoundStore
     from mmsaal.rounds import Query, RoundRecorder
-    from mmsaal.rounds.record import CLASSES_FILE, pixel_class_histogram
+    from mmsaal.pool.store import CLASSES_FILE
+    from mmsaal.rounds.record import pixel_class_histogram
     rng = np.random.default_rng(0)
     label_paths = []
     for i in range(4):

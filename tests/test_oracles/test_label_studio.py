@@ -13,10 +13,8 @@ import sys
 import urllib.request
 
 import pytest
-from conftest import (PYTHONPATH, REPO, SEG_DEMO_CONFIG, run_train_al,
-                      seg_quick_options)
-from test_human_oracle import (human_options, image_folder_pool,  # noqa: F401
-                               voc_to_coco)
+from conftest import (PYTHONPATH, REPO, SEG_DEMO_CONFIG, human_options,
+                      run_train_al, seg_quick_options, voc_to_coco)
 
 from mmsaal.testing.label_studio import LabelStudioServer
 
@@ -359,7 +357,7 @@ def test_a_label_studio_round_lands_in_the_users_own_format(
     all 40 and boxing 10: the round's annotations become VOC XMLs, or
     boxes in the listed images' entries."""
     from conftest import quick_options
-    from test_human_oracle import voc_pool
+    from conftest import voc_pool
 
     from mmsaal.datasets.label_files.voc import voc_objects
     if layout == 'voc':
@@ -417,7 +415,7 @@ def test_a_class_folder_pool_through_label_studio(tmp_path, server):
     """Classification in Label Studio: one choice an image, the model's
     class pre-selected; the chosen class moves the image out of
     unlabeled/ into its class's folder."""
-    from test_classification import class_folder_pool, folder_options
+    from conftest import class_folder_pool, folder_options
 
     from mmsaal.datasets.synthetic import write_digits
     digits = tmp_path / 'all_digits'

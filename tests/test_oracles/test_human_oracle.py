@@ -6,83 +6,12 @@ import json
 import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, first_human_round,
-                      quick_options, run_train_al)
-
-CLASSES = ('circle', 'square', 'triangle')
-
-
-def voc_to_coco(voc_root: str, names: list) -> dict:
-    """The ground truth of ``names`` as a person's COCO export."""
-    images, annotations = [], []
-    for image_id, name in enumerate(names, 1):
-        stem = osp.splitext(name)[0]
-        tree = ET.parse(osp.join(voc_root, 'Shapes', 'Annotations',
-                                 f'{stem}.xml'))
-        size = tree.find('size')
-        images.append(dict(id=image_id, file_name=name,
-                           width=int(size.find('width').text),
-                           height=int(size.find('height').text)))
-        for obj in tree.findall('object'):
-            box = [float(obj.find('bndbox').find(k).text)
-                   for k in ('xmin', 'ymin', 'xmax', 'ymax')]
-            annotations.append(dict(
-                id=len(annotations) + 1, image_id=image_id,
-                category_id=CLASSES.index(obj.find('name').text) + 1,
-                bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]],
-                area=(box[2] - box[0]) * (box[3] - box[1]), iscrowd=0))
-    return dict(images=images, annotations=annotations,
-                categories=[dict(id=i + 1, name=c)
-                            for i, c in enumerate(CLASSES)])
-
-
-@pytest.fixture
-def image_folder_pool(voc_shapes, tmp_path):
-    """A folder of the 40 pool images; 10 of them labeled in labels.json.
-    """
-    pool = tmp_path / 'pool'
-    (pool / 'images').mkdir(parents=True)
-    with open(osp.join(voc_shapes, 'Shapes', 'ImageSets', 'Main',
-                       'trainval.txt')) as f:
-        names = sorted(f'{line.strip()}.jpg' for line in f if line.strip())
-    for name in names:
-        shutil.copy(osp.join(voc_shapes, 'Shapes', 'JPEGImages', name),
-                    pool / 'images')
-    (pool / 'labels.json').write_text(
-        json.dumps(voc_to_coco(voc_shapes, names[:10])))
-    config = tmp_path / 'human_config.py'
-    config.write_text(
-        f'_base_ = [{DEMO_CONFIG!r}]\n'
-        'train_dataloader = dict(dataset=dict(_delete_=True,\n'
-        "    type='mmsaal.PoolCocoDataset', data_root=" f'{str(pool)!r},\n'
-        "    ann_file='labels.json', data_prefix=dict(img='images/'),\n"
-        f'    metainfo=dict(classes={CLASSES!r}),\n'
-        "    pipeline={{_base_.train_pipeline}}))\n")
-    return str(pool), str(config), names
-
-
-def human_options(voc_shapes):
-    train_root = 'train_dataloader.dataset.data_root'
-    return [o for o in quick_options(voc_shapes, rounds=1,
-                                     sampler='EntropySampler')
-            if not o.startswith(train_root)] + [
-        "active_learning.oracle=human"]
-
-
-def import_labels(work_dir, labels_path, check=True):
-    result = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'import_labels.py'),
-         work_dir, labels_path], cwd=REPO, capture_output=True, text=True,
-        env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'})
-    if check:
-        assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
+from conftest import (CLASSES, first_human_round, human_options,
+                      import_labels, quick_options, run_train_al, voc_pool,
+                      voc_to_coco)
 
 def test_export_import_resume_labels_exactly_the_queried_images(
         voc_shapes, image_folder_pool, tmp_path):
@@ -261,27 +190,6 @@ def test_region_queries_wait_for_label_maps_of_the_regions(street_domains,
     metrics = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
                                       'metrics.json')))
     assert metrics['labeled_pixel_fraction'] > 0
-
-
-def voc_pool(voc_shapes, tmp_path, labeled: int):
-    """A copy of the VOC set whose pool images past the first ``labeled``
-    have no XML (as a user's unlabeled images have none), and a config
-    that reads it as mmsaal.PoolVOCDataset. Returns (data root, config,
-    the XMLs taken away by image id)."""
-    root = tmp_path / 'voc'
-    shutil.copytree(voc_shapes, root)
-    subset = root / 'Shapes'
-    ids = (subset / 'ImageSets' / 'Main' / 'trainval.txt').read_text().split()
-    taken = {}
-    for image_id in ids[labeled:]:
-        xml = subset / 'Annotations' / f'{image_id}.xml'
-        taken[image_id] = xml.read_text()
-        xml.unlink()
-    config = tmp_path / 'voc_pool_config.py'
-    config.write_text(
-        f'_base_ = [{DEMO_CONFIG!r}]\n'
-        "train_dataloader = dict(dataset=dict(type='mmsaal.PoolVOCDataset'))\n")
-    return str(root) + '/', str(config), taken
 
 
 def test_a_voc_pool_with_xmls_for_some_images_is_labeled_by_adding_xmls(

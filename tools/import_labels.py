@@ -40,10 +40,11 @@ from typing import Tuple
 
 from mmengine.config import Config
 
+from mmsaal.apis.config import state_root
 from mmsaal.datasets.label_files import label_files_of
+from mmsaal.oracles import oracle_class, oracle_spec
 from mmsaal.pool import RoundStore
 from mmsaal.rounds.label_import import Checked, read_json
-from mmsaal.oracles import oracle_class, oracle_spec
 from mmsaal.rounds.pool_dataset import pool_dataset_cfg
 from mmsaal.utils import (DataError, FieldError, WorkDirError, WorkDirLock,
                           experiment_record)
@@ -94,11 +95,9 @@ def run_settings(args) -> Tuple[str, dict]:
     when given, else from the run's ``experiment.json``, read as data."""
     if args.config:
         cfg = Config.fromfile(args.config)
-        state_dir = (cfg.get('active_learning') or {}).get('state_dir',
-                                                           'rounds')
+        cfg.work_dir = args.work_dir
         args.oracle = (cfg.get('active_learning') or {}).get('oracle')
-        return (osp.join(args.work_dir, state_dir),
-                pool_dataset_cfg(cfg, scoped=True))
+        return state_root(cfg), pool_dataset_cfg(cfg, scoped=True)
     record = experiment_record(args.work_dir)
     flat = read_json(record, 'the experiment record')
     if not isinstance(flat, dict):

@@ -21,11 +21,10 @@ from mmengine.runner import Runner
 import mmsaal  # noqa: F401  (registers modules, allows mmengine checkpoints)
 from mmsaal.apis import (check_fields, check_work_dir, setup_active_learning,
                          state_root)
-from mmsaal.pool import RoundStore, revealed_mask_dir
-from mmsaal.rounds.fields import FieldError
 from mmsaal.oracles import AwaitingLabels, oracle_class, oracle_spec
+from mmsaal.pool import RoundStore, revealed_mask_dir
 from mmsaal.rounds.pool_dataset import pool_dataset_cfg
-from mmsaal.utils import (DataError, WorkDirError, WorkDirLock,
+from mmsaal.utils import (DataError, FieldError, WorkDirError, WorkDirLock,
                           checkpoint_to_resume, remove_temporaries)
 from mmsaal.utils.checkpoint import check_checkpoint
 from mmsaal.utils.files import write_bytes_atomic

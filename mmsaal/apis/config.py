@@ -178,7 +178,8 @@ def state_root(cfg: Config) -> str:
     """``{work_dir}/{active_learning.state_dir}``: the round folders."""
     settings = cfg.get('active_learning') or {}
     return osp.join(cfg.get('work_dir') or '.',
-                    settings.get('state_dir', 'rounds'))
+                    settings.get('state_dir',
+                                 ActiveLearningSettings.state_dir))
 
 
 def _make_resumable(cfg: Config, seed: int) -> None:

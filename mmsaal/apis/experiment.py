@@ -12,7 +12,7 @@ import glob
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -49,20 +49,21 @@ def experiment_fields(cfg: Config) -> Dict[str, object]:
     return flat
 
 
-def flatten(prefix: str, value) -> Dict[str, object]:
+def flatten(prefix: str, value,
+            free: Optional[Tuple[str, ...]] = None) -> Dict[str, object]:
     """``value`` flat under ``prefix``, without the fields that may change
-    (:data:`FREE_FIELDS`) or that a work dir's path decides (a moved or
-    copied work dir resumes)."""
+    (``free``: :data:`FREE_FIELDS` and the registered oracles' own) or that
+    a work dir's path decides (a moved or copied work dir resumes)."""
+    free = FREE_FIELDS + free_fields() if free is None else free
     flat: Dict[str, object] = {}
     if isinstance(value, dict) or (isinstance(value, list) and any(
             isinstance(v, (dict, list)) for v in value)):
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, inner in sorted(items, key=lambda kv: str(kv[0])):
-            flat.update(flatten(f'{prefix}.{key}', inner))
+            flat.update(flatten(f'{prefix}.{key}', inner, free))
         if not value:
             flat[prefix] = value
-    elif prefix not in FREE_FIELDS + free_fields() and not prefix.endswith(
-            WORK_DIR_FIELDS):
+    elif prefix not in free and not prefix.endswith(WORK_DIR_FIELDS):
         flat[prefix] = value
     return flat
 

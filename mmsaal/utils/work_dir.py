@@ -173,8 +173,8 @@ def work_dir_config(work_dir: str) -> str:
     """The config mmengine dumped into ``work_dir`` (the only ``.py``)."""
     configs = glob.glob(osp.join(work_dir, '*.py'))
     if len(configs) != 1:
-        raise SystemExit(f'cannot tell the config of {work_dir} (found '
-                         f'{len(configs)} .py files): pass --config')
+        raise WorkDirError(f'cannot tell the config of {work_dir} (found '
+                           f'{len(configs)} .py files): pass --config')
     return configs[0]
 
 
@@ -183,12 +183,12 @@ def experiment_record(work_dir: str) -> str:
     ``state_dir``, ``rounds`` unless the config said otherwise)."""
     found = glob.glob(osp.join(work_dir, '*', 'experiment.json'))
     if not found:
-        raise SystemExit(
+        raise WorkDirError(
             f'{work_dir} holds no experiment.json: is it the work dir of an '
             f'active-learning run? Pass --config to name the run\'s config.')
     if len(found) > 1:
-        raise SystemExit(f'{work_dir} holds several runs ({found}): pass '
-                         f'--config')
+        raise WorkDirError(f'{work_dir} holds several runs ({found}): pass '
+                           f'--config')
     return found[0]
 
 

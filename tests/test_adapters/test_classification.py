@@ -4,12 +4,15 @@ balanced initial set, and a run through tools/train_al.py."""
 import json
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import (DIGITS_CONFIG, class_folder_pool, first_human_round,
-                      folder_options, run_train_al)
+from conftest import (DIGITS_CONFIG, REPO, class_folder_pool,
+                      first_human_round, folder_options, run_train_al)
+
 
 @pytest.fixture(scope='module')
 def digits(tmp_path_factory):
@@ -171,6 +174,7 @@ def test_two_rounds_on_the_digits_through_train_al(digits, tmp_path):
         f'test_dataloader.dataset.data_root={digits}',
         'active_learning.num_rounds=2', 'active_learning.epochs_per_round=2',
         'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+        'default_hooks.checkpoint.max_keep_ckpts=-1',
     ]
     result = run_train_al(work_dir, options, config=DIGITS_CONFIG)
     rows = json.load(open(osp.join(work_dir, 'report.json')))
@@ -183,6 +187,24 @@ def test_two_rounds_on_the_digits_through_train_al(digits, tmp_path):
                                      'scores.json')))['items']
     assert len(scores) == 1438 - 20
     assert 'Active learning summary' in result.stdout + result.stderr
+
+    # tools/analysis_tools/score_agreement.py on the same run: each round's
+    # candidates scored again by the checkpoint that scored them (the
+    # recorded scores come back) and by the first-order variant.
+    out = tmp_path / 'agreement.json'
+    agreement = subprocess.run(
+        [sys.executable, 'tools/analysis_tools/score_agreement.py',
+         DIGITS_CONFIG, work_dir, '--variant', 'approximation=first_order',
+         '--check', '8', '--out', str(out), '--cfg-options'] + options[:3],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert agreement.returncode == 0, agreement.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert [(r['round'], r['candidates'], r['k']) for r in rows] == [
+        (1, 1418, 10), (2, 1408, 10)]
+    assert all(r['check_max_rel_diff'] < 1e-4 for r in rows), rows
+    assert all(-1 <= r['spearman'] <= 1 and 0 <= r['top_k_overlap'] <= 1
+               for r in rows)
+    assert 'mean over 2 rounds' in agreement.stdout
 
 
 def test_a_class_folder_pool_is_labeled_by_moving_images(digits, tmp_path):

@@ -26,7 +26,7 @@ import mmsaal  # noqa: F401
 from mmsaal.apis.measure import build_model
 from mmsaal.rounds.pool_dataset import build_pool_dataset
 from mmsaal.pool import RoundStore, load_reveals
-from mmsaal.utils import work_dir_config
+from mmsaal.utils import WorkDirError, work_dir_config
 
 
 def parse_args():
@@ -121,7 +121,11 @@ def outline_regions(image: np.ndarray, regions: list) -> np.ndarray:
 def main():
     args = parse_args()
     queried = queried_items(args.work_dir, args.round)
-    cfg = Config.fromfile(args.config or work_dir_config(args.work_dir))
+    try:
+        config = args.config or work_dir_config(args.work_dir)
+    except WorkDirError as err:
+        raise SystemExit(f'error: {err}')
+    cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = build_model(cfg)
     load_checkpoint(

@@ -87,7 +87,8 @@ def run_train_al(work_dir: str, options: list, config: str = DEMO_CONFIG,
                  extra: list = (), check: bool = True, env: dict = None,
                  timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the real ``tools/train_al.py`` in a subprocess."""
-    full_env = dict(os.environ, PYTHONPATH=PYTHONPATH, **(env or {}))
+    full_env = dict(os.environ, PYTHONPATH=PYTHONPATH)
+    full_env.update(env or {})
     result = subprocess.run(
         train_al_command(work_dir, options, config, extra),
         cwd=REPO, env=full_env, capture_output=True, text=True,

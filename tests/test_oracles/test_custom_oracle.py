@@ -8,7 +8,10 @@ import os
 import os.path as osp
 import shutil
 
-from conftest import quick_options, run_train_al
+from conftest import PYTHONPATH, quick_options, run_train_al
+
+#: This file is the module the configs import (custom_imports).
+HERE = dict(PYTHONPATH=os.pathsep.join([PYTHONPATH, osp.dirname(__file__)]))
 
 from mmsaal.oracles import HumanOracle, Taken
 from mmsaal.registry import ORACLES
@@ -63,7 +66,7 @@ def test_an_oracle_registered_outside_mmsaal_labels_a_round(voc_shapes,
     options = quick_options(root, rounds=1, initial=10, budget=5,
                             sampler='EntropySampler')
     work_dir = str(tmp_path / 'run')
-    first = run_train_al(work_dir, options, config=str(config))
+    first = run_train_al(work_dir, options, config=str(config), env=HERE)
     assert 'waits for labels' in first.stdout + first.stderr
     query = json.load(open(osp.join(work_dir, 'rounds', 'query_01',
                                     'query.json')))
@@ -71,7 +74,8 @@ def test_an_oracle_registered_outside_mmsaal_labels_a_round(voc_shapes,
                for i in query['images']]
     for stem in queried:  # the service answers
         (answers / f'{stem}.xml').write_text(taken[stem])
-    run_train_al(work_dir, options, config=str(config), extra=['--resume'])
+    run_train_al(work_dir, options, config=str(config), extra=['--resume'],
+                 env=HERE)
     labeled = json.load(open(osp.join(work_dir, 'rounds', 'round_01',
                                       'labeled.json')))['items']
     assert len(labeled) == 15
@@ -91,7 +95,7 @@ def test_an_oracle_field_it_does_not_take_is_named(voc_shapes, tmp_path):
         "active_learning = dict(oracle=dict(type='AnswerFolderOracle', "
         "answer='typo'))\n")
     result = run_train_al(str(tmp_path / 'run'), quick_options(root),
-                          config=str(config), check=False)
+                          config=str(config), check=False, env=HERE)
     assert result.returncode == 1
     assert ('ActiveLearningHook.oracle.answer is not a field of '
             "AnswerFolderOracle; it takes ('answers',)") in result.stderr

@@ -11,7 +11,8 @@ import shutil
 from conftest import PYTHONPATH, quick_options, run_train_al
 
 #: This file is the module the configs import (custom_imports).
-HERE = dict(PYTHONPATH=os.pathsep.join([PYTHONPATH, osp.dirname(__file__)]))
+HERE = dict(
+    PYTHONPATH=os.pathsep.join([PYTHONPATH, osp.dirname(__file__)]))
 
 from mmsaal.oracles import HumanOracle, Taken
 from mmsaal.registry import ORACLES

@@ -88,11 +88,12 @@ def run_sampler_fields(flat: dict) -> dict:
 def round_rows(work_dir: str, cfg: Config, dataset, variant: dict,
                top_k, check: int):
     """One row per scored round of the run in ``work_dir``."""
-    flat = read_json(experiment_record(work_dir), 'the experiment record')
+    record = experiment_record(work_dir)
+    flat = read_json(record, 'the experiment record')
     fields = run_sampler_fields(flat)
     own = POOL_SAMPLERS.build(fields)
     other = POOL_SAMPLERS.build(dict(fields, **variant))
-    store = RoundStore(osp.dirname(experiment_record(work_dir)))
+    store = RoundStore(osp.dirname(record))
     batch_size = flat.get('active_learning.pool_dataloader.batch_size', 32)
     budget = flat.get('active_learning.budget', 1)
     model = build_model(cfg)

@@ -114,7 +114,7 @@ class ClassificationSAAL:
             for n, t in list(self.net.named_parameters()) +
             list(self.net.named_buffers()) if n not in moving
         }
-        per_image = 4 * sum(p.numel() for p in self.params)
+        per_image = sum(p.numel() * p.element_size() for p in self.params)
         self.chunk = max(1, CHUNK_BYTES // (3 * per_image))
 
     def _logits(self, weights: Dict[str, torch.Tensor], inputs):

@@ -83,16 +83,98 @@ def train_al_command(work_dir: str, options: list, config: str = DEMO_CONFIG,
             '--work-dir', work_dir, *extra, '--cfg-options', *options]
 
 
+class ToolServer:
+    """This test process's ``tests/tool_server.py``: tools run in forked
+    copies of an interpreter that imported torch and the OpenMMLab
+    libraries once (a second each, where a new interpreter takes ten).
+    ``MMSAAL_FRESH_INTERPRETERS=1`` starts each in a new interpreter
+    instead."""
+
+    process = None
+    buffer = b''
+    pid = None
+
+    @classmethod
+    def reply(cls, timeout: float) -> dict:
+        import select
+        import time
+        deadline = time.time() + timeout
+        while b'\n' not in cls.buffer:
+            left = deadline - time.time()
+            if left <= 0 or not select.select([cls.process.stdout], [], [],
+                                              left)[0]:
+                raise TimeoutError
+            chunk = os.read(cls.process.stdout.fileno(), 65536)
+            if not chunk:
+                raise RuntimeError('tests/tool_server.py ended: see '
+                                   + cls.log)
+            cls.buffer += chunk
+        line, cls.buffer = cls.buffer.split(b'\n', 1)
+        return json.loads(line)
+
+    @classmethod
+    def start(cls) -> None:
+        import tempfile
+        cls.log = tempfile.mktemp(prefix='tool_server_', suffix='.log')
+        cls.buffer = b''
+        with open(cls.log, 'w') as log:
+            cls.process = subprocess.Popen(
+                [sys.executable, osp.join(REPO, 'tests', 'tool_server.py')],
+                cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=log, env=dict(os.environ, PYTHONPATH=REPO))
+        assert cls.reply(600) == dict(ready=True)
+
+    @classmethod
+    def run(cls, argv: list, cwd: str, env: dict,
+            timeout: float) -> subprocess.CompletedProcess:
+        import signal
+        import tempfile
+        if cls.process is None or cls.process.poll() is not None:
+            cls.start()
+        with tempfile.TemporaryDirectory() as tmp:
+            out, err = osp.join(tmp, 'stdout'), osp.join(tmp, 'stderr')
+            cls.process.stdin.write(json.dumps(dict(
+                argv=list(argv), cwd=cwd, env=env, stdout=out,
+                stderr=err)).encode() + b'\n')
+            cls.process.stdin.flush()
+            pid = cls.reply(60)['pid']
+            try:
+                code = cls.reply(timeout)['returncode']
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                cls.reply(60)
+                raise subprocess.TimeoutExpired(argv, timeout)
+            read = lambda path: open(path, errors='replace').read()  # noqa
+            return subprocess.CompletedProcess(argv, code, read(out),
+                                               read(err))
+
+
+def run_python(script: str, args: list, env: dict = None, cwd: str = REPO,
+               timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python SCRIPT ARGS`` with ``env`` (by default this environment
+    with the repository and tests/ on PYTHONPATH), its output captured:
+    through :class:`ToolServer`, or a new interpreter where
+    ``MMSAAL_FRESH_INTERPRETERS=1``."""
+    if env is None:
+        env = dict(os.environ, PYTHONPATH=PYTHONPATH)
+    argv = [script, *map(str, args)]
+    if os.environ.get('MMSAAL_FRESH_INTERPRETERS') == '1':
+        return subprocess.run([sys.executable, *argv], cwd=cwd, env=env,
+                              capture_output=True, text=True,
+                              timeout=timeout)
+    return ToolServer.run(argv, cwd, env, timeout)
+
+
 def run_train_al(work_dir: str, options: list, config: str = DEMO_CONFIG,
                  extra: list = (), check: bool = True, env: dict = None,
                  timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the real ``tools/train_al.py`` in a subprocess."""
+    """Run the real ``tools/train_al.py`` in a process of its own
+    (:func:`run_python`)."""
     full_env = dict(os.environ, PYTHONPATH=PYTHONPATH)
     full_env.update(env or {})
-    result = subprocess.run(
-        train_al_command(work_dir, options, config, extra),
-        cwd=REPO, env=full_env, capture_output=True, text=True,
-        timeout=timeout)
+    command = train_al_command(work_dir, options, config, extra)
+    result = run_python(command[1], command[2:], env=full_env,
+                        timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(
             f'train_al.py failed ({result.returncode}):\n'
@@ -240,11 +322,54 @@ def human_options(voc_shapes):
         "active_learning.oracle=human"]
 
 
-def import_labels(work_dir, labels_path, check=True):
-    result = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'import_labels.py'),
-         work_dir, labels_path], cwd=REPO, capture_output=True, text=True,
-        env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'})
+def run_tool(script: str, args: list) -> subprocess.CompletedProcess:
+    """Run ``tools/<script>``'s ``main()`` with ``args`` in this process,
+    as its command line would: what it prints, and the exit status the
+    interpreter gives a ``SystemExit`` (its message on stderr, status 1).
+
+    The tools that end without training (``import_labels.py``) cost a
+    second here where a new interpreter spends ten importing torch and
+    the OpenMMLab libraries again; the runs that need one (a resume, a
+    kill) still start ``tools/train_al.py`` in a subprocess."""
+    import contextlib
+    import importlib.util
+    import io
+    path = osp.join(REPO, 'tools', script)
+    spec = importlib.util.spec_from_file_location(
+        'tool_' + script[:-3], path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out, err = io.StringIO(), io.StringIO()
+    argv, sys.argv = sys.argv, [path, *map(str, args)]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                tool.main()
+                code = 0
+            except SystemExit as exit:
+                if exit.code is None or isinstance(exit.code, int):
+                    code = exit.code or 0
+                else:
+                    print(exit.code, file=sys.stderr)
+                    code = 1
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess([path, *args], code, out.getvalue(),
+                                       err.getvalue())
+
+
+def import_labels(work_dir, labels_path, *extra, check=True,
+                  in_process=True):
+    """``tools/import_labels.py WORK_DIR LABELS [extra]``: in this process
+    (:func:`run_tool`), or as its own command with ``in_process=False``."""
+    if in_process:
+        result = run_tool('import_labels.py', [work_dir, labels_path,
+                                               *extra])
+    else:
+        result = subprocess.run(
+            [sys.executable, osp.join(REPO, 'tools', 'import_labels.py'),
+             work_dir, labels_path, *extra], cwd=REPO, capture_output=True,
+            text=True, env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'})
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result

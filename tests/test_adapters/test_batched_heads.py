@@ -4,15 +4,13 @@ image's weights and calling it, for the RoI head's FCs and the dense heads
 (grouped convolutions); and the tool that times it runs."""
 import copy
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from conftest import DEMO_CONFIG, PYTHONPATH, REPO, data_options
+from conftest import DEMO_CONFIG, PYTHONPATH, REPO, data_options, run_python
 from mmsaal.adapters.batched import batched_forward, stacked_weights
 
 RETINANET = osp.join(REPO, 'configs', 'benchmark',
@@ -92,11 +90,10 @@ def test_the_roi_head_under_per_image_weights_equals_each_moved_copy():
 
 def test_the_timing_tool_prints_both_heads_and_their_difference(
         voc_shapes):
-    result = subprocess.run(
-        [sys.executable, 'tools/misc/batched_heads.py', DEMO_CONFIG,
-         '--images', '2', '--repeats', '1', '--cfg-options',
+    result = run_python(
+        'tools/misc/batched_heads.py',
+        [DEMO_CONFIG, '--images', '2', '--repeats', '1', '--cfg-options',
          *data_options(voc_shapes)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
         env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'})
     assert result.returncode == 0, result.stderr[-4000:]
     rows = [line.split() for line in result.stdout.splitlines()

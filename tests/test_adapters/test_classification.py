@@ -4,14 +4,13 @@ balanced initial set, and a run through tools/train_al.py."""
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import (DIGITS_CONFIG, REPO, class_folder_pool,
-                      first_human_round, folder_options, run_train_al)
+from conftest import (DIGITS_CONFIG, class_folder_pool,
+                      first_human_round, folder_options, run_python,
+                      run_train_al)
 
 
 @pytest.fixture(scope='module')
@@ -209,11 +208,10 @@ def test_two_rounds_on_the_digits_through_train_al(digits, tmp_path):
     # candidates scored again by the checkpoint that scored them (the
     # recorded scores come back) and by the first-order variant.
     out = tmp_path / 'agreement.json'
-    agreement = subprocess.run(
-        [sys.executable, 'tools/analysis_tools/score_agreement.py',
-         DIGITS_CONFIG, work_dir, '--variant', 'approximation=first_order',
-         '--check', '8', '--out', str(out), '--cfg-options'] + options[:3],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+    agreement = run_python(
+        'tools/analysis_tools/score_agreement.py',
+        [DIGITS_CONFIG, work_dir, '--variant', 'approximation=first_order',
+         '--check', '8', '--out', out, '--cfg-options'] + options[:3])
     assert agreement.returncode == 0, agreement.stderr[-3000:]
     rows = json.loads(out.read_text())
     assert [(r['round'], r['candidates'], r['k']) for r in rows] == [

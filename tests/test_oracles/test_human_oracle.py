@@ -55,7 +55,8 @@ def test_export_import_resume_labels_exactly_the_queried_images(
 
     answer = tmp_path / 'answer.json'
     answer.write_text(json.dumps(voc_to_coco(voc_shapes, queried)))
-    imported = import_labels(work_dir, str(answer))
+    # The tool as its own command, as a user types it.
+    imported = import_labels(work_dir, str(answer), in_process=False)
     assert 'imported 5 images' in imported.stdout
     merged = json.load(open(osp.join(pool, 'labels.json')))
     assert len(merged['images']) == 15

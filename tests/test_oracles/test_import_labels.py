@@ -137,14 +137,7 @@ def test_limits_on_boxes_and_file_size(fresh):
 
 
 def run_import_args(fresh, labels, *extra):
-    import subprocess
-    import sys
-
-    from conftest import PYTHONPATH
-    return subprocess.run(
-        [sys.executable, SCRIPT, fresh['work_dir'], labels, *extra],
-        cwd=REPO, capture_output=True, text=True,
-        env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'})
+    return run_import(fresh['work_dir'], labels, *extra, check=False)
 
 
 def test_skip_invalid_imports_the_rest_and_replace_imports_again(fresh):

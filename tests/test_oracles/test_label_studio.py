@@ -8,13 +8,12 @@ import hashlib
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 import urllib.request
 
 import pytest
 from conftest import (PYTHONPATH, REPO, SEG_DEMO_CONFIG, human_options,
-                      run_train_al, seg_quick_options, voc_to_coco)
+                      run_python, run_train_al, seg_quick_options,
+                      voc_to_coco)
 
 from mmsaal.testing.label_studio import LabelStudioServer
 
@@ -120,10 +119,9 @@ def as_xywh(results):
 
 
 def import_from_label_studio(work_dir, env):
-    result = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'import_labels.py'),
-         work_dir, '--label-studio'], cwd=REPO, capture_output=True,
-        text=True, env=dict(os.environ, PYTHONPATH=PYTHONPATH, **env))
+    result = run_python(osp.join(REPO, 'tools', 'import_labels.py'),
+                        [work_dir, '--label-studio'],
+                        env=dict(os.environ, PYTHONPATH=PYTHONPATH, **env))
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 

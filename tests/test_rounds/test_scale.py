@@ -4,14 +4,12 @@ pool items are read in one pass, and the scale simulator runs."""
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, run_python
 from mmsaal.pool import PixelLabels, PoolState
 from mmsaal.rounds import PixelUnits, pick_units
 from mmsaal.rounds.pool_dataset import relative_names
@@ -277,10 +275,9 @@ def test_item_infos_come_in_one_pass_without_copies():
      '--granularity', 'pixel', '--pool-wide', '--diversity', 'classes'],
 ])
 def test_the_scale_simulator_runs_at_a_small_size(tmp_path, task):
-    result = subprocess.run(
-        [sys.executable, SIM, *task, '--rounds', '2', '--data',
-         str(tmp_path / 'data'), '--work-dir', str(tmp_path / 'work')],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = run_python(SIM, [*task, '--rounds', '2', '--data',
+                              tmp_path / 'data', '--work-dir',
+                              tmp_path / 'work'], timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     for row in ('| start |', '| round 1 |', '| round 2 |', '| resume |'):
@@ -294,21 +291,17 @@ def test_the_scale_simulator_takes_a_shipped_configs_settings(tmp_path):
     cores), with its loader's workers really started; options after it
     win."""
     config = 'configs/saal_deeplabv3plus_r101_gta2cityscapes.py'
-    result = subprocess.run(
-        [sys.executable, SIM, 'segmentation', '--images', '4', '--size',
-         '64', '128', '--config', config, '--region-size', '8', '--rounds',
-         '1', '--data', str(tmp_path / 'data'), '--work-dir',
-         str(tmp_path / 'work')],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = run_python(SIM, [
+        'segmentation', '--images', '4', '--size', '64', '128', '--config',
+        config, '--region-size', '8', '--rounds', '1', '--data',
+        tmp_path / 'data', '--work-dir', tmp_path / 'work'], timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     workers = min(4, len(os.sched_getaffinity(0)))
     assert (f'region (8px) at 0.01 a round, per image, diversity=classes, '
             f'subset=None, noise maps, batch_size=1, num_workers={workers}, '
             f'as {config}') in result.stdout
     assert '| resume |' in result.stdout
-    refused = subprocess.run(
-        [sys.executable, SIM, 'images', '--config', config],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+    refused = run_python(SIM, ['images', '--config', config], timeout=300)
     assert refused.returncode != 0 and 'with the task segmentation' in \
         refused.stderr
 

@@ -4,19 +4,17 @@ import csv
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
-from conftest import DEMO_CONFIG, PYTHONPATH, REPO, quick_options
+from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, quick_options,
+                      run_python)
 
 from mmsaal.analysis import area_under_curve
 
 
 def tool(*args, check=True):
-    result = subprocess.run(
-        [sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-        env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'}, timeout=600)
+    result = run_python(args[0], args[1:], env={
+        'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'})
     if check and result.returncode:
         raise AssertionError(result.stdout[-3000:] + result.stderr[-5000:])
     return result

@@ -2,11 +2,10 @@
 classifier: every column printed, SAAL 'all' equal to the naive procedure,
 both cost breakdowns."""
 import re
-import subprocess
 import sys
 
 from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, SEG_DEMO_CONFIG,
-                      data_options, seg_data_options)
+                      data_options, run_python, seg_data_options)
 
 METHODS = ('inference', 'saal_head', 'saal_all', 'naive', 'exact_head',
            'first_order_head')
@@ -14,12 +13,10 @@ METHODS = ('inference', 'saal_head', 'saal_all', 'naive', 'exact_head',
 
 def benchmark(config: str, options: list, *extra: str,
               num_images: int = 2) -> str:
-    result = subprocess.run(
-        [sys.executable, 'tools/benchmark_scoring.py', config,
-         '--num-images', str(num_images), *extra, '--cfg-options',
-         *options],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'})
+    result = run_python(
+        'tools/benchmark_scoring.py',
+        [config, '--num-images', num_images, *extra, '--cfg-options',
+         *options], env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'})
     assert result.returncode == 0, result.stderr[-5000:]
     return result.stdout
 

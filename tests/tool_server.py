@@ -1,0 +1,120 @@
+"""Starts the project's tools in forked copies of one interpreter that has
+imported torch and the OpenMMLab libraries once.
+
+A new interpreter spends about ten seconds of a 2-core machine importing
+torch, mmengine, mmcv, mmdet, mmseg and mmpretrain before ``tools/
+train_al.py`` reads its config; the suite starts the tools some two hundred
+times. This server imports them once, then for each request forks: the
+child is a process of its own (its pid, its exit status, its files, killed
+by a signal like any other) that runs the script as ``__main__`` with the
+request's argv, working folder and environment, as a new interpreter would
+after the same imports. Nothing runs in the server itself.
+
+Protocol, one JSON object a line: the request ``{"argv": [script, ...],
+"cwd", "env", "stdout", "stderr"}`` (the last two are file paths) on
+stdin; the replies ``{"pid"}`` when the child starts and ``{"returncode"}``
+(negative: the signal that ended it) when it ends, on stdout.
+"""
+import atexit
+import importlib
+import json
+import os
+import os.path as osp
+import random
+import runpy
+import sys
+import threading
+import traceback
+
+#: What every run imports anyway (its config's custom_imports, the
+#: registries' locations), in the order a run imports them.
+PRELOAD = ('torch', 'mmengine.runner', 'mmsaal', 'mmdet.models',
+           'mmdet.datasets', 'mmdet.evaluation', 'mmdet.engine',
+           'mmdet.visualization', 'mmseg.models', 'mmseg.datasets',
+           'mmseg.evaluation', 'mmseg.engine', 'mmseg.visualization',
+           'mmpretrain.models', 'mmpretrain.datasets',
+           'mmpretrain.evaluation', 'mmpretrain.engine',
+           'mmpretrain.visualization')
+
+
+def child(request: dict, base_path: list) -> int:
+    """Run the request's script as ``__main__``; its exit status."""
+    env = request['env']
+    for fd, path, flags in ((0, os.devnull, os.O_RDONLY),
+                            (1, request['stdout'],
+                             os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                            (2, request['stderr'],
+                             os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+        opened = os.open(path, flags, 0o644)
+        os.dup2(opened, fd)
+        os.close(opened)
+    os.chdir(request['cwd'])
+    os.environ.clear()
+    os.environ.update(env)
+    script = osp.abspath(request['argv'][0])
+    # A new interpreter's path: the script's folder, $PYTHONPATH, the rest.
+    sys.path[:] = [osp.dirname(script)] + [
+        p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p
+    ] + base_path
+    importlib.invalidate_caches()
+    sys.argv = [script] + list(request['argv'][1:])
+    random.seed()
+    import numpy as np
+    np.random.seed()
+    if 'OMP_NUM_THREADS' in env:
+        import torch
+        torch.set_num_threads(int(env['OMP_NUM_THREADS']))
+    try:
+        runpy.run_path(script, run_name='__main__')
+        code = 0
+    except SystemExit as exit:
+        if exit.code is None or isinstance(exit.code, int):
+            code = exit.code or 0
+        else:
+            print(exit.code, file=sys.stderr)
+            code = 1
+    except BaseException:  # as the interpreter ends on an uncaught error
+        traceback.print_exc()
+        code = 1
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+    return code
+
+
+def serve() -> None:
+    replies = os.fdopen(os.dup(1), 'w', buffering=1)
+    os.dup2(2, 1)  # what the imports print must not reach the replies
+    for name in PRELOAD:
+        importlib.import_module(name)
+    if threading.active_count() != 1:
+        raise RuntimeError('a thread started while importing: forking is '
+                           'not safe')
+    own = os.environ.get('PYTHONPATH', '').split(os.pathsep)
+    base_path = [p for p in sys.path[1:] if p not in own]
+    replies.write(json.dumps(dict(ready=True)) + '\n')
+    for line in sys.stdin:
+        request = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                replies.close()
+                code = child(request, base_path)
+            finally:
+                os._exit(code)
+        replies.write(json.dumps(dict(pid=pid)) + '\n')
+        _, status = os.waitpid(pid, 0)
+        replies.write(json.dumps(dict(
+            returncode=os.waitstatus_to_exitcode(status))) + '\n')
+
+
+if __name__ == '__main__':
+    serve()

@@ -115,9 +115,9 @@ class ToolServer:
     @classmethod
     def start(cls) -> None:
         import tempfile
-        cls.log = tempfile.mktemp(prefix='tool_server_', suffix='.log')
+        fd, cls.log = tempfile.mkstemp(prefix='tool_server_', suffix='.log')
         cls.buffer = b''
-        with open(cls.log, 'w') as log:
+        with os.fdopen(fd, 'w') as log:
             cls.process = subprocess.Popen(
                 [sys.executable, osp.join(REPO, 'tests', 'tool_server.py')],
                 cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

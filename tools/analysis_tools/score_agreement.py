@@ -41,8 +41,8 @@ from mmengine.runner import load_checkpoint
 import mmsaal  # noqa: F401  (registers modules, allows mmengine checkpoints)
 from mmsaal.analysis import rank_correlation, top_k_overlap
 from mmsaal.apis.measure import build_model
+from mmsaal.engine.hooks.active_learning_hook import build_pool_sampler
 from mmsaal.pool import RoundStore
-from mmsaal.registry import POOL_SAMPLERS
 from mmsaal.rounds import build_pool_dataset, count
 from mmsaal.utils import WorkDirError, experiment_record
 from mmsaal.utils.files import read_json
@@ -91,8 +91,8 @@ def round_rows(work_dir: str, cfg: Config, dataset, variant: dict,
     record = experiment_record(work_dir)
     flat = read_json(record, 'the experiment record')
     fields = run_sampler_fields(flat)
-    own = POOL_SAMPLERS.build(fields)
-    other = POOL_SAMPLERS.build(dict(fields, **variant))
+    own = build_pool_sampler(fields)
+    other = build_pool_sampler(dict(fields, **variant))
     store = RoundStore(osp.dirname(record))
     batch_size = flat.get('active_learning.pool_dataloader.batch_size', 32)
     budget = flat.get('active_learning.budget', 1)

@@ -17,12 +17,12 @@ def revealed_classes(work_dir: str) -> Counter:
     """Pixels each class got over a run's query rounds (round 1 on), and
     :data:`VOID` for revealed pixels of no class; empty for runs that
     query whole images."""
-    from mmsaal.pool import load_reveals
+    from mmsaal.pool import REVEALED_FILE, load_reveals
     rows = {r['round']: r for r in report_rows(work_dir)}
     counts = Counter()
     for folder in sorted(glob.glob(osp.join(work_dir, 'rounds', 'round_*'))):
         round_idx = int(folder.rsplit('_', 1)[1])
-        masks_path = osp.join(folder, 'revealed.npz')
+        masks_path = osp.join(folder, REVEALED_FILE)
         if round_idx == 0 or not osp.exists(masks_path):
             continue
         revealed = sum(r.count() for _, r in load_reveals(masks_path))

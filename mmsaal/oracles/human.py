@@ -8,8 +8,7 @@ import numpy as np
 from mmengine.dist import barrier, is_main_process
 
 from mmsaal.datasets.label_files import LabelFiles, label_files_for
-from mmsaal.pool import (PoolState, draw_initial_set, load_query_units,
-                         query_listing)
+from mmsaal.pool import PoolState, draw_initial_set, query_listing
 from mmsaal.registry import ORACLES
 from mmsaal.rounds.pool_dataset import PoolItems
 from mmsaal.rounds.units import ImageUnits, Query
@@ -141,9 +140,7 @@ class HumanOracle(BaseOracle):
         saved = self.store.load_query(round_idx)
         if saved is None:
             return None
-        units = osp.join(self.store.query_dir(round_idx), 'units.npz')
-        return Query.from_json(
-            saved, load_query_units(units) if osp.exists(units) else None)
+        return Query.from_json(saved, self.store.read_query_units(round_idx))
 
     def request(self, round_idx: int, query: Query, model=None) -> None:
         """Write the query for a person (main process) and stop the run."""

@@ -18,6 +18,10 @@ import numpy as np
 from mmsaal.utils.files import atomic_write
 from .store import dump_json_atomic, write_text_atomic
 
+#: A region or pixel query's units (:func:`save_query_units`), in its
+#: query folder.
+QUERY_UNITS_FILE = 'units.npz'
+
 Writer = Callable[[str], None]
 
 

@@ -23,6 +23,9 @@ import numpy as np
 from mmsaal.utils.errors import WorkDirError
 from mmsaal.utils.files import atomic_write
 
+#: A round's reveals (:func:`save_reveals`), in its round folder.
+REVEALED_FILE = 'revealed.npz'
+
 Shape = Tuple[int, int]
 #: The label of a pixel nobody labeled (mmseg's ``ignore_index``).
 IGNORE_INDEX = 255

@@ -13,7 +13,7 @@ import re
 import shutil
 import uuid
 from functools import partial
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -21,6 +21,7 @@ from mmsaal.utils.checkpoint import load_checkpoint_file
 from mmsaal.utils.errors import FieldError, WorkDirError
 from mmsaal.utils.files import (MAX_JSON_MB, atomic_write, read_capped,
                                 write_bytes_atomic)
+from .revealed import REVEALED_FILE, Reveal, load_reveals
 from .state import PoolState
 
 MASK_DIR = 'revealed'
@@ -235,6 +236,12 @@ class RoundStore:
                 'scores')['items']
         ]
 
+    def read_reveals(self, round_idx: int) -> List[Tuple[int, Reveal]]:
+        """What a round of a pixel-labeled pool revealed
+        (``revealed.npz``, :func:`~mmsaal.pool.load_reveals`)."""
+        return load_reveals(
+            osp.join(self.round_dir(round_idx), REVEALED_FILE))
+
     def write_classes(self, round_idx: int, classes: Dict[str, int]) -> None:
         """A finished round's ``classes.json``: the labeled pixels per
         class it queried, counted after the round was written."""
@@ -271,6 +278,14 @@ class RoundStore:
         """The selection of a query folder, or None when there is none."""
         path = osp.join(self.query_dir(round_idx), 'selection.json')
         return load_json(path, 'the query') if osp.exists(path) else None
+
+    def read_query_units(self, round_idx: int) -> Optional[Dict[int, Dict]]:
+        """The queried units of a waiting region or pixel query
+        (``units.npz``), or None for a query of whole images."""
+        # query_files writes through this module's atomic helpers.
+        from .query_files import QUERY_UNITS_FILE, load_query_units
+        path = osp.join(self.query_dir(round_idx), QUERY_UNITS_FILE)
+        return load_query_units(path) if osp.exists(path) else None
 
     def pending_query(self) -> Optional[int]:
         """The round of the query that waits for labels (its round folder
@@ -363,7 +378,7 @@ class RoundStore:
             if state.revealed is not None:
                 for round_idx in range(latest + 1):
                     state.revealed.load_round(
-                        osp.join(self.round_dir(round_idx), 'revealed.npz'),
+                        osp.join(self.round_dir(round_idx), REVEALED_FILE),
                         round_idx, state.pool_size)
                 state.check_revealed(self.root)
         return latest

@@ -13,7 +13,7 @@ import numpy as np
 from mmengine.logging import print_log
 
 from mmsaal.pool import (IGNORE_INDEX, PoolState, Reveal, RoundStore,
-                         load_reveals, read_report, write_report)
+                         read_report, write_report)
 from mmsaal.tasks import task_of
 from mmsaal.utils.threads import in_threads
 from .units import ImageUnits, Query
@@ -271,15 +271,13 @@ class RoundRecorder:
             return []
         missing = {}
         for round_idx in self.store.rounds():
-            folder = self.store.round_dir(round_idx)
             # Earlier versions kept them in queried.json.
             if round_idx == 0 or \
                     'queried_classes' in self.store.read_queried(round_idx):
                 continue
             if self.units.pixels is not None:
                 try:
-                    missing[round_idx] = load_reveals(
-                        osp.join(folder, 'revealed.npz'))
+                    missing[round_idx] = self.store.read_reveals(round_idx)
                 except RuntimeError as error:  # a report column only
                     print_log(f'{error}; round {round_idx} is reported '
                               f'without its classes.', logger='current',

@@ -5,7 +5,8 @@ from typing import (Callable, Dict, Iterator, List, Optional, Sequence,
 
 import numpy as np
 
-from mmsaal.pool import PixelLabels, PoolState, Reveal, save_reveals
+from mmsaal.pool import (REVEALED_FILE, PixelLabels, PoolState, Reveal,
+                         save_reveals)
 from mmsaal.registry import UNITS
 from .query import Budget, Query, UnitTable, count
 
@@ -124,7 +125,7 @@ class ImageUnits:
         if self.pixels is None:
             return {}
         return {
-            'revealed.npz': lambda path: save_reveals(path,
+            REVEALED_FILE: lambda path: save_reveals(path,
                                                       self.reveals(query))
         }
 

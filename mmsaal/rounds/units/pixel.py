@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import torch
 
-from mmsaal.pool import (IGNORE_INDEX, PixelLabels, PoolState, Reveal,
-                         save_query_units, write_pixel_summary,
-                         write_regions)
+from mmsaal.pool import (IGNORE_INDEX, QUERY_UNITS_FILE, PixelLabels,
+                         PoolState, Reveal, save_query_units,
+                         write_pixel_summary, write_regions)
 from mmsaal.registry import UNITS
 from mmsaal.regions import (best_first, class_shares, kth_largest,
                             prepare_units, unit_area, units_per_image)
@@ -344,7 +344,7 @@ class PixelUnits(ImageUnits):
         compact, for the run to resume from."""
         return {
             'regions.json': self._listing(round_idx, query, names),
-            'units.npz': lambda path: save_query_units(path, query.units
+            QUERY_UNITS_FILE: lambda path: save_query_units(path, query.units
                                                        or {})
         }
 

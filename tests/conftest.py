@@ -92,7 +92,6 @@ class ToolServer:
 
     process = None
     buffer = b''
-    pid = None
 
     @classmethod
     def reply(cls, timeout: float) -> dict:
@@ -170,8 +169,7 @@ def run_train_al(work_dir: str, options: list, config: str = DEMO_CONFIG,
                  timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the real ``tools/train_al.py`` in a process of its own
     (:func:`run_python`)."""
-    full_env = dict(os.environ, PYTHONPATH=PYTHONPATH)
-    full_env.update(env or {})
+    full_env = dict(os.environ, PYTHONPATH=PYTHONPATH, **(env or {}))
     command = train_al_command(work_dir, options, config, extra)
     result = run_python(command[1], command[2:], env=full_env,
                         timeout=timeout)
@@ -322,6 +320,17 @@ def human_options(voc_shapes):
         "active_learning.oracle=human"]
 
 
+def load_tool(script: str):
+    """A fresh module of ``tools/<script>`` (its functions, its ``main``)."""
+    import importlib.util
+    path = osp.join(REPO, 'tools', script)
+    spec = importlib.util.spec_from_file_location(
+        'tool_' + osp.splitext(osp.basename(script))[0], path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
 def run_tool(script: str, args: list) -> subprocess.CompletedProcess:
     """Run ``tools/<script>``'s ``main()`` with ``args`` in this process,
     as its command line would: what it prints, and the exit status the
@@ -332,13 +341,11 @@ def run_tool(script: str, args: list) -> subprocess.CompletedProcess:
     the OpenMMLab libraries again; the runs that need one (a resume, a
     kill) still start ``tools/train_al.py`` in a subprocess."""
     import contextlib
-    import importlib.util
     import io
-    path = osp.join(REPO, 'tools', script)
-    spec = importlib.util.spec_from_file_location(
-        'tool_' + script[:-3], path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+
+    from tool_server import exit_status
+    tool = load_tool(script)
+    path = tool.__file__
     out, err = io.StringIO(), io.StringIO()
     argv, sys.argv = sys.argv, [path, *map(str, args)]
     try:
@@ -347,11 +354,7 @@ def run_tool(script: str, args: list) -> subprocess.CompletedProcess:
                 tool.main()
                 code = 0
             except SystemExit as exit:
-                if exit.code is None or isinstance(exit.code, int):
-                    code = exit.code or 0
-                else:
-                    print(exit.code, file=sys.stderr)
-                    code = 1
+                code = exit_status(exit)
     finally:
         sys.argv = argv
     return subprocess.CompletedProcess([path, *args], code, out.getvalue(),

@@ -37,6 +37,15 @@ PRELOAD = ('torch', 'mmengine.runner', 'mmsaal', 'mmdet.models',
            'mmpretrain.visualization')
 
 
+def exit_status(exit: SystemExit) -> int:
+    """The status the interpreter ends with on ``exit``; a message that is
+    no number goes to stderr, status 1."""
+    if exit.code is None or isinstance(exit.code, int):
+        return exit.code or 0
+    print(exit.code, file=sys.stderr)
+    return 1
+
+
 def child(request: dict, base_path: list) -> int:
     """Run the request's script as ``__main__``; its exit status."""
     env = request['env']
@@ -68,11 +77,7 @@ def child(request: dict, base_path: list) -> int:
         runpy.run_path(script, run_name='__main__')
         code = 0
     except SystemExit as exit:
-        if exit.code is None or isinstance(exit.code, int):
-            code = exit.code or 0
-        else:
-            print(exit.code, file=sys.stderr)
-            code = 1
+        code = exit_status(exit)
     except BaseException:  # as the interpreter ends on an uncaught error
         traceback.print_exc()
         code = 1

@@ -15,7 +15,8 @@ from .store import (RoundStore, dump_json_atomic, read_initial_file,
                     revealed_mask_dir, write_text_atomic)
 
 __all__ = [
-    'IGNORE_INDEX', 'QUERY_UNITS_FILE', 'REVEALED_FILE', 'UNLABELED', 'PixelLabels', 'PoolState', 'Reveal',
+    'IGNORE_INDEX', 'QUERY_UNITS_FILE', 'REVEALED_FILE', 'UNLABELED',
+    'PixelLabels', 'PoolState', 'Reveal',
     'RevealedPixels', 'RoundStore', 'check_unique_stems', 'draw_initial_set',
     'dump_json_atomic', 'fingerprint', 'image_shapes', 'load_query_units',
     'load_reveals', 'query_listing', 'read_initial_file', 'read_report',

@@ -5,7 +5,6 @@ the work dir's config never executed."""
 import copy
 import glob
 import hashlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -14,13 +13,12 @@ import shutil
 import pytest
 from conftest import REPO, human_options, image_folder_pool
 from conftest import import_labels as run_import
+from conftest import load_tool
 from conftest import run_train_al, voc_to_coco
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmsaal.utils import WorkDirError
-
-SCRIPT = osp.join(REPO, 'tools', 'import_labels.py')
 
 
 @pytest.fixture(scope='module')
@@ -213,13 +211,6 @@ def test_a_planted_link_is_replaced_not_written_through(fresh):
 
 
 # ------------------------------------------------------------------- fuzz
-def load_tool():
-    spec = importlib.util.spec_from_file_location('import_labels', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 NUMBERS = st.one_of(st.integers(-5, 200), st.floats(allow_nan=True,
                                                     allow_infinity=True),
                     st.text(max_size=3), st.none(), st.booleans())
@@ -253,7 +244,7 @@ def test_generated_malformed_files_are_imported_right_or_refused_whole(
     """Any mutation of a correct answer either imports exactly the queried
     images with finite boxes inside them, or is refused with the pool file
     untouched."""
-    tool = load_tool()
+    tool = load_tool('import_labels.py')
     args = type('Args', (), dict(
         work_dir=fresh['work_dir'], config=None, partial=True,
         skip_invalid=False, replace=True, max_boxes=1000, max_mb=100))

@@ -125,8 +125,8 @@ class ImageUnits:
         if self.pixels is None:
             return {}
         return {
-            REVEALED_FILE: lambda path: save_reveals(path,
-                                                      self.reveals(query))
+            REVEALED_FILE:
+            lambda path: save_reveals(path, self.reveals(query))
         }
 
     def query_files(self, round_idx: int, query: Query,

@@ -344,8 +344,8 @@ class PixelUnits(ImageUnits):
         compact, for the run to resume from."""
         return {
             'regions.json': self._listing(round_idx, query, names),
-            QUERY_UNITS_FILE: lambda path: save_query_units(path, query.units
-                                                       or {})
+            QUERY_UNITS_FILE:
+            lambda path: save_query_units(path, query.units or {})
         }
 
     def _listing(self, round_idx: int, query: Query,

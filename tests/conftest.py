@@ -169,7 +169,7 @@ def run_train_al(work_dir: str, options: list, config: str = DEMO_CONFIG,
                  timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the real ``tools/train_al.py`` in a process of its own
     (:func:`run_python`)."""
-    full_env = dict(os.environ, PYTHONPATH=PYTHONPATH, **(env or {}))
+    full_env = {**os.environ, 'PYTHONPATH': PYTHONPATH, **(env or {})}
     command = train_al_command(work_dir, options, config, extra)
     result = run_python(command[1], command[2:], env=full_env,
                         timeout=timeout)

@@ -9,6 +9,7 @@ import os.path as osp
 import socket
 import stat
 import time
+import weakref
 from typing import Dict, List, Optional
 
 from .errors import WorkDirError
@@ -25,6 +26,9 @@ class WorkDirLock:
     the kernel when it ends, however it ends. So of any number of
     processes that take it at once exactly one wins, and a lock whose
     holder died (a stale lock file) is free again with no takeover to race.
+    A process forked from the holder (a data-loading worker) closes its
+    copy of the file first thing, so the lock ends with the holder, not
+    with its last worker.
     The file holds the holder's pid, host and start time, for the message
     of a refused taker. The file is opened without following a link, must
     be a regular file, and is read at most :data:`HOLDER_BYTES` bytes.
@@ -68,15 +72,20 @@ class WorkDirLock:
         os.makedirs(work_dir, exist_ok=True)
         for _ in range(100):
             fd = self._open()
+            self.fd = fd  # from here on, a forked child closes its copy
+            _HELD.add(self)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = _read_holder(fd)
-                os.close(fd)
+                self._close()
                 raise WorkDirError(
                     f'{work_dir} is in use: '
                     f'{holder_text(holder) if holder else "another process"} '
                     f'holds {self.path}. Wait for it to end.')
+            except BaseException:
+                self._close()
+                raise
             # Released by a holder that removed the file meanwhile: the lock
             # is on a name no other taker opens any more; take the new one.
             try:
@@ -85,7 +94,7 @@ class WorkDirLock:
             except FileNotFoundError:
                 same = False
             if not same:
-                os.close(fd)
+                self._close()
                 continue
             before = _read_holder(fd)
             os.lseek(fd, 0, os.SEEK_SET)
@@ -94,7 +103,6 @@ class WorkDirLock:
                 pid=os.getpid(), host=socket.gethostname(),
                 started=time.strftime('%Y-%m-%d %H:%M:%S'),
                 what=self.what)).encode())
-            self.fd = fd
             if before is not None:
                 return f'took over the stale lock of {holder_text(before)}'
             return None
@@ -139,8 +147,12 @@ class WorkDirLock:
                     os.unlink(self.path)
             except FileNotFoundError:
                 pass
-            os.close(self.fd)
-            self.fd = None
+            self._close()
+
+    def _close(self) -> None:
+        os.close(self.fd)
+        self.fd = None
+        _HELD.discard(self)
 
     def __enter__(self) -> 'WorkDirLock':
         self.acquire()
@@ -149,6 +161,26 @@ class WorkDirLock:
     def __exit__(self, *exc) -> None:
         self.release()
 
+
+#: The locks this process holds (or is taking).
+_HELD = weakref.WeakSet()
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child: close its copies of the parent's lock files. A
+    ``flock`` belongs to the open file, so a data-loading worker that kept
+    its copy would hold the work dir after the run itself was killed,
+    until it noticed (seconds later, or never if it hangs)."""
+    for lock in list(_HELD):
+        try:
+            os.close(lock.fd)
+        except (OSError, TypeError):
+            pass
+        lock.fd = None
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 #: A lock file is read no further than this.
 HOLDER_BYTES = 4096

@@ -94,6 +94,44 @@ def test_a_held_lock_names_its_holder_and_a_dead_holder_frees_it(tmp_path):
     assert not osp.exists(osp.join(work_dir, LOCK_FILE))
 
 
+KILLED_WITH_A_WORKER = """
+import os, signal, sys, time
+from mmsaal.utils import WorkDirLock
+lock = WorkDirLock(sys.argv[1], 'a run with a worker')
+lock.acquire()
+worker = os.fork()  # as a DataLoader worker is
+if worker == 0:
+    print('held' if lock.held else 'closed', flush=True)
+    os.close(1), os.close(2)  # the test reads to the end of the output
+    time.sleep(60)
+    os._exit(0)
+print(worker, flush=True)
+time.sleep(0.5)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_lock_ends_with_its_holder_not_with_a_forked_worker(tmp_path):
+    """A run killed while its data-loading worker (a fork) lives on: the
+    worker has closed its copy of the lock file, so the work dir is free
+    at once."""
+    killed = subprocess.run(
+        [sys.executable, '-c', KILLED_WITH_A_WORKER, str(tmp_path)],
+        capture_output=True, text=True)
+    lines = killed.stdout.split()
+    try:
+        assert killed.returncode == -9, killed.stderr
+        assert len(lines) == 2 and 'closed' in lines, lines
+        os.kill(int(next(x for x in lines if x.isdigit())), 0)  # it lives
+        note = WorkDirLock(str(tmp_path)).acquire()
+        assert note.startswith('took over the stale lock of a run with a '
+                               'worker')
+    finally:
+        for pid in lines:
+            if pid.isdigit():
+                os.kill(int(pid), 9)
+
+
 @pytest.mark.parametrize('kind', ['link', 'device', 'folder'])
 def test_a_lock_file_that_is_not_a_regular_file_is_refused(tmp_path, kind):
     work_dir = tmp_path / 'run'

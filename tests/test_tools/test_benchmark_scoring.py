@@ -9,6 +9,9 @@ from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, SEG_DEMO_CONFIG,
 
 METHODS = ('inference', 'saal_head', 'saal_all', 'naive', 'exact_head',
            'first_order_head')
+#: The detector and segmentor runs fork their methods' processes from a
+#: server (the classifier's start each in a new interpreter, the default).
+FORKSERVER = ('--start-method', 'forkserver')
 
 
 def benchmark(config: str, options: list, *extra: str,
@@ -58,7 +61,8 @@ def agreement(stdout: str) -> dict:
 
 def test_detector_columns_and_equal_scores(voc_shapes):
     stdout = benchmark(DEMO_CONFIG, data_options(voc_shapes), '--methods',
-                       *METHODS, '--top-k', '2', '--parts', num_images=3)
+                       *METHODS, '--top-k', '2', '--parts',
+                       *FORKSERVER, num_images=3)
     check_columns(table(stdout))
     assert max_difference(stdout) < 1e-4
     rows = agreement(stdout)
@@ -100,7 +104,7 @@ def test_a_measuring_process_that_dies_stops_the_benchmark():
 def test_segmentor_columns_and_parts(street_domains):
     stdout = benchmark(SEG_DEMO_CONFIG, seg_data_options(street_domains),
                        '--methods', 'inference', 'saal_head', '--parts',
-                       '--interleave', '--repeats', '2')
+                       '--interleave', '--repeats', '2', *FORKSERVER)
     check_columns(table(stdout), ('inference', 'saal_head'))
     assert 'timed in turn on each image' in stdout
     floor = re.search(r'at least (\S+)x inference', stdout)

@@ -164,6 +164,18 @@ def run_python(script: str, args: list, env: dict = None, cwd: str = REPO,
     return ToolServer.run(argv, cwd, env, timeout)
 
 
+def run_command(command: list, env: dict = None,
+                timeout: float = 900) -> subprocess.CompletedProcess:
+    """``command`` (``[sys.executable, ...]``, e.g. a kill switch's, which
+    may kill itself) from the repository, with this environment plus
+    ``env``, through :func:`run_python`: ``mmsaal.testing.kill_switch.run``
+    for the tests."""
+    if command[0] != sys.executable:
+        raise ValueError(f'not a Python command: {command[:2]}')
+    return run_python(command[1], command[2:],
+                      env={**os.environ, **(env or {})}, timeout=timeout)
+
+
 def run_train_al(work_dir: str, options: list, config: str = DEMO_CONFIG,
                  extra: list = (), check: bool = True, env: dict = None,
                  timeout: int = 600) -> subprocess.CompletedProcess:

@@ -11,9 +11,10 @@ request's argv, working folder and environment, as a new interpreter would
 after the same imports. Nothing runs in the server itself.
 
 Protocol, one JSON object a line: the request ``{"argv": [script, ...],
-"cwd", "env", "stdout", "stderr"}`` (the last two are file paths) on
-stdin; the replies ``{"pid"}`` when the child starts and ``{"returncode"}``
-(negative: the signal that ended it) when it ends, on stdout.
+"cwd", "env", "stdout", "stderr"}`` (the last two are file paths; argv may
+also be ``["-m", module, ...]``, as ``python -m``) on stdin; the replies
+``{"pid"}`` when the child starts and ``{"returncode"}`` (negative: the
+signal that ended it) when it ends, on stdout.
 """
 import atexit
 import importlib
@@ -60,13 +61,16 @@ def child(request: dict, base_path: list) -> int:
     os.chdir(request['cwd'])
     os.environ.clear()
     os.environ.update(env)
-    script = osp.abspath(request['argv'][0])
-    # A new interpreter's path: the script's folder, $PYTHONPATH, the rest.
-    sys.path[:] = [osp.dirname(script)] + [
+    argv = list(request['argv'])
+    module = argv.pop(1) if argv[0] == '-m' else None
+    script = None if module else osp.abspath(argv[0])
+    # A new interpreter's path: the script's folder (the working folder
+    # for -m), $PYTHONPATH, the rest.
+    sys.path[:] = [os.getcwd() if module else osp.dirname(script)] + [
         p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p
     ] + base_path
     importlib.invalidate_caches()
-    sys.argv = [script] + list(request['argv'][1:])
+    sys.argv = [module or script] + argv[1:]
     random.seed()
     import numpy as np
     np.random.seed()
@@ -74,7 +78,10 @@ def child(request: dict, base_path: list) -> int:
         import torch
         torch.set_num_threads(int(env['OMP_NUM_THREADS']))
     try:
-        runpy.run_path(script, run_name='__main__')
+        if module:
+            runpy.run_module(module, run_name='__main__', alter_sys=True)
+        else:
+            runpy.run_path(script, run_name='__main__')
         code = 0
     except SystemExit as exit:
         code = exit_status(exit)

@@ -168,10 +168,12 @@ def draw_moments(counts: Dict[str, int], events: Sequence[str],
 
 
 def kill_and_resume(config: str, work_dir: str, options: Sequence[str],
-                    moments: Sequence[str],
-                    env: Optional[Dict] = None) -> List[bool]:
+                    moments: Sequence[str], env: Optional[Dict] = None,
+                    runner: Callable = run) -> List[bool]:
     """Start the run and kill it at ``moments[0]``, resume it and kill it at
-    ``moments[1]``, ..., then resume it to the end.
+    ``moments[1]``, ..., then resume it to the end. ``runner(command,
+    env)`` runs each command as :func:`run` does (the tests pass one that
+    starts it from an interpreter that has imported torch already).
 
     Returns:
         list[bool]: Whether each moment happened (a resumed run has fewer
@@ -179,7 +181,7 @@ def kill_and_resume(config: str, work_dir: str, options: Sequence[str],
     """
     killed = []
     for i, moment in enumerate([*moments, None]):
-        result = run(
+        result = runner(
             train_al_command(config, work_dir, options, at=moment,
                              resume=i > 0), env)
         if result.returncode == -signal.SIGKILL and moment is not None:

@@ -12,9 +12,9 @@ import random
 
 import pytest
 from conftest import (DEMO_CONFIG, PYTHONPATH, SEG_DEMO_CONFIG, data_options,
-                      seg_quick_options)
+                      run_command, seg_quick_options)
 
-from mmsaal.testing.kill_switch import (draw_moments, kill_and_resume, run,
+from mmsaal.testing.kill_switch import (draw_moments, kill_and_resume,
                                         train_al_command)
 from mmsaal.testing.run_outputs import differences
 
@@ -53,8 +53,8 @@ def test_killed_and_resumed_run_equals_the_uninterrupted_run(
                            street_domains)
     reference = str(tmp_path / 'uninterrupted')
     counts_file = str(tmp_path / 'counts.json')
-    result = run(train_al_command(config, reference, options,
-                                  count=counts_file), ENV)
+    result = run_command(train_al_command(config, reference, options,
+                                          count=counts_file), ENV)
     assert result.returncode == 0, result.stderr[-5000:]
     with open(counts_file) as f:
         counts = json.load(f)
@@ -63,7 +63,8 @@ def test_killed_and_resumed_run_equals_the_uninterrupted_run(
     print(f'MMSAAL_KILL_SEED={KILL_SEED}: kills at {moments}')
     assert len(moments) == 3, counts
     work_dir = str(tmp_path / 'killed')
-    killed = kill_and_resume(config, work_dir, options, moments, ENV)
+    killed = kill_and_resume(config, work_dir, options, moments, ENV,
+                             runner=run_command)
     assert killed[0], f'the first moment {moments[0]} never came'
     assert differences(reference, work_dir) == [], (
         f'replay with MMSAAL_KILL_SEED={KILL_SEED}: kills at {moments}')

@@ -7,12 +7,11 @@ import os
 import os.path as osp
 import shutil
 import signal
-import subprocess
 import sys
 
 import cv2
 import numpy as np
-from conftest import (PYTHONPATH, REPO, SEG_DEMO_CONFIG, run_train_al,
+from conftest import (PYTHONPATH, SEG_DEMO_CONFIG, run_command, run_train_al,
                       seg_quick_options, train_al_command)
 from test_label_studio import (Annotator, ls_config, output,  # noqa: F401
                                server, token_env)
@@ -86,12 +85,11 @@ def test_segmentation_regions_through_label_studio(street_domains, server,
 
     regions = paint_round(1)
     # Killed while the label maps are written: the resume writes the same.
-    killed = subprocess.run(
+    killed = run_command(
         [sys.executable, '-m', 'mmsaal.testing.kill_switch', '--at',
          'label_write:2'] + train_al_command(work_dir, options, config,
                                              ['--resume'])[1:],
-        cwd=REPO, capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=PYTHONPATH, **env))
+        env=dict(env, PYTHONPATH=PYTHONPATH))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert len(label_maps(root)) >= 1
     second = run_train_al(work_dir, options, config=config, env=env,

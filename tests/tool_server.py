@@ -37,6 +37,11 @@ PRELOAD = ('torch', 'mmengine.runner', 'mmsaal', 'mmdet.models',
            'mmpretrain.evaluation', 'mmpretrain.engine',
            'mmpretrain.visualization')
 
+#: Configs parsed once before serving, one per OpenMMLab package.
+PARSED = ('demo/saal_tiny_faster_rcnn_shapes.py',
+          'saal_deeplabv3plus_r50_cityscapes.py',
+          'demo/saal_tiny_resnet_digits.py')
+
 
 def exit_status(exit: SystemExit) -> int:
     """The status the interpreter ends with on ``exit``; a message that is
@@ -104,6 +109,12 @@ def serve() -> None:
     os.dup2(2, 1)  # what the imports print must not reach the replies
     for name in PRELOAD:
         importlib.import_module(name)
+    # The packages' metafiles, which resolving a pkg:: base reads (kept
+    # by mmsaal's config_cache, so every child has them read).
+    from mmengine.config import Config
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    for config in PARSED:
+        Config.fromfile(osp.join(repo, 'configs', config))
     if threading.active_count() != 1:
         raise RuntimeError('a thread started while importing: forking is '
                            'not safe')

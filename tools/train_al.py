@@ -27,7 +27,6 @@ from mmsaal.rounds.pool_dataset import pool_dataset_cfg
 from mmsaal.utils import (DataError, FieldError, WorkDirError, WorkDirLock,
                           checkpoint_to_resume, remove_temporaries)
 from mmsaal.utils.checkpoint import check_checkpoint
-from mmsaal.utils.config_text import format_config_text_once
 from mmsaal.utils.files import write_bytes_atomic
 from mmsaal.utils.work_dir import LOCK_FILE
 
@@ -213,7 +212,6 @@ def wait_for_labels(cfg: Config) -> bool:
 
 def train(cfg: Config) -> Optional[str]:
     """Run; the message when the run stops for labels, else None."""
-    format_config_text_once()  # mmengine formats it for every checkpoint
     with no_litter_if_refused(cfg.work_dir) as runners:
         if 'runner_type' not in cfg:
             runner = Runner.from_cfg(cfg)

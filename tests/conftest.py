@@ -6,8 +6,17 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-import numpy as np
-import pytest
+# A test worker of pytest -n N computes on its share of the cores (set
+# before numpy and torch start their thread pools, and inherited by every
+# tool a test starts). Two workers of two OpenMP threads each on 2 cores
+# spin against each other: the end-to-end files took 3x as long.
+if 'PYTEST_XDIST_WORKER_COUNT' in os.environ:
+    os.environ.setdefault('OMP_NUM_THREADS', str(max(
+        1, (os.cpu_count() or 1) //
+        int(os.environ['PYTEST_XDIST_WORKER_COUNT']))))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
@@ -124,10 +133,11 @@ class ToolServer:
         assert cls.reply(600) == dict(ready=True)
 
     @classmethod
-    def run(cls, argv: list, cwd: str, env: dict,
-            timeout: float) -> subprocess.CompletedProcess:
+    def run(cls, argv: list, cwd: str, env: dict, timeout: float,
+            kill_when=None) -> subprocess.CompletedProcess:
         import signal
         import tempfile
+        import time
         if cls.process is None or cls.process.poll() is not None:
             cls.start()
         with tempfile.TemporaryDirectory() as tmp:
@@ -137,31 +147,58 @@ class ToolServer:
                 stderr=err)).encode() + b'\n')
             cls.process.stdin.flush()
             pid = cls.reply(60)['pid']
-            try:
-                code = cls.reply(timeout)['returncode']
-            except TimeoutError:
-                os.kill(pid, signal.SIGKILL)
-                cls.reply(60)
-                raise subprocess.TimeoutExpired(argv, timeout)
+            deadline = time.time() + timeout
+            while True:
+                try:
+                    code = cls.reply(0.05 if kill_when else timeout)[
+                        'returncode']
+                    break
+                except TimeoutError:
+                    late = time.time() >= deadline
+                    if late or kill_when():
+                        os.kill(pid, signal.SIGKILL)
+                        code = cls.reply(60)['returncode']
+                        if late:
+                            raise subprocess.TimeoutExpired(argv, timeout)
+                        break
             read = lambda path: open(path, errors='replace').read()  # noqa
             return subprocess.CompletedProcess(argv, code, read(out),
                                                read(err))
 
 
 def run_python(script: str, args: list, env: dict = None, cwd: str = REPO,
-               timeout: float = 600) -> subprocess.CompletedProcess:
+               timeout: float = 600,
+               kill_when=None) -> subprocess.CompletedProcess:
     """``python SCRIPT ARGS`` with ``env`` (by default this environment
     with the repository and tests/ on PYTHONPATH), its output captured:
     through :class:`ToolServer`, or a new interpreter where
-    ``MMSAAL_FRESH_INTERPRETERS=1``."""
+    ``MMSAAL_FRESH_INTERPRETERS=1``. ``kill_when()``, if given, is asked
+    every 50 ms while it runs: once true, the run is killed (SIGKILL)."""
     if env is None:
         env = dict(os.environ, PYTHONPATH=PYTHONPATH)
     argv = [script, *map(str, args)]
-    if os.environ.get('MMSAAL_FRESH_INTERPRETERS') == '1':
+    if os.environ.get('MMSAAL_FRESH_INTERPRETERS') != '1':
+        return ToolServer.run(argv, cwd, env, timeout, kill_when)
+    if kill_when is None:
         return subprocess.run([sys.executable, *argv], cwd=cwd, env=env,
                               capture_output=True, text=True,
                               timeout=timeout)
-    return ToolServer.run(argv, cwd, env, timeout)
+    import signal
+    import time
+    with subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env,
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as process:
+        deadline = time.time() + timeout
+        while process.poll() is None:
+            if time.time() >= deadline:
+                process.kill()
+                raise subprocess.TimeoutExpired(argv, timeout)
+            if kill_when():
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        code = process.wait()
+    return subprocess.CompletedProcess(argv, code, '', '')
 
 
 def run_command(command: list, env: dict = None,
@@ -257,18 +294,13 @@ def kill_when_round_written(work_dir: str, options: list,
     """Run ``train_al.py`` and SIGKILL it as soon as ``round_XX`` exists:
     a crash in the middle of the next round's training."""
     import signal
-    import time
-    process = subprocess.Popen(
-        train_al_command(work_dir, options, config), cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=PYTHONPATH),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     folder = osp.join(work_dir, 'rounds', f'round_{round_idx:02d}')
-    deadline = time.time() + 300
-    while not osp.isdir(folder):
-        assert process.poll() is None and time.time() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    command = train_al_command(work_dir, options, config)
+    killed = run_python(command[1], command[2:], timeout=300,
+                        kill_when=lambda: osp.isdir(folder))
+    assert killed.returncode == -signal.SIGKILL, (
+        f'{folder} never came ({killed.returncode}): '
+        f'{killed.stderr[-3000:]}')
 
 
 # A person's labels of the demo-style VOC set, in the layouts a user has.

@@ -50,8 +50,8 @@ def test_segmentation_regions_through_label_studio(street_domains, server,
         classes = [c['name'] for c in json.load(open(osp.join(
             work_dir, 'rounds', f'query_{round_idx:02d}',
             'query.json')))['categories']]
-        tasks = [t for t in annotator.tasks(project)
-                 if t['data']['mmsaal_round'] == round_idx]
+        tasks = annotator.tasks(
+            project, where=lambda data: data['mmsaal_round'] == round_idx)
         assert len(tasks) == len(regions)
         for task in tasks:
             name = task['data']['mmsaal_path']

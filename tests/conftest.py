@@ -201,8 +201,8 @@ def run_python(script: str, args: list, env: dict = None, cwd: str = REPO,
     return subprocess.CompletedProcess(argv, code, '', '')
 
 
-def run_command(command: list, env: dict = None,
-                timeout: float = 900) -> subprocess.CompletedProcess:
+def run_command(command: list, env: dict = None, timeout: float = 900,
+                kill_when=None) -> subprocess.CompletedProcess:
     """``command`` (``[sys.executable, ...]``, e.g. a kill switch's, which
     may kill itself) from the repository, with this environment plus
     ``env``, through :func:`run_python`: ``mmsaal.testing.kill_switch.run``
@@ -210,7 +210,8 @@ def run_command(command: list, env: dict = None,
     if command[0] != sys.executable:
         raise ValueError(f'not a Python command: {command[:2]}')
     return run_python(command[1], command[2:],
-                      env={**os.environ, **(env or {})}, timeout=timeout)
+                      env={**os.environ, **(env or {})}, timeout=timeout,
+                      kill_when=kill_when)
 
 
 def run_train_al(work_dir: str, options: list, config: str = DEMO_CONFIG,
@@ -218,10 +219,8 @@ def run_train_al(work_dir: str, options: list, config: str = DEMO_CONFIG,
                  timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the real ``tools/train_al.py`` in a process of its own
     (:func:`run_python`)."""
-    full_env = {**os.environ, 'PYTHONPATH': PYTHONPATH, **(env or {})}
-    command = train_al_command(work_dir, options, config, extra)
-    result = run_python(command[1], command[2:], env=full_env,
-                        timeout=timeout)
+    result = run_command(train_al_command(work_dir, options, config, extra),
+                         {'PYTHONPATH': PYTHONPATH, **(env or {})}, timeout)
     if check and result.returncode != 0:
         raise AssertionError(
             f'train_al.py failed ({result.returncode}):\n'
@@ -295,9 +294,9 @@ def kill_when_round_written(work_dir: str, options: list,
     a crash in the middle of the next round's training."""
     import signal
     folder = osp.join(work_dir, 'rounds', f'round_{round_idx:02d}')
-    command = train_al_command(work_dir, options, config)
-    killed = run_python(command[1], command[2:], timeout=300,
-                        kill_when=lambda: osp.isdir(folder))
+    killed = run_command(train_al_command(work_dir, options, config),
+                         dict(PYTHONPATH=PYTHONPATH), timeout=300,
+                         kill_when=lambda: osp.isdir(folder))
     assert killed.returncode == -signal.SIGKILL, (
         f'{folder} never came ({killed.returncode}): '
         f'{killed.stderr[-3000:]}')

@@ -271,3 +271,42 @@ def batched_ascent_steps(params: Sequence[torch.Tensor],
         step = step * factor.view(shape)
         eps.append(step * param.abs() if mode == 'adaptive' else step)
     return eps, norm
+
+
+def batched_perturbed_weights_(params: Sequence[torch.Tensor],
+                               grads: Sequence[torch.Tensor],
+                               rho: float = 0.05,
+                               mode: str = 'adaptive') -> torch.Tensor:
+    """Each instance's perturbed weights ``w + eps_i``, written over its
+    gradient: :func:`batched_ascent_steps` and the sum, in place (the
+    same numbers to float rounding: the norm is summed in another order).
+
+    For a batch of per-instance gradients as large as the model times the
+    batch, every new tensor of that size is a pass through memory and,
+    freshly allocated, page faults as well; this makes none.
+
+    Args:
+        params (Sequence[Tensor]): The weights ``w``, shared.
+        grads (Sequence[Tensor]): Per-instance gradients, each ``(B,
+            *w.shape)``, writable; they become the perturbed weights.
+        rho, mode: As for :func:`ascent_step`.
+
+    Returns:
+        Tensor: Each instance's ``||T g||`` ``(B,)``.
+    """
+    if mode not in PERTURBATION_MODES:
+        raise ValueError(f'perturbation mode must be one of '
+                         f'{PERTURBATION_MODES}, got {mode!r}')
+    magnitudes = [p.detach().abs() for p in params]
+    if mode == 'adaptive':
+        for grad, magnitude in zip(grads, magnitudes):
+            grad.mul_(magnitude)
+    norm = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1)
+                        for g in grads]).square().sum(0).sqrt()
+    factor = rho / (norm + NORM_EPSILON)
+    for param, grad, magnitude in zip(params, grads, magnitudes):
+        grad.mul_(factor.view((-1, ) + (1, ) * param.dim()))
+        if mode == 'adaptive':
+            grad.mul_(magnitude)
+        grad.add_(param.detach())
+    return norm

@@ -87,6 +87,36 @@ def test_per_sample_gradients_equal_each_samples_own_backward():
     assert all(p.grad is None for p in params)
 
 
+@pytest.mark.parametrize('net_kind', ['residual', 'few_positions'])
+def test_per_sample_gradients_written_into_buffers_reused(net_kind):
+    """Into buffers of more rows than samples, twice over (the second
+    batch overwrites the first), a layer run twice included: each
+    sample's own gradient."""
+    torch.manual_seed(1)
+    if net_kind == 'residual':
+        net, shape = network().double(), (3, 16, 16)
+    else:
+        net, shape = FewPositions().double(), (3, 8, 8)
+    params = list(net.parameters())
+    out = [torch.full((7, ) + p.shape, float('nan'), dtype=p.dtype)
+           for p in params]
+    for size in (5, 4):
+        x = torch.randn((size, ) + shape, dtype=torch.float64)
+
+        def losses():
+            logits = net(x)
+            return nn.functional.cross_entropy(
+                logits, logits.argmax(1).detach(), reduction='none')
+
+        grads = per_sample_gradients(net, params, losses, out=out)
+        expected = reference(net, x)
+        for (name, _), got, buffer in zip(net.named_parameters(), grads,
+                                          out):
+            assert got.data_ptr() == buffer.data_ptr(), name
+            assert torch.allclose(got, expected[name].detach(),
+                                  rtol=1e-10, atol=1e-14), name
+
+
 def test_a_subset_of_parameters_and_unsupported_layers():
     net = network()
     x = torch.randn(4, 3, 16, 16)
@@ -104,3 +134,104 @@ def test_a_subset_of_parameters_and_unsupported_layers():
     with pytest.raises(Unsupported, match='LayerNorm'):
         per_sample_gradients(norm, list(norm.parameters()),
                              lambda: norm(torch.randn(3, 5)).sum(1))
+    tied = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    tied[1].weight = tied[0].weight
+    with pytest.raises(Unsupported, match='shared by two layers'):
+        per_sample_gradients(tied, list(tied.parameters()),
+                             lambda: tied(torch.randn(3, 4)).sum(1))
+
+
+class FewPositions(nn.Module):
+    """Convolutions with fewer output positions than channels (unfolded
+    patches), one with a single position (an outer product), a grouped
+    one, and a layer run twice (its gradients add up before the norm)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wide = nn.Conv2d(3, 24, 3, stride=2, padding=1)
+        self.grouped = nn.Conv2d(24, 24, 3, stride=2, padding=1, groups=3)
+        self.twice = nn.Conv2d(24, 24, 1, bias=False)
+        self.point = nn.Conv2d(24, 20, 2)
+        self.head = nn.Linear(20, 10)
+
+    def forward(self, x):
+        x = self.grouped(torch.relu(self.wide(x)))
+        x = self.twice(torch.tanh(self.twice(x)))
+        return self.head(torch.relu(self.point(x)).flatten(1))
+
+
+@pytest.mark.parametrize('block_bytes', [4 * 2**20, 3000, 40])
+@pytest.mark.parametrize('net_kind', ['residual', 'few_positions'])
+@pytest.mark.parametrize('weighted', [True, False])
+def test_per_sample_norms_equal_the_norms_of_the_gradients(
+        block_bytes, net_kind, weighted, monkeypatch):
+    """||T g_i|| (T = |w|, ASAM's, or 1, SAM's) without the per-sample
+    gradients, in blocks down to a few rows of one sample's gradient,
+    equals the norm of each sample's own gradient (float64)."""
+    from mmsaal import per_sample
+    monkeypatch.setattr(per_sample, 'BLOCK_BYTES', block_bytes)
+    if net_kind == 'residual':
+        net = network().double()
+        x = torch.randn(6, 3, 16, 16, dtype=torch.float64)
+    else:
+        torch.manual_seed(1)
+        net = FewPositions().double()
+        x = torch.randn(5, 3, 8, 8, dtype=torch.float64)
+
+    def losses():
+        logits = net(x)
+        return nn.functional.cross_entropy(logits, logits.argmax(1).detach(),
+                                           reduction='none')
+
+    named = list(net.named_parameters())
+    params = [p for _, p in named]
+    scales = [p.abs() for p in params] if weighted else None
+    loss, norms = per_sample.per_sample_norms(net, params, losses, scales)
+    expected = reference(net, x)
+    want = sum((expected[n].detach() * (p.detach().abs() if weighted else 1)
+                ).square().flatten(1).sum(1) for n, p in named).sqrt()
+    assert torch.allclose(norms, want, rtol=1e-10), (norms, want)
+    assert torch.equal(loss, losses().detach())
+    assert all(p.grad is None for p in params)
+
+
+class ChangesAnInput(nn.Module):
+    """A layer's input changed in place after the layer ran (``in_place``)
+    or not: its kept input must be the one it saw."""
+
+    def __init__(self, in_place: bool) -> None:
+        super().__init__()
+        self.in_place = in_place
+        self.fc1, self.fc2, self.fc3 = (nn.Linear(6, 6) for _ in range(3))
+
+    def forward(self, x):
+        h = self.fc1(x) * 2
+        y = self.fc2(h)
+        h = h.add_(1) if self.in_place else h + 1
+        return y + self.fc3(h)
+
+
+def test_an_input_changed_in_place_after_its_layer_is_refused():
+    """A layer's kept input is the tensor it saw, not a copy: changed in
+    place afterwards, the layer's gradients would be wrong, so it is
+    refused (autograd refuses to train such a model too); changed out of
+    place, the gradients are each sample's own."""
+    torch.manual_seed(0)
+    for in_place in (True, False):
+        net = ChangesAnInput(in_place).double()
+        x = torch.randn(4, 6, dtype=torch.float64)
+
+        def losses():
+            logits = net(x)
+            return nn.functional.cross_entropy(
+                logits, logits.argmax(1).detach(), reduction='none')
+
+        if in_place:
+            with pytest.raises(Unsupported, match='Linear was changed'):
+                per_sample_gradients(net, list(net.parameters()), losses)
+            continue
+        ours = per_sample_gradients(net, list(net.parameters()), losses)
+        expected = reference(net, x)
+        for (name, _), got in zip(net.named_parameters(), ours):
+            assert torch.allclose(got, expected[name].detach(),
+                                  rtol=1e-10), name

@@ -187,3 +187,30 @@ def test_loss_pair_names_the_approximations():
     assert loss_pair('first_order') is first_order_loss
     with pytest.raises(ValueError, match='approximation must be one of'):
         loss_pair('second_order')
+
+
+@pytest.mark.parametrize('mode', ['adaptive', 'sam'])
+def test_batched_perturbed_weights_are_each_instances_own_step(mode):
+    """Written over the per-instance gradients, w + eps_i is w +
+    batched_ascent_steps' eps_i, and each eps_i is ascent_step of
+    instance i's own gradient (float64)."""
+    from mmsaal.sharpness import (batched_ascent_steps,
+                                  batched_perturbed_weights_)
+    torch.manual_seed(0)
+    params = [torch.randn(4, 3, dtype=torch.float64),
+              torch.randn(5, dtype=torch.float64)]
+    grads = [torch.randn(6, 4, 3, dtype=torch.float64),
+             torch.randn(6, 5, dtype=torch.float64)]
+    grads[1][2] = 0  # one tensor of one instance without gradient
+    eps, norm = batched_ascent_steps(params, grads, 0.1, mode)
+    moved = [g.clone() for g in grads]
+    got = batched_perturbed_weights_(params, moved, 0.1, mode)
+    assert torch.allclose(got, norm, rtol=1e-12)
+    for param, step, weights in zip(params, eps, moved):
+        assert torch.allclose(weights, param + step, rtol=1e-12)
+    for i in range(6):
+        own = ascent_step(params, [g[i] for g in grads], 0.1, mode)
+        for step, want in zip(eps, own):
+            assert torch.allclose(step[i], want, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match='perturbation mode'):
+        batched_perturbed_weights_(params, moved, 0.1, 'other')

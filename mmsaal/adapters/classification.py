@@ -11,14 +11,19 @@ images at once:
   perturbed passes run for a chunk of images at once: ``vmap`` over
   ``grad`` and over ``functional_call`` with each image's weights
   (``torch.func``), in chunks that bound the memory of per-image weights;
-- when the backbone moves (``'all'``, the reference's scope), the images'
-  own gradients come from one batched forward and backward of the chunk
-  (:func:`~mmsaal.per_sample.per_sample_gradients`), and the perturbed
-  pass runs every image with its own weights at once (``vmap`` over
-  ``functional_call``) with ``per_sample='batched'``; by default one image
-  at a time (:func:`~mmsaal.perturbed_loss` moves the weights in place and
-  restores them), as also for a model with a layer whose per-sample
-  gradients are not computed batched.
+- when the backbone moves (``'all'``, the reference's scope) and
+  ``per_sample='batched'``, the images' own gradients come from one
+  batched forward and backward of the chunk
+  (:func:`~mmsaal.per_sample.per_sample_gradients`, into buffers reused
+  from chunk to chunk), each is turned into its image's perturbed weights
+  in place, and one forward runs every image under its own weights
+  (:func:`~mmsaal.per_sample.forward_with_per_sample_weights`); to first
+  order only each image's ``||T g||`` is needed
+  (:func:`~mmsaal.per_sample.per_sample_norms`), for the whole batch at
+  once. By default (``'per_image'``) one image at a time
+  (:func:`~mmsaal.perturbed_loss` moves the weights in place and restores
+  them), as also for a model with a layer whose per-sample gradients are
+  not computed batched.
 """
 from typing import Dict, List, Optional, Tuple
 
@@ -26,17 +31,20 @@ import torch
 from mmpretrain.models import ImageClassifier
 from torch.func import functional_call, grad_and_value, vmap
 
-from mmsaal.per_sample import Unsupported, per_sample_gradients
+from mmsaal.per_sample import (Unsupported, forward_with_per_sample_weights,
+                               per_sample_gradients, per_sample_norms)
 from mmsaal.registry import SAAL_ADAPTERS
-from mmsaal.sharpness import (APPROXIMATIONS, batched_ascent_steps,
-                              loss_pair, perturbed_losses)
+from mmsaal.sharpness import (APPROXIMATIONS, PERTURBATION_MODES,
+                              batched_ascent_steps,
+                              batched_perturbed_weights_, loss_pair,
+                              perturbed_losses)
 from .base import PerturbScope, cached_stage, perturbed_parameters
 
 #: Bytes the per-image gradients, steps and weights of a chunk may hold.
 CHUNK_BYTES = 512 * 2**20
 #: How ``perturb_scope='all'`` gets each image's gradient and perturbed
-#: loss: batched (one backward a chunk, per-image weights vmapped), or one
-#: image at a time.
+#: loss: batched (one backward and one forward under per-image weights a
+#: chunk), or one image at a time.
 PER_SAMPLE = ('batched', 'per_image')
 
 
@@ -77,13 +85,13 @@ class ClassificationSAAL:
         per_sample (str): With the backbone moving: ``'per_image'`` (one
             image at a time, the weights moved in place) or ``'batched'``
             (each image's gradient from one backward of its chunk, the
-            perturbed passes of a chunk at once). The same scores to float
-            rounding. On a 2-core CPU ``'batched'`` was 1.8x faster for the
-            digits classifier and 1.6x slower for ResNet-18 at 32x32, where
-            every image's own copy of 11 million weights (45 MB) has to be
-            written, read and run: ``tools/benchmark_scoring.py``
-            (``saal_all`` against ``per_image_all``) says which pays on a
-            machine. Defaults to ``'per_image'``.
+            perturbed passes of a chunk at once; to first order, the
+            norms of the whole batch's gradients from one backward). The
+            same scores to float rounding. ``tools/benchmark_scoring.py``
+            (``saal_all`` against ``batched_all``, ``first_order_all``
+            against ``batched_first_order_all``) says which pays on a
+            machine; the measured tables are in the docs' benchmarks.
+            Defaults to ``'per_image'``.
     """
 
     OPTIONS = ('per_sample', )
@@ -116,6 +124,7 @@ class ClassificationSAAL:
         }
         per_image = sum(p.numel() * p.element_size() for p in self.params)
         self.chunk = max(1, CHUNK_BYTES // (3 * per_image))
+        self._buffers: Optional[List[torch.Tensor]] = None
 
     def _logits(self, weights: Dict[str, torch.Tensor], inputs):
         """Logits of one image (inputs with a batch of one)."""
@@ -207,30 +216,64 @@ class ClassificationSAAL:
     def _all_batched(self, inputs: torch.Tensor, rho: float, mode: str,
                      approximation: str
                      ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-        """Each image's ``(L0, L1)`` with the whole model moving, a chunk
-        of images at a time: their losses against their own argmax and
-        their own gradients from one forward and backward, then
-        :meth:`_perturbed`."""
+        """Each image's ``(L0, L1)`` with the whole model moving: their
+        losses against their own argmax and their own gradients from one
+        forward and one backward, a chunk of images at a time, then every
+        image of the chunk under its own perturbed weights in one forward
+        (or, to first order, the norms of the gradients, the whole batch
+        at once)."""
         loss_module = self.model.head.loss_module
-        weights = {n: p.detach() for n, p in zip(self.names, self.params)}
-        results = []
-        for start in range(0, inputs.shape[0], self.chunk):
-            chunk = inputs[start:start + self.chunk]
-            kept = {}
+        kept = {}
 
+        def losses_of(images):
             def losses():
-                logits = self.model(chunk, mode='tensor')
+                logits = self.model(images, mode='tensor')
                 kept['labels'] = logits.argmax(dim=1).detach()
                 loss = loss_module(logits, kept['labels'],
                                    reduction_override='none')
                 kept['loss'] = loss.detach()
                 return loss
 
-            grads = per_sample_gradients(self.model, self.params, losses)
-            results += self._perturbed(weights, grads, kept['loss'], chunk,
-                                       kept['labels'], rho, mode,
-                                       approximation)
+            return losses
+
+        if mode not in PERTURBATION_MODES:
+            raise ValueError(f'perturbation mode must be one of '
+                             f'{PERTURBATION_MODES}, got {mode!r}')
+        if approximation == 'first_order':
+            # Only the norms: no image's gradient is held as a whole, so
+            # the batch goes at once.
+            scales = [p.abs() for p in self.params] \
+                if mode == 'adaptive' else None
+            before, norm = per_sample_norms(self.model, self.params,
+                                            losses_of(inputs), scales)
+            after = before + rho * norm
+            return [(b.cpu(), a.cpu()) for b, a in zip(before, after)]
+        results = []
+        for start in range(0, inputs.shape[0], self.chunk):
+            chunk = inputs[start:start + self.chunk]
+            grads = per_sample_gradients(self.model, self.params,
+                                         losses_of(chunk),
+                                         out=self._gradient_buffers())
+            with torch.no_grad():
+                # Each image's w + eps, written over its own gradient.
+                batched_perturbed_weights_(self.params, grads, rho, mode)
+                logits = forward_with_per_sample_weights(
+                    self.model, self.params, grads,
+                    lambda: self.model(chunk, mode='tensor'))
+                after = loss_module(logits, kept['labels'],
+                                    reduction_override='none')
+            results += [(b.cpu(), a.cpu())
+                        for b, a in zip(kept['loss'], after)]
         return results
+
+    def _gradient_buffers(self) -> List[torch.Tensor]:
+        """A chunk's per-image gradients, then its perturbed weights: made
+        once and reused by every chunk (see
+        :func:`~mmsaal.per_sample.per_sample_gradients`' ``out``)."""
+        if self._buffers is None:
+            self._buffers = [p.new_empty((self.chunk, ) + tuple(p.shape))
+                             for p in self.params]
+        return self._buffers
 
     def _one_at_a_time(self, inputs: torch.Tensor, rho: float, mode: str,
                        approximation: str

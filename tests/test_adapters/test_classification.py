@@ -145,6 +145,25 @@ def test_first_order_scores_are_the_exact_rise_to_first_order(trained):
     assert np.corrcoef(a, b)[0, 1] > 0.99
 
 
+@pytest.mark.parametrize('mode', ['adaptive', 'sam'])
+def test_batched_first_order_equals_each_images_own(trained64, mode):
+    """per_sample='batched' first order (every image's ||T g|| from one
+    backward, never holding its gradient) equals first order one image at
+    a time (its own backward, mmsaal.first_order_loss), max and diff,
+    BatchNorm in eval mode."""
+    from mmsaal.pool_samplers import SAALSampler
+    model, batch = trained64
+    for score in ('max', 'diff'):
+        scores = [np.asarray(SAALSampler(
+            perturb_scope='all', perturbation=mode, score=score,
+            approximation='first_order',
+            per_sample=per_sample).score_batch(model, batch))
+            for per_sample in ('batched', 'per_image')]
+        np.testing.assert_allclose(*scores, rtol=1e-10)
+        assert scores[0].std() > 0
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_uncertainty_baselines_score_the_class_probabilities(trained):
     from mmsaal.pool_samplers import (EntropySampler, LeastConfidenceSampler,
                                       MarginSampler)

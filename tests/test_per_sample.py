@@ -235,3 +235,36 @@ def test_an_input_changed_in_place_after_its_layer_is_refused():
         for (name, _), got in zip(net.named_parameters(), ours):
             assert torch.allclose(got, expected[name].detach(),
                                   rtol=1e-10), name
+
+
+@pytest.mark.parametrize('net_kind', ['residual', 'few_positions'])
+def test_a_forward_with_per_sample_weights_is_each_samples_own(net_kind):
+    """Each sample under its own weights (all of them, or only some
+    layers'), through products, grouped convolutions, a Linear over a
+    sequence and eval BatchNorm, equals torch.func's vmap over
+    functional_call; the layers' own forward is back afterwards."""
+    from mmsaal.per_sample import forward_with_per_sample_weights
+    torch.manual_seed(2)
+    if net_kind == 'residual':
+        net, shape = network().double(), (3, 16, 16)
+    else:
+        net, shape = FewPositions().double(), (3, 8, 8)
+    x = torch.randn((5, ) + shape, dtype=torch.float64)
+    named = list(net.named_parameters())
+    for moving in (named, named[1::3]):
+        weights = {n: p.detach() + 0.1 * torch.randn((5, ) + p.shape,
+                                                      dtype=p.dtype)
+                   for n, p in moving}
+        state = dict(net.named_buffers(), **{n: p.detach()
+                                             for n, p in named})
+
+        def one(w, xi):
+            return functional_call(net, dict(state, **w), (xi[None], ))[0]
+
+        expected = vmap(one)(weights, x)
+        with torch.no_grad():
+            got = forward_with_per_sample_weights(
+                net, [p for _, p in moving], list(weights.values()),
+                lambda: net(x))
+        assert torch.allclose(got, expected, rtol=1e-10, atol=1e-12)
+    assert all('forward' not in m.__dict__ for m in net.modules())

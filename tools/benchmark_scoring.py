@@ -15,7 +15,9 @@ batches of ``--batch-size``, with
     proposals recomputed (``recompute_proposals=True``);
     ``first_order_<scope>``: SAAL's first-order value
     ``L0 + rho * ||T g||`` (``approximation='first_order'``), one forward
-    and one backward, no perturbed pass; ``batched_all``: a classifier's
+    and one backward, no perturbed pass; ``backward`` (classifiers): one
+    forward and one backward of the batch's summed losses, no per-image
+    gradient, the floor of first order; ``batched_all``: a classifier's
     ``'all'`` scope with the images' own gradients from one batched
     backward (``per_sample='batched'``; ``saal_all`` goes one image at a
     time); and ``fixed_rois_head``: the
@@ -254,6 +256,19 @@ def method_step(name, model, settings):
     elif name == 'naive':
         def step(batch):
             return naive_scores(model, batch, settings)
+    elif name == 'backward':
+        if not is_classifier(model):
+            raise ValueError('the backward method times classifiers')
+        params = [p for p in model.parameters() if p.requires_grad]
+
+        def step(batch):
+            inputs = model.data_preprocessor(batch, False)['inputs']
+            with torch.enable_grad():
+                logits = model(inputs, mode='tensor')
+                loss = model.head.loss_module(logits, logits.argmax(1),
+                                              reduction_override='none')
+                torch.autograd.grad(loss.sum(), params)
+            return [0.0] * len(batch['inputs'])
     else:
         raise ValueError(f'unknown method {name}')
     return step
@@ -479,7 +494,8 @@ def print_agreement(results: dict, k: int) -> None:
     if name is None:
         return
     reference = np.asarray(results[name]['scores'])
-    others = [n for n in results if n not in ('inference', name)]
+    others = [n for n in results
+              if n not in ('inference', 'backward', name)]
     if not others:
         return
     print(f'\nagreement with {name} ({len(reference)} images, top-{k} '

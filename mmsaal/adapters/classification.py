@@ -40,7 +40,9 @@ from mmsaal.sharpness import (APPROXIMATIONS, PERTURBATION_MODES,
                               perturbed_losses)
 from .base import PerturbScope, cached_stage, perturbed_parameters
 
-#: Bytes the per-image gradients, steps and weights of a chunk may hold.
+#: A chunk of images holds at most a third of these bytes of per-image
+#: gradients (``'all'``: one reused buffer, which then holds the images'
+#: perturbed weights; ``'head'``: gradients, steps and weights).
 CHUNK_BYTES = 512 * 2**20
 #: How ``perturb_scope='all'`` gets each image's gradient and perturbed
 #: loss: batched (one backward and one forward under per-image weights a

@@ -121,8 +121,9 @@ def test_classifier_columns_batched_and_equal_to_the_reference(tmp_path):
     out = benchmark(config, [f'test_dataloader.dataset.data_root={tmp_path}/',
                              f'train_dataloader.dataset.data_root={tmp_path}/'],
                     '--batch-size', '6', '--methods', 'inference',
-                    'saal_head', 'saal_all', 'naive', num_images=12)
+                    'saal_head', 'saal_all', 'naive', 'backward',
+                    num_images=12)
     check_columns(table(out), ('inference', 'saal_head', 'saal_all',
-                               'naive'))
+                               'naive', 'backward'))
     assert max_difference(out) < 1e-4
     assert re.search(r'agreement with saal_head \(12 images', out), out

@@ -29,7 +29,7 @@ def table(stdout: str) -> dict:
     rows = {}
     for line in stdout.split('agreement with')[0].splitlines():
         fields = line.split()
-        if fields and fields[0] in METHODS:
+        if fields and fields[0] in METHODS + ('backward', ):
             rows[fields[0]] = [float(f) for f in fields[1:]]
     return rows
 

@@ -40,6 +40,10 @@ SUPPORTED = (nn.Linear, nn.Conv2d, nn.modules.batchnorm._BatchNorm)
 #: AMD EPYC, ResNet-18's per-sample norms took 5.3x inference with blocks
 #: of 4 MB against 6.7x with a layer's whole gradients at once).
 BLOCK_BYTES = 4 * 2**20
+#: Output positions per output channel of a group above which a
+#: convolution's per-sample weights go through a grouped convolution (one
+#: group a sample), at or below which through its unfolded input: see
+#: :func:`_many_positions`.
 POSITIONS_PER_CHANNEL = 4
 
 
@@ -279,7 +283,7 @@ def _layer_grads(module: nn.Module, a: torch.Tensor, b: torch.Tensor,
                               if b.dim() > 2 else b)
     elif isinstance(module, nn.Conv2d):
         shape = tuple(module.weight.shape)
-        if _many_positions(module, b):
+        if _many_positions(module, b.shape[2] * b.shape[3], b.shape[1]):
             out['weight'] = put('weight', _conv_weight_grads(module, a, b))
         else:
             grad, patches = _conv_operands(module, a, b)
@@ -301,15 +305,18 @@ def _layer_grads(module: nn.Module, a: torch.Tensor, b: torch.Tensor,
     return out
 
 
-def _many_positions(module: nn.Conv2d, b: torch.Tensor) -> bool:
-    """Whether a convolution has more than 4 output positions for each
-    output channel of a group: its per-sample gradients are then cheaper
-    from a grouped convolution (one group a sample) than from its unfolded
-    input, the larger tensor there (ResNet-18 at 32x32 on a 2-core CPU:
-    its first stage, 1,024 positions for 64 channels, 18 ms against 56 ms
-    for 25 images; its second, 256 for 128, was faster unfolded)."""
-    return b.shape[2] * b.shape[3] > POSITIONS_PER_CHANNEL * (
-        b.shape[1] // module.groups)
+def _many_positions(module: nn.Conv2d, positions: int,
+                    channels: int) -> bool:
+    """Whether a convolution with ``positions`` output positions and
+    ``channels`` output channels has more than
+    :data:`POSITIONS_PER_CHANNEL` positions for each output channel of a
+    group: its per-sample weight gradients (and its forward under
+    per-sample weights) are then cheaper as a grouped convolution (one
+    group a sample) than through its unfolded input, the larger tensor
+    there (ResNet-18 at 32x32 on a 2-core CPU: its first stage, 1,024
+    positions for 64 channels, 18 ms against 56 ms for 25 images; its
+    second, 256 for 128, was faster unfolded)."""
+    return positions > POSITIONS_PER_CHANNEL * (channels // module.groups)
 
 
 def _conv_weight_grads(module: nn.Conv2d, a: torch.Tensor,
@@ -330,11 +337,15 @@ def _conv_operands(module: nn.Conv2d, a: torch.Tensor, b: torch.Tensor
     """``(grad, patches)`` of a convolution, ``(B, groups, out, L)`` and
     ``(B, groups, in * kh * kw, L)``: the per-sample weight gradient of
     group ``g`` is ``grad[:, g] @ patches[:, g]^T``."""
-    size, groups = a.shape[0], module.groups
-    patches = F.unfold(a, module.kernel_size, module.dilation,
+    patches = _patches(module, a)
+    return b.reshape(patches.shape[:2] + (-1, patches.shape[-1])), patches
+
+
+def _patches(module: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A convolution's unfolded input ``(B, groups, in * kh * kw, L)``."""
+    patches = F.unfold(x, module.kernel_size, module.dilation,
                        module.padding, module.stride)
-    patches = patches.view(size, groups, -1, patches.shape[-1])
-    return b.reshape(size, groups, -1, patches.shape[-1]), patches
+    return patches.view(x.shape[0], module.groups, -1, patches.shape[-1])
 
 
 def _weighted_square_sum(grads: torch.Tensor,
@@ -385,7 +396,7 @@ def _conv_square_norms(module: nn.Conv2d, a: torch.Tensor, b: torch.Tensor,
     per_sample = module.weight.numel() * a.element_size()
     step = max(1, BLOCK_BYTES // per_sample)
     total = a.new_zeros(size)
-    if _many_positions(module, b):
+    if _many_positions(module, b.shape[2] * b.shape[3], b.shape[1]):
         for start in range(0, size, step):
             end = start + step
             total[start:end] = _weighted_square_sum(
@@ -516,18 +527,16 @@ class _PerSampleForward:
         module, size = self.module, x.shape[0]
         groups, channels = module.groups, weight.shape[1]
         height, width = _output_size(module, x)
-        if height * width > POSITIONS_PER_CHANNEL * (channels // groups):
+        if _many_positions(module, height * width, channels):
             out = F.conv2d(
                 x.reshape((1, -1) + x.shape[2:]),
                 weight.reshape((-1, ) + weight.shape[2:]), None,
                 module.stride, module.padding, module.dilation,
                 size * groups).view(size, channels, height, width)
         else:
-            patches = F.unfold(x, module.kernel_size, module.dilation,
-                               module.padding, module.stride)
-            patches = patches.view(size * groups, -1, patches.shape[-1])
             out = torch.bmm(weight.reshape(size * groups, channels // groups,
-                                           -1), patches)
+                                           -1),
+                            _patches(module, x).flatten(0, 1))
             out = out.view(size, channels, height, width)
         if bias is not None:
             out = out + bias.view(size, -1, 1, 1)

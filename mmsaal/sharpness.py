@@ -297,16 +297,17 @@ def batched_perturbed_weights_(params: Sequence[torch.Tensor],
     if mode not in PERTURBATION_MODES:
         raise ValueError(f'perturbation mode must be one of '
                          f'{PERTURBATION_MODES}, got {mode!r}')
-    magnitudes = [p.detach().abs() for p in params]
-    if mode == 'adaptive':
-        for grad, magnitude in zip(grads, magnitudes):
+    magnitudes = [p.detach().abs() if mode == 'adaptive' else None
+                  for p in params]
+    for grad, magnitude in zip(grads, magnitudes):
+        if magnitude is not None:
             grad.mul_(magnitude)
     norm = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1)
                         for g in grads]).square().sum(0).sqrt()
     factor = rho / (norm + NORM_EPSILON)
     for param, grad, magnitude in zip(params, grads, magnitudes):
         grad.mul_(factor.view((-1, ) + (1, ) * param.dim()))
-        if mode == 'adaptive':
+        if magnitude is not None:
             grad.mul_(magnitude)
         grad.add_(param.detach())
     return norm

@@ -15,13 +15,8 @@ _base_ = [
 num_rounds = 100
 epochs_per_round = 50
 active_learning = dict(
-    # per_sample='batched': the reference's scores (to float rounding),
-    # each image's gradient from one backward of its chunk and its
-    # perturbed pass in one forward: 1.3x faster than one image at a time
-    # on a 2-core CPU (docs/en/benchmarks.md); 'per_image' is the other.
     pool_sampler=dict(
-        type='SAALSampler', perturb_scope='all', rho=0.05, diversity=True,
-        per_sample='batched'),
+        type='SAALSampler', perturb_scope='all', rho=0.05, diversity=True),
     initial_labeled=20,
     initial_balanced=True,
     budget=10,

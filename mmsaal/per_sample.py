@@ -142,27 +142,27 @@ def per_sample_norms(model: nn.Module, params: Sequence[torch.Tensor],
         Unsupported: A parameter's layer is not supported.
     """
     loss, layers = _layer_inputs_and_grads(model, params, losses)
-    squares = {id(p): (None if scales is None else s.detach().square())
-               for p, s in zip(params, scales or [None] * len(params))}
+    scales = {id(p): (None if scales is None else s.detach())
+              for p, s in zip(params, scales or [None] * len(params))}
     calls: Dict[nn.Module, int] = {}
     for module, _, _ in layers:
         calls[module] = calls.get(module, 0) + 1
     total = loss.new_zeros(loss.shape[0]).detach()
     shared: Dict[int, torch.Tensor] = {}
     for module, a, b in layers:
-        weights = {name: squares[id(getattr(module, name))]
-                   for name in ('weight', 'bias')
-                   if getattr(module, name, None) is not None
-                   and id(getattr(module, name)) in squares}
+        own = {name: scales[id(getattr(module, name))]
+               for name in ('weight', 'bias')
+               if getattr(module, name, None) is not None
+               and id(getattr(module, name)) in scales}
         if calls[module] > 1:  # a layer run twice: sum before squaring
             for name, g in _layer_grads(module, a, b).items():
-                if name in weights:
+                if name in own:
                     key = id(getattr(module, name))
                     shared[key] = shared[key] + g if key in shared else g
             continue
-        total += _layer_square_norms(module, a, b, weights)
+        total += _layer_square_norms(module, a, b, own)
     for key, g in shared.items():
-        total += _weighted_square_sum(g, squares[key])
+        total += _weighted_square_sum(g, scales[key])
     return loss.detach(), total.sqrt()
 
 
@@ -342,93 +342,118 @@ def _conv_operands(module: nn.Conv2d, a: torch.Tensor, b: torch.Tensor
 
 
 def _patches(module: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A convolution's unfolded input ``(B, groups, in * kh * kw, L)``."""
-    patches = F.unfold(x, module.kernel_size, module.dilation,
-                       module.padding, module.stride)
-    return patches.view(x.shape[0], module.groups, -1, patches.shape[-1])
+    """A convolution's unfolded input ``(B, groups, in * kh * kw, L)``, as
+    ``F.unfold`` orders it, copied from a strided view of the padded
+    input (about twice as fast as ``F.unfold`` on a 2-core CPU)."""
+    (kh, kw), (dh, dw) = module.kernel_size, module.dilation
+    (sh, sw), (ph, pw) = module.stride, module.padding
+    if ph or pw:
+        x = F.pad(x, (pw, pw, ph, ph))
+    height = (x.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    width = (x.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    s = x.stride()
+    view = x.as_strided(
+        (x.shape[0], x.shape[1], kh, kw, height, width),
+        (s[0], s[1], dh * s[2], dw * s[3], sh * s[2], sw * s[3]),
+        x.storage_offset())
+    return view.reshape(x.shape[0], module.groups, -1, height * width)
 
 
 def _weighted_square_sum(grads: torch.Tensor,
-                         square: Optional[torch.Tensor]) -> torch.Tensor:
-    """``sum(T^2 g_i^2)`` of per-sample gradients ``(B, ...)``, ``square``
-    ``T^2`` (None: 1); ``grads`` is overwritten."""
-    grads = grads.square_() if square is None else grads.square_().mul_(
-        square)
-    return grads.flatten(1).sum(1)
+                         scale: Optional[torch.Tensor]) -> torch.Tensor:
+    """``||T g_i||^2`` of per-sample gradients ``(B, ...)``, ``scale``
+    ``T`` (None: 1): one pass scales them in place, one batched dot
+    product of each with itself sums their squares (squaring, weighting
+    and summing them took three passes); ``grads`` is overwritten."""
+    if scale is not None:
+        grads = grads.mul_(scale)
+    flat = grads.reshape(grads.shape[0], 1, -1)
+    return torch.bmm(flat, flat.transpose(1, 2)).view(-1)
 
 
 def _layer_square_norms(module: nn.Module, a: torch.Tensor, b: torch.Tensor,
-                        squares: Dict[str, Optional[torch.Tensor]]
+                        scales: Dict[str, Optional[torch.Tensor]]
                         ) -> torch.Tensor:
     """``sum ||T g_i||^2`` over the parameters of ``module`` named in
-    ``squares`` (``T^2`` each, None for 1), per sample, from its input
-    ``a`` and the gradient ``b`` at its output."""
+    ``scales`` (``T`` each, None for 1), per sample, from its input ``a``
+    and the gradient ``b`` at its output."""
     size = a.shape[0]
     total = a.new_zeros(size)
-    if 'weight' in squares and isinstance(module, nn.Linear) \
+    if 'weight' in scales and isinstance(module, nn.Linear) \
             and a.dim() == 2:
-        square = squares['weight']
-        if square is None:
+        scale = scales['weight']
+        if scale is None:
             total += b.square().sum(1) * a.square().sum(1)
         else:
-            total += (b.square() @ square * a.square()).sum(1)
-        if 'bias' in squares:
-            total += _weighted_square_sum(b.clone(), squares['bias'])
+            total += (b.square() @ scale.square() * a.square()).sum(1)
+        if 'bias' in scales:
+            total += _weighted_square_sum(b.clone(), scales['bias'])
         return total
-    if 'weight' in squares and isinstance(module, nn.Conv2d):
-        total += _conv_square_norms(module, a, b, squares['weight'])
-        if 'bias' in squares:
-            total += _weighted_square_sum(b.sum(dim=(2, 3)),
-                                          squares['bias'])
+    if 'weight' in scales and isinstance(module, nn.Conv2d):
+        total += _conv_square_norms(module, a, b, scales['weight'])
+        if 'bias' in scales:
+            total += _weighted_square_sum(b.sum(dim=(2, 3)), scales['bias'])
         return total
     for name, grads in _layer_grads(module, a, b).items():
-        if name in squares:
-            total += _weighted_square_sum(grads, squares[name])
+        if name in scales:
+            total += _weighted_square_sum(grads, scales[name])
     return total
 
 
 def _conv_square_norms(module: nn.Conv2d, a: torch.Tensor, b: torch.Tensor,
-                       square: Optional[torch.Tensor]) -> torch.Tensor:
+                       scale: Optional[torch.Tensor]) -> torch.Tensor:
     """``||T g_i(weight)||^2`` of a convolution per sample, made a block
     of at most :data:`BLOCK_BYTES` at a time (a block of samples, or of
-    one sample's output channels) and reduced at once."""
+    one sample's output channels) into one reused buffer, from that
+    block's own unfolded input, and reduced at once."""
     size, groups = a.shape[0], module.groups
+    channels, positions = b.shape[1], b.shape[2] * b.shape[3]
     per_sample = module.weight.numel() * a.element_size()
     step = max(1, BLOCK_BYTES // per_sample)
     total = a.new_zeros(size)
-    if _many_positions(module, b.shape[2] * b.shape[3], b.shape[1]):
+    if _many_positions(module, positions, channels):
         for start in range(0, size, step):
             end = start + step
             total[start:end] = _weighted_square_sum(
                 _conv_weight_grads(module, a[start:end], b[start:end]),
-                square)
+                scale)
         return total
-    grad, patches = _conv_operands(module, a, b)
-    if patches.shape[-1] == 1:  # one position: an outer product
+    grad = b.reshape(size, groups, channels // groups, positions)
+    if scale is not None:
+        scale = scale.view(groups, channels // groups, -1)
+    if positions == 1:  # one position: an outer product
+        patches = _patches(module, a)
         grad, patches = grad[..., 0].square(), patches[..., 0].square()
-        if square is None:
+        if scale is None:
             return (grad.sum(2) * patches.sum(2)).sum(1)
-        square = square.view(groups, grad.shape[2], patches.shape[2])
-        return torch.einsum('bgo,goi,bgi->b', grad, square, patches)
-    if square is not None:
-        square = square.view(1, groups, grad.shape[2], patches.shape[2])
+        return torch.einsum('bgo,goi,bgi->b', grad, scale.square(),
+                            patches)
+    inputs = module.weight[0].numel()  # in * kh * kw of a group
     if groups > 1 or step > 1:
+        buffer = a.new_empty((min(step, size) * groups, channels // groups,
+                              inputs))
         for start in range(0, size, step):
-            end = start + step
+            end = min(size, start + step)
+            patches = _patches(module, a[start:end])
+            block = torch.bmm(grad[start:end].flatten(0, 1),
+                              patches.flatten(0, 1).transpose(1, 2),
+                              out=buffer[:(end - start) * groups])
             total[start:end] = _weighted_square_sum(
-                torch.einsum('bgol,bgil->bgoi', grad[start:end],
-                             patches[start:end]), square)
+                block.view(end - start, groups, channels // groups, inputs),
+                scale)
         return total
     # One sample's gradient exceeds a block: its output channels in rows.
-    rows = max(1, BLOCK_BYTES // (patches.shape[2] * a.element_size()))
-    patches = patches[:, 0].transpose(1, 2)
+    rows = max(1, BLOCK_BYTES // (inputs * a.element_size()))
+    buffer = a.new_empty((min(rows, channels), inputs))
     for index in range(size):
-        for start in range(0, grad.shape[2], rows):
-            end = start + rows
-            block = grad[index, 0, start:end] @ patches[index]
-            total[index] += _weighted_square_sum(
-                block[None], None if square is None else
-                square[:, 0, start:end])[0]
+        patches = _patches(module, a[index:index + 1])[0, 0].transpose(0, 1)
+        for start in range(0, channels, rows):
+            end = min(channels, start + rows)
+            block = torch.mm(grad[index, 0, start:end], patches,
+                             out=buffer[:end - start])
+            total[index:index + 1] += _weighted_square_sum(
+                block[None], None if scale is None else
+                scale[0, start:end])
     return total
 
 

@@ -268,3 +268,35 @@ def test_a_forward_with_per_sample_weights_is_each_samples_own(net_kind):
                 lambda: net(x))
         assert torch.allclose(got, expected, rtol=1e-10, atol=1e-12)
     assert all('forward' not in m.__dict__ for m in net.modules())
+
+
+@pytest.mark.parametrize('conv', [
+    dict(kernel_size=3, padding=1),
+    dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0),
+         dilation=(1, 2)),
+    dict(kernel_size=(1, 3), stride=(1, 3), padding=(0, 2), groups=2),
+    dict(kernel_size=2, stride=2),
+], ids=['same', 'uneven', 'grouped', 'no_padding'])
+@pytest.mark.parametrize('layout', ['contiguous', 'channels_last'])
+def test_a_convolutions_patches_are_its_unfolded_input(conv, layout):
+    """The patches that per-sample products and the forward under
+    per-sample weights multiply are ``F.unfold``'s, in its order, per
+    group, whatever the kernel, stride, padding, dilation and memory
+    layout of the input."""
+    from mmsaal.per_sample import _patches
+    module = nn.Conv2d(4, 6, **conv)
+    x = torch.randn(3, 4, 7, 9)
+    if layout == 'channels_last':
+        x = x.to(memory_format=torch.channels_last)
+    want = nn.functional.unfold(x, module.kernel_size, module.dilation,
+                                module.padding, module.stride)
+    got = _patches(module, x)
+    assert got.shape == (3, module.groups,
+                         want.shape[1] // module.groups, want.shape[2])
+    assert torch.equal(got.flatten(1, 2), want)
+    weight = module.weight.detach().view(module.groups, 6 // module.groups,
+                                         -1)
+    products = torch.cat([weight[g] @ got[:, g]
+                          for g in range(module.groups)], 1)
+    out = module(x).detach() - module.bias.detach()[:, None, None]
+    assert torch.allclose(products, out.flatten(2), atol=1e-5)

@@ -142,18 +142,18 @@ def per_sample_norms(model: nn.Module, params: Sequence[torch.Tensor],
         Unsupported: A parameter's layer is not supported.
     """
     loss, layers = _layer_inputs_and_grads(model, params, losses)
-    scales = {id(p): (None if scales is None else s.detach())
-              for p, s in zip(params, scales or [None] * len(params))}
+    scale_of = {id(p): (None if scales is None else s.detach())
+                for p, s in zip(params, scales or [None] * len(params))}
     calls: Dict[nn.Module, int] = {}
     for module, _, _ in layers:
         calls[module] = calls.get(module, 0) + 1
     total = loss.new_zeros(loss.shape[0]).detach()
     shared: Dict[int, torch.Tensor] = {}
     for module, a, b in layers:
-        own = {name: scales[id(getattr(module, name))]
+        own = {name: scale_of[id(getattr(module, name))]
                for name in ('weight', 'bias')
                if getattr(module, name, None) is not None
-               and id(getattr(module, name)) in scales}
+               and id(getattr(module, name)) in scale_of}
         if calls[module] > 1:  # a layer run twice: sum before squaring
             for name, g in _layer_grads(module, a, b).items():
                 if name in own:
@@ -162,7 +162,7 @@ def per_sample_norms(model: nn.Module, params: Sequence[torch.Tensor],
             continue
         total += _layer_square_norms(module, a, b, own)
     for key, g in shared.items():
-        total += _weighted_square_sum(g, scales[key])
+        total += _weighted_square_sum(g, scale_of[key])
     return loss.detach(), total.sqrt()
 
 
@@ -347,10 +347,9 @@ def _patches(module: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     input (about twice as fast as ``F.unfold`` on a 2-core CPU)."""
     (kh, kw), (dh, dw) = module.kernel_size, module.dilation
     (sh, sw), (ph, pw) = module.stride, module.padding
+    height, width = _output_size(module, x)
     if ph or pw:
         x = F.pad(x, (pw, pw, ph, ph))
-    height = (x.shape[2] - dh * (kh - 1) - 1) // sh + 1
-    width = (x.shape[3] - dw * (kw - 1) - 1) // sw + 1
     s = x.stride()
     view = x.as_strided(
         (x.shape[0], x.shape[1], kh, kw, height, width),

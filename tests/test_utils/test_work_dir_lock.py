@@ -100,12 +100,14 @@ from mmsaal.utils import WorkDirLock
 lock = WorkDirLock(sys.argv[1], 'a run with a worker')
 lock.acquire()
 worker = os.fork()  # as a DataLoader worker is
+# Each line is one write (print makes two), so the two processes' lines
+# cannot interleave in the pipe.
 if worker == 0:
-    print('held' if lock.held else 'closed', flush=True)
+    os.write(1, b'held\\n' if lock.held else b'closed\\n')
     os.close(1), os.close(2)  # the test reads to the end of the output
     time.sleep(60)
     os._exit(0)
-print(worker, flush=True)
+os.write(1, b'%d\\n' % worker)
 time.sleep(0.5)
 os.kill(os.getpid(), signal.SIGKILL)
 """

@@ -102,9 +102,10 @@ def test_segmentation_regions_through_label_studio(street_domains, server,
         assert np.array_equal(cv2.imread(target, cv2.IMREAD_UNCHANGED),
                               painted), target
     after_round_1 = {t: p.copy() for t, p in expected.items()}
+    second_round = paint_round(2)
     painted = {t for t in truth if any(
         osp.basename(t).replace('_gtFine_labelTrainIds.png', '') in
-        item['name'] for item in paint_round(2))}
+        item['name'] for item in second_round)}
     run_train_al(work_dir, options, config=config, env=env,
                  extra=['--resume'])
     # A map painted again keeps what it held as <map>.round_02.bak.

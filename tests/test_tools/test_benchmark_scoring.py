@@ -9,8 +9,10 @@ from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, SEG_DEMO_CONFIG,
 
 METHODS = ('inference', 'saal_head', 'saal_all', 'naive', 'exact_head',
            'first_order_head')
-#: The detector and segmentor runs fork their methods' processes from a
-#: server (the classifier's start each in a new interpreter, the default).
+#: The runs fork their methods' processes from a server: the arguments and
+#: results still go pickled, as with spawn, the default, whose new
+#: interpreter per method (about 10 s of imports each) the process that
+#: dies below starts.
 FORKSERVER = ('--start-method', 'forkserver')
 
 
@@ -122,7 +124,7 @@ def test_classifier_columns_batched_and_equal_to_the_reference(tmp_path):
                              f'train_dataloader.dataset.data_root={tmp_path}/'],
                     '--batch-size', '6', '--methods', 'inference',
                     'saal_head', 'saal_all', 'naive', 'backward',
-                    num_images=12)
+                    *FORKSERVER, num_images=12)
     check_columns(table(out), ('inference', 'saal_head', 'saal_all',
                                'naive', 'backward'))
     assert max_difference(out) < 1e-4

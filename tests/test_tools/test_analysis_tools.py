@@ -22,12 +22,13 @@ def tool(*args, check=True):
 
 @pytest.fixture(scope='module')
 def benchmark(voc_shapes, tmp_path_factory):
-    """benchmark_al.py over two strategies, one seed, a short schedule."""
+    """benchmark_al.py over two strategies (one with sampler fields), one
+    seed, a short schedule."""
     root = str(tmp_path_factory.mktemp('benchmark'))
     options = [o for o in quick_options(voc_shapes, rounds=1)
                if not o.startswith('active_learning.pool_sampler')]
     result = tool('tools/benchmark_al.py', DEMO_CONFIG, '--strategies',
-                  'random', 'least_confidence', 'entropy:aggregation=sum',
+                  'random', 'entropy:aggregation=sum',
                   '--seeds', '0', '--work-dir', root, '--cfg-options',
                   *options)
     return root, result.stdout
@@ -35,25 +36,22 @@ def benchmark(voc_shapes, tmp_path_factory):
 
 def test_benchmark_prints_the_area_under_the_curve_per_strategy(benchmark):
     root, stdout = benchmark
-    assert 'RandomSampler' in stdout and 'LeastConfidenceSampler' in stdout
+    assert 'RandomSampler' in stdout and 'EntropySampler' in stdout
     assert 'AULC pascal_voc/mAP' in stdout
     assert 'share of revealed pixels' not in stdout  # image queries
     # The scorers' spread per round is printed; random has no scores.
     spread = stdout.split('scores per query round')[1].splitlines()
     assert spread[1].split() == ['strategy', 'round', '1']
-    assert {line.split()[0] for line in spread[2:4]} == {
-        'LeastConfidenceSampler', 'EntropySampler:aggregation=sum'}
-    assert 'RandomSampler' not in '\n'.join(spread[2:4])
+    assert spread[2].split()[0] == 'EntropySampler:aggregation=sum'
+    assert 'queried images that held no object' in spread[3]  # no random
     # Detection pools: the share of queried images with nothing to box
     # (the shapes set has no empty image).
     empty = stdout.split('queried images that held no object')[1]
-    assert [line.split() for line in empty.splitlines()[1:4]] == [
-        ['RandomSampler', '0.0'], ['LeastConfidenceSampler', '0.0'],
-        ['EntropySampler:aggregation=sum', '0.0']]
+    assert [line.split() for line in empty.splitlines()[1:3]] == [
+        ['RandomSampler', '0.0'], ['EntropySampler:aggregation=sum', '0.0']]
     summary = json.load(open(osp.join(root, 'summary.json')))
     assert {row['strategy'] for row in summary} == {
-        'RandomSampler', 'LeastConfidenceSampler',
-        'EntropySampler:aggregation=sum'}
+        'RandomSampler', 'EntropySampler:aggregation=sum'}
     # A strategy with fields runs that sampler with them.
     variant = json.load(open(osp.join(root, 'entropy-aggregation=sum_seed0',
                                       'report.json')))
@@ -67,7 +65,7 @@ def test_benchmark_prints_the_area_under_the_curve_per_strategy(benchmark):
 
 def test_report_lists_every_round_with_counts_times_and_classes(benchmark):
     root, _ = benchmark
-    work_dir = osp.join(root, 'least_confidence_seed0')
+    work_dir = osp.join(root, 'entropy-aggregation=sum_seed0')
     rows = json.load(open(osp.join(work_dir, 'report.json')))
     assert [r['labeled'] for r in rows] == [10, 15]
     assert all(r['metric'] is not None for r in rows)
@@ -93,7 +91,8 @@ def test_plot_tool_writes_png_and_csv(benchmark, tmp_path):
     out = str(tmp_path / 'curves.png')
     result = tool('tools/analysis_tools/plot_al_curves.py',
                   osp.join(root, 'random_seed0'),
-                  osp.join(root, 'least_confidence_seed0'), '--out', out)
+                  osp.join(root, 'entropy-aggregation=sum_seed0'), '--out',
+                  out)
     assert 'RandomSampler' in result.stdout
     rows = list(csv.DictReader(open(str(tmp_path / 'curves.csv'))))
     assert len(rows) == 4 and {r['round'] for r in rows} == {'0', '1'}
@@ -115,7 +114,7 @@ def test_area_under_curve_is_the_mean_metric_over_the_budget():
 def test_browse_queries_draws_the_round_with_the_model_that_scored_it(
         benchmark, tmp_path):
     root, _ = benchmark
-    work_dir = osp.join(root, 'least_confidence_seed0')
+    work_dir = osp.join(root, 'entropy-aggregation=sum_seed0')
     out = str(tmp_path / 'sheet.png')
     result = tool('tools/analysis_tools/browse_queries.py', work_dir,
                   '--round', '1', '--out', out)

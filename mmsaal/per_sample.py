@@ -32,6 +32,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.graph import get_gradient_edge
 
 #: The layer kinds whose per-sample gradients are computed here.
 SUPPORTED = (nn.Linear, nn.Conv2d, nn.modules.batchnorm._BatchNorm)
@@ -179,18 +180,18 @@ def _layer_inputs_and_grads(model: nn.Module,
     activation cost ResNet-18 a sixth of its per-sample norms): a later
     in-place change of one (its version counter says so) would make its
     gradients wrong, and raises :class:`Unsupported` (autograd refuses to
-    train such a model too: the layer saved that input).
+    train such a model too: the layer saved that input). Nor is its output
+    copied: the gradient is asked at the output's gradient edge as the
+    layer made it, which a later in-place op (ReLU(inplace=True), a
+    residual ``+=``) does not move: no copy of every output to be changed
+    in its place, and no node in the graph to make each copy.
     """
     owners = _owners(model, params)
     records: List[tuple] = []
 
     def keep(module, inputs, output):
         a = inputs[0].detach()
-        records.append((module, a, a._version, output))
-        # The layer's output is handed on as a copy: a later in-place op
-        # (ReLU(inplace=True), a residual +=) then changes the copy, not
-        # the tensor whose gradient is asked for.
-        return output.clone()
+        records.append((module, a, a._version, get_gradient_edge(output)))
 
     handles = [m.register_forward_hook(keep) for m in {id(m): m for m, _
                                                        in owners.values()}
@@ -208,8 +209,8 @@ def _layer_inputs_and_grads(model: nn.Module,
         if a._version != version:
             raise Unsupported(f'the input of a {type(module).__name__} '
                               f'was changed in place after it ran')
-    outputs = [output for _, _, _, output in records]
-    grads_out = torch.autograd.grad(loss.sum(), outputs, allow_unused=True)
+    edges = [edge for _, _, _, edge in records]
+    grads_out = torch.autograd.grad(loss.sum(), edges, allow_unused=True)
     return loss, [(module, a, b.detach())
                   for (module, a, _, _), b in zip(records, grads_out)
                   if b is not None]

@@ -294,15 +294,19 @@ def _layer_grads(module: nn.Module, a: torch.Tensor, b: torch.Tensor,
         if module.bias is not None:
             out['bias'] = put('bias', b.sum(dim=(2, 3)))
     else:  # BatchNorm in eval mode
-        shape = (1, -1) + (1, ) * (a.dim() - 2)
-        x_hat = (a - module.running_mean.view(shape)) * torch.rsqrt(
-            module.running_var.view(shape) + module.eps)
-        dims = tuple(range(2, a.dim()))
+        # sum b * x_hat = (sum b * a - mean * sum b) / sqrt(var + eps): one
+        # batched dot product over the positions, no x_hat.
+        flat_a, flat_b = a.reshape(-1, 1, a[0, 0].numel()), \
+            b.reshape(-1, 1, b[0, 0].numel())
+        summed = flat_b.sum(2).view(size, -1)
         if module.weight is not None:
-            out['weight'] = put('weight', (b * x_hat).sum(dim=dims)
-                                if dims else b * x_hat)
+            dot = torch.bmm(flat_b, flat_a.transpose(1, 2)).view(size, -1)
+            out['weight'] = put('weight', (dot - module.running_mean *
+                                           summed) * torch.rsqrt(
+                                               module.running_var +
+                                               module.eps))
         if module.bias is not None:
-            out['bias'] = put('bias', b.sum(dim=dims) if dims else b)
+            out['bias'] = put('bias', summed)
     return out
 
 

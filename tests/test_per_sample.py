@@ -45,9 +45,9 @@ def network() -> nn.Module:
         nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16),
         nn.ReLU(inplace=True), Block(16), Block(16),
         nn.Conv2d(16, 32, 3, stride=2, padding=1, groups=4), Tokens(),
-        nn.ReLU(), nn.Linear(8, 10))
+        nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 10))
     for module in net.modules():
-        if isinstance(module, nn.BatchNorm2d):
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.running_mean.normal_()
             module.running_var.uniform_(0.5, 2)
             module.weight.data.normal_()

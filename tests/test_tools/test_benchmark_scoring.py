@@ -9,10 +9,10 @@ from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, SEG_DEMO_CONFIG,
 
 METHODS = ('inference', 'saal_head', 'saal_all', 'naive', 'exact_head',
            'first_order_head')
-#: The runs fork their methods' processes from a server: the arguments and
-#: results still go pickled, as with spawn, the default, whose new
-#: interpreter per method (about 10 s of imports each) the process that
-#: dies below starts.
+#: The runs fork their methods' processes from a server, which spares each
+#: method the 10 s of imports of a new interpreter; arguments and results
+#: are pickled as with spawn, the default, which the test of a measuring
+#: process that dies still starts.
 FORKSERVER = ('--start-method', 'forkserver')
 
 

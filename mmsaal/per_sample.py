@@ -83,7 +83,7 @@ def per_sample_gradients(model: nn.Module, params: Sequence[torch.Tensor],
     Raises:
         Unsupported: A parameter's layer is not supported.
     """
-    loss, layers = _layer_inputs_and_grads(model, params, losses)
+    loss, layers = layer_inputs_and_grads(model, params, losses)
     size = loss.shape[0]
     into = {} if out is None else {
         id(p): buffer[:size] for p, buffer in zip(params, out)}
@@ -142,13 +142,28 @@ def per_sample_norms(model: nn.Module, params: Sequence[torch.Tensor],
     Raises:
         Unsupported: A parameter's layer is not supported.
     """
-    loss, layers = _layer_inputs_and_grads(model, params, losses)
+    loss, layers = layer_inputs_and_grads(model, params, losses)
+    if not layers:  # no parameter reached the losses
+        return loss.detach(), loss.new_zeros(loss.shape[0]).detach()
+    return loss.detach(), square_norms(layers, params, scales).sqrt()
+
+
+def square_norms(layers: Sequence[Tuple[nn.Module, torch.Tensor,
+                                        torch.Tensor]],
+                 params: Sequence[torch.Tensor],
+                 scales: Optional[Sequence[torch.Tensor]] = None
+                 ) -> torch.Tensor:
+    """Each sample's ``||T g_i||^2`` over those of ``params`` that the
+    ``layers`` own, from their calls' inputs and output gradients (as
+    :func:`layer_inputs_and_grads` gives them): the second half of
+    :func:`per_sample_norms`. ``layers`` is not empty, and a layer called
+    twice has both of its calls in it."""
     scale_of = {id(p): (None if scales is None else s.detach())
                 for p, s in zip(params, scales or [None] * len(params))}
     calls: Dict[nn.Module, int] = {}
     for module, _, _ in layers:
         calls[module] = calls.get(module, 0) + 1
-    total = loss.new_zeros(loss.shape[0]).detach()
+    total = layers[0][1].new_zeros(layers[0][1].shape[0])
     shared: Dict[int, torch.Tensor] = {}
     for module, a, b in layers:
         own = {name: scale_of[id(getattr(module, name))]
@@ -164,17 +179,19 @@ def per_sample_norms(model: nn.Module, params: Sequence[torch.Tensor],
         total += _layer_square_norms(module, a, b, own)
     for key, g in shared.items():
         total += _weighted_square_sum(g, scale_of[key])
-    return loss.detach(), total.sqrt()
+    return total
 
 
-def _layer_inputs_and_grads(model: nn.Module,
+def layer_inputs_and_grads(model: nn.Module,
                             params: Sequence[torch.Tensor],
                             losses: Callable[[], torch.Tensor]
                             ) -> Tuple[torch.Tensor, List[Tuple[
                                 nn.Module, torch.Tensor, torch.Tensor]]]:
     """One forward and one backward of the batch: the per-sample losses
     and, for every call of a layer that owns one of ``params``, its input
-    ``a`` and the gradient ``b`` of the summed losses at its output.
+    ``a`` and the gradient ``b`` of the summed losses at its output (the
+    first half of :func:`per_sample_gradients` and
+    :func:`per_sample_norms`).
 
     A layer's input is kept as it is, not copied (a copy of every
     activation cost ResNet-18 a sixth of its per-sample norms): a later

@@ -195,6 +195,34 @@ def test_per_sample_norms_equal_the_norms_of_the_gradients(
     assert all(p.grad is None for p in params)
 
 
+def test_the_norms_of_each_layer_come_apart():
+    """``square_norms`` of one layer's call (what ``benchmark_scoring.py
+    --parts`` times by output size) is that layer's share of each
+    sample's ``||T g_i||^2``."""
+    from mmsaal.per_sample import layer_inputs_and_grads, square_norms
+    net = network().double()
+    x = torch.randn(6, 3, 16, 16, dtype=torch.float64)
+
+    def losses():
+        logits = net(x)
+        return nn.functional.cross_entropy(logits, logits.argmax(1).detach(),
+                                           reduction='none')
+
+    params = list(net.parameters())
+    scales = [p.abs() for p in params]
+    _, layers = layer_inputs_and_grads(net, params, losses)
+    expected = reference(net, x)
+    names = {id(p): n for n, p in net.named_parameters()}
+    assert len(layers) == len({id(m) for m in net.modules()
+                               if list(m.parameters(recurse=False))})
+    for module, a, b in layers:
+        want = sum((expected[names[id(p)]] * p.detach().abs()
+                    ).square().flatten(1).sum(1)
+                   for p in module.parameters(recurse=False))
+        got = square_norms([(module, a, b)], params, scales)
+        assert torch.allclose(got, want, rtol=1e-10), type(module)
+
+
 class ChangesAnInput(nn.Module):
     """A layer's input changed in place after the layer ran (``in_place``)
     or not: its kept input must be the one it saw."""

@@ -33,7 +33,10 @@ glibc's allocator holds on to after a free; ``live MB`` is the heap in use
 (``mallinfo2``), what the tensors and the interpreter hold at the time.
 ``--parts`` times the parts of SAAL ``head`` on their own and prints what
 they sum to: a lower bound for a segmentor; for a detector, an estimate per
-path and the part beyond inference that costs most.
+path and the part beyond inference that costs most; for a classifier, the
+parts of batched first order (the backward to the perturbed layers'
+outputs, the per-sample norms by the layers' output size) beside the plain
+backward.
 
 Example::
 
@@ -150,7 +153,9 @@ def parse_args():
         action='store_true',
         help='also time the parts of SAAL head (segmentors: backbone, decode '
         'head forward and backward; detectors: backbone + neck, heads, '
-        'loss, backward, perturbed pass) and print what they sum to')
+        'loss, backward, perturbed pass) or, for a classifier, of batched '
+        'first order (backward to the layer outputs, per-sample norms by '
+        'output size) and print what they sum to')
     parser.add_argument(
         '--top-k',
         type=int,
@@ -413,8 +418,53 @@ def detector_parts(model, batches) -> dict:
     return {key: value / len(batches) for key, value in totals.items()}
 
 
+def classifier_parts(model, batches, settings) -> dict:
+    """Seconds per image of what batched first order runs on a classifier
+    (``perturb_scope='all'``): one forward and one backward of the images'
+    losses to every perturbed layer's output, then the per-sample norms
+    from those layers' inputs and output gradients, timed by the layers'
+    output size; beside inference and the plain backward, whose weight
+    gradients (summed over the batch) are the same multiply-adds as the
+    norms' per-sample products."""
+    from mmsaal.adapters import perturbed_parameters
+    from mmsaal.per_sample import layer_inputs_and_grads, square_norms
+    params = [p for _, p in perturbed_parameters(model, 'all')]
+    scales = None if settings.get('perturbation') == 'sam' else [
+        p.detach().abs() for p in params]
+    backward = method_step('backward', model, settings)
+    totals = defaultdict(float)
+    for batch in batches:
+        inputs = model.data_preprocessor(batch, False)['inputs']
+
+        def losses():
+            logits = model(inputs, mode='tensor')
+            return model.head.loss_module(logits, logits.argmax(1).detach(),
+                                          reduction_override='none')
+
+        with torch.no_grad():
+            totals['inference'] += best_seconds(lambda: model.test_step(batch))
+        totals['backward'] += best_seconds(lambda: backward(batch))
+        totals['to_outputs'] += best_seconds(
+            lambda: layer_inputs_and_grads(model, params, losses))
+        groups = defaultdict(list)
+        first_size = {}
+        for module, a, b in layer_inputs_and_grads(model, params, losses)[1]:
+            # Both calls of a layer called twice go with its first.
+            size = first_size.setdefault(module, 'x'.join(
+                map(str, b.shape[2:])) if b.dim() == 4 else 'vectors')
+            groups[size].append((module, a, b))
+        for size, layers in groups.items():
+            totals[f'norms {size}'] += best_seconds(
+                lambda: square_norms(layers, params, scales))
+    images = sum(len(batch['inputs']) for batch in batches)
+    return {key: value / images for key, value in totals.items()}
+
+
 def measure_parts(args, queue):
-    model, batches, _ = setup(args)
+    model, batches, settings = setup(args)
+    if is_classifier(model):
+        queue.put(classifier_parts(model, batches, settings))
+        return
     parts = head_parts if hasattr(model, 'decode_head') else detector_parts
     queue.put(parts(model, batches))
 
@@ -422,6 +472,9 @@ def measure_parts(args, queue):
 def print_parts(parts: dict) -> None:
     if 'first_forward' in parts:
         print_detector_parts(parts)
+        return
+    if 'to_outputs' in parts:
+        print_classifier_parts(parts)
         return
     inference, head = parts['inference'], parts['head_forward']
     backward = parts['head_forward_backward'] - head
@@ -432,6 +485,28 @@ def print_parts(parts: dict) -> None:
           f'({backward / head:.2f}x its forward)')
     print(f'SAAL head = inference + one more head forward + one head '
           f'backward: at least {floor:.2f}x inference')
+
+
+def print_classifier_parts(parts: dict) -> None:
+    """Batched first order's parts and what they sum to, beside the plain
+    backward."""
+    inference, outputs = parts['inference'], parts['to_outputs']
+    norms = {key[len('norms '):]: value for key, value in parts.items()
+             if key.startswith('norms ')}
+    total = outputs + sum(norms.values())
+    print(f'\nfastest of {PART_REPEATS}, s/img: inference {inference:.4f}, '
+          f'plain backward {parts["backward"]:.4f} '
+          f'({parts["backward"] / inference:.2f}x inference)')
+    print(f'batched first order = forward + backward to every perturbed '
+          f'layer\'s output {outputs / inference:.2f}x + per-sample norms '
+          f'{sum(norms.values()) / inference:.2f}x (by output size: ' +
+          ', '.join(f'{size} {value / inference:.2f}x'
+                    for size, value in norms.items()) +
+          f'): its parts sum to {total / inference:.2f}x inference')
+    print(f'the plain backward beyond the outputs\' gradients (its summed '
+          f'weight gradients, the same multiply-adds as the norms\' '
+          f'per-sample products): '
+          f'{(parts["backward"] - outputs) / inference:.2f}x inference')
 
 
 def print_detector_parts(parts: dict) -> None:

@@ -4,6 +4,8 @@ both cost breakdowns."""
 import re
 import sys
 
+import pytest
+
 from conftest import (DEMO_CONFIG, PYTHONPATH, REPO, SEG_DEMO_CONFIG,
                       data_options, run_python, seg_data_options)
 
@@ -90,7 +92,6 @@ def test_a_measuring_process_that_dies_stops_the_benchmark():
     """Before, the parent waited on the dead child's queue for ever."""
     import multiprocessing as mp
 
-    import pytest
     sys.path.insert(0, f'{REPO}/tools')  # the child imports it by name
     try:
         import benchmark_scoring
@@ -124,8 +125,23 @@ def test_classifier_columns_batched_and_equal_to_the_reference(tmp_path):
                              f'train_dataloader.dataset.data_root={tmp_path}/'],
                     '--batch-size', '6', '--methods', 'inference',
                     'saal_head', 'saal_all', 'naive', 'backward',
-                    *FORKSERVER, num_images=12)
+                    '--parts', *FORKSERVER, num_images=12)
     check_columns(table(out), ('inference', 'saal_head', 'saal_all',
                                'naive', 'backward'))
     assert max_difference(out) < 1e-4
     assert re.search(r'agreement with saal_head \(12 images', out), out
+    # Batched first order's parts: the digits' 8x8 to 1x1 stages and
+    # the linear head, adding up to what is printed.
+    parts = re.search(r"output (\S+)x \+ per-sample norms (\S+)x \(by "
+                      r"output size: (.+)\): its parts sum to (\S+)x", out)
+    assert parts, out
+    outputs, norms, sizes, total = parts.groups()
+    sizes = dict(item.split() for item in sizes.split(', '))
+    assert set(sizes) == {'8x8', '4x4', '2x2', '1x1', 'vectors'}, sizes
+    assert all(float(v.rstrip('x')) > 0 for v in sizes.values())
+    assert float(norms) == pytest.approx(
+        sum(float(v.rstrip('x')) for v in sizes.values()), abs=0.02)
+    assert float(total) == pytest.approx(float(outputs) + float(norms),
+                                         abs=0.02)
+    assert re.search(r'plain backward beyond the outputs.*: -?\S+x '
+                     r'inference', out), out

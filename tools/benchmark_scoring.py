@@ -423,9 +423,7 @@ def classifier_parts(model, batches, settings) -> dict:
     (``perturb_scope='all'``): one forward and one backward of the images'
     losses to every perturbed layer's output, then the per-sample norms
     from those layers' inputs and output gradients, timed by the layers'
-    output size; beside inference and the plain backward, whose weight
-    gradients (summed over the batch) are the same multiply-adds as the
-    norms' per-sample products."""
+    output size; beside inference and the plain backward."""
     from mmsaal.adapters import perturbed_parameters
     from mmsaal.per_sample import layer_inputs_and_grads, square_norms
     params = [p for _, p in perturbed_parameters(model, 'all')]
@@ -503,10 +501,6 @@ def print_classifier_parts(parts: dict) -> None:
           ', '.join(f'{size} {value / inference:.2f}x'
                     for size, value in norms.items()) +
           f'): its parts sum to {total / inference:.2f}x inference')
-    print(f'the plain backward beyond the outputs\' gradients (its summed '
-          f'weight gradients, the same multiply-adds as the norms\' '
-          f'per-sample products): '
-          f'{(parts["backward"] - outputs) / inference:.2f}x inference')
 
 
 def print_detector_parts(parts: dict) -> None:

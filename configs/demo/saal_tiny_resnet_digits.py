@@ -14,7 +14,7 @@ active_learning = dict(
     # The reference's Max mode: the perturbed loss. The head's weights move
     # (the default); perturb_scope='all' moves every weight as the
     # reference does, ranks the images alike on this set (Spearman 0.997,
-    # top-80 overlap 0.97, docs/en/user_guides/classification.md) and costs 52x more.
+    # top-80 overlap 0.97, docs/en/user_guides/classification.md) and costs 56x more.
     pool_sampler=dict(type='SAALSampler'),
     initial_labeled=20,
     initial_balanced=True,

@@ -183,10 +183,10 @@ def square_norms(layers: Sequence[Tuple[nn.Module, torch.Tensor,
 
 
 def layer_inputs_and_grads(model: nn.Module,
-                            params: Sequence[torch.Tensor],
-                            losses: Callable[[], torch.Tensor]
-                            ) -> Tuple[torch.Tensor, List[Tuple[
-                                nn.Module, torch.Tensor, torch.Tensor]]]:
+                           params: Sequence[torch.Tensor],
+                           losses: Callable[[], torch.Tensor]
+                           ) -> Tuple[torch.Tensor, List[Tuple[
+                               nn.Module, torch.Tensor, torch.Tensor]]]:
     """One forward and one backward of the batch: the per-sample losses
     and, for every call of a layer that owns one of ``params``, its input
     ``a`` and the gradient ``b`` of the summed losses at its output (the

@@ -67,15 +67,23 @@ def reference(net, x):
     return vmap(grad(loss), in_dims=(None, 0))(weights, x)
 
 
+def argmax_losses(net, x):
+    """``losses`` for the functions under test: each sample's cross-entropy
+    against its own argmax, as SAAL's pseudo-labels give it."""
+    def losses():
+        logits = net(x)
+        return nn.functional.cross_entropy(logits, logits.argmax(1).detach(),
+                                           reduction='none')
+
+    return losses
+
+
 def test_per_sample_gradients_equal_each_samples_own_backward():
     net = network()
     x = torch.randn(6, 3, 16, 16)
     params = list(net.parameters())
 
-    def losses():
-        logits = net(x)
-        return nn.functional.cross_entropy(logits, logits.argmax(1).detach(),
-                                           reduction='none')
+    losses = argmax_losses(net, x)
 
     ours = per_sample_gradients(net, params, losses)
     expected = reference(net, x)
@@ -103,10 +111,7 @@ def test_per_sample_gradients_written_into_buffers_reused(net_kind):
     for size in (5, 4):
         x = torch.randn((size, ) + shape, dtype=torch.float64)
 
-        def losses():
-            logits = net(x)
-            return nn.functional.cross_entropy(
-                logits, logits.argmax(1).detach(), reduction='none')
+        losses = argmax_losses(net, x)
 
         grads = per_sample_gradients(net, params, losses, out=out)
         expected = reference(net, x)
@@ -178,10 +183,7 @@ def test_per_sample_norms_equal_the_norms_of_the_gradients(
         net = FewPositions().double()
         x = torch.randn(5, 3, 8, 8, dtype=torch.float64)
 
-    def losses():
-        logits = net(x)
-        return nn.functional.cross_entropy(logits, logits.argmax(1).detach(),
-                                           reduction='none')
+    losses = argmax_losses(net, x)
 
     named = list(net.named_parameters())
     params = [p for _, p in named]
@@ -203,10 +205,7 @@ def test_the_norms_of_each_layer_come_apart():
     net = network().double()
     x = torch.randn(6, 3, 16, 16, dtype=torch.float64)
 
-    def losses():
-        logits = net(x)
-        return nn.functional.cross_entropy(logits, logits.argmax(1).detach(),
-                                           reduction='none')
+    losses = argmax_losses(net, x)
 
     params = list(net.parameters())
     scales = [p.abs() for p in params]
@@ -249,10 +248,7 @@ def test_an_input_changed_in_place_after_its_layer_is_refused():
         net = ChangesAnInput(in_place).double()
         x = torch.randn(4, 6, dtype=torch.float64)
 
-        def losses():
-            logits = net(x)
-            return nn.functional.cross_entropy(
-                logits, logits.argmax(1).detach(), reduction='none')
+        losses = argmax_losses(net, x)
 
         if in_place:
             with pytest.raises(Unsupported, match='Linear was changed'):

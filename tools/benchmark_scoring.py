@@ -242,6 +242,17 @@ def saal_settings(cfg: Config) -> dict:
     return sampler
 
 
+def argmax_losses(model, inputs):
+    """A classifier's per-image losses of ``inputs`` against its own
+    argmax, as SAAL's pseudo-labels (a function, for ``per_sample``)."""
+    def losses():
+        logits = model(inputs, mode='tensor')
+        return model.head.loss_module(logits, logits.argmax(1).detach(),
+                                      reduction_override='none')
+
+    return losses
+
+
 def method_step(name, model, settings):
     """A function scoring one batch the way method ``name`` does."""
     if name == 'inference':
@@ -269,10 +280,8 @@ def method_step(name, model, settings):
         def step(batch):
             inputs = model.data_preprocessor(batch, False)['inputs']
             with torch.enable_grad():
-                logits = model(inputs, mode='tensor')
-                loss = model.head.loss_module(logits, logits.argmax(1),
-                                              reduction_override='none')
-                torch.autograd.grad(loss.sum(), params)
+                torch.autograd.grad(argmax_losses(model, inputs)().sum(),
+                                    params)
             return [0.0] * len(batch['inputs'])
     else:
         raise ValueError(f'unknown method {name}')
@@ -432,13 +441,8 @@ def classifier_parts(model, batches, settings) -> dict:
     backward = method_step('backward', model, settings)
     totals = defaultdict(float)
     for batch in batches:
-        inputs = model.data_preprocessor(batch, False)['inputs']
-
-        def losses():
-            logits = model(inputs, mode='tensor')
-            return model.head.loss_module(logits, logits.argmax(1).detach(),
-                                          reduction_override='none')
-
+        losses = argmax_losses(
+            model, model.data_preprocessor(batch, False)['inputs'])
         with torch.no_grad():
             totals['inference'] += best_seconds(lambda: model.test_step(batch))
         totals['backward'] += best_seconds(lambda: backward(batch))
